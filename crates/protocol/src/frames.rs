@@ -1,0 +1,201 @@
+//! WebSocket frames: what clients send (`ClientFrame`) and what the server sends (`ServerFrame`).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorCode;
+use crate::objects::{Chat, ChatEvent, Message, PresenceEntry, ReceiptKind, SyncedChat};
+
+/// A frame from a client, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Send {
+        id: String,
+        chat_id: String,
+        client_msg_id: String,
+        body: String,
+    },
+    Recv {
+        id: Option<String>,
+        chat_id: String,
+        seq: u64,
+    },
+    Read {
+        id: Option<String>,
+        chat_id: String,
+        seq: u64,
+    },
+    Sync {
+        id: String,
+        #[serde(default)]
+        cursors: HashMap<String, u64>,
+        limit: Option<u32>,
+    },
+    History {
+        id: String,
+        chat_id: String,
+        before_seq: Option<u64>,
+        limit: Option<u32>,
+    },
+    Typing {
+        id: Option<String>,
+        chat_id: String,
+    },
+    PresenceSub {
+        id: String,
+        user_ids: Vec<String>,
+    },
+    Ping {
+        id: String,
+    },
+}
+
+impl ClientFrame {
+    /// The request id, if the frame carries one.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            ClientFrame::Send { id, .. }
+            | ClientFrame::Sync { id, .. }
+            | ClientFrame::History { id, .. }
+            | ClientFrame::PresenceSub { id, .. }
+            | ClientFrame::Ping { id } => Some(id),
+            ClientFrame::Recv { id, .. }
+            | ClientFrame::Read { id, .. }
+            | ClientFrame::Typing { id, .. } => id.as_deref(),
+        }
+    }
+
+    /// The frame's `type`, for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientFrame::Send { .. } => "send",
+            ClientFrame::Recv { .. } => "recv",
+            ClientFrame::Read { .. } => "read",
+            ClientFrame::Sync { .. } => "sync",
+            ClientFrame::History { .. } => "history",
+            ClientFrame::Typing { .. } => "typing",
+            ClientFrame::PresenceSub { .. } => "presence_sub",
+            ClientFrame::Ping { .. } => "ping",
+        }
+    }
+}
+
+/// A frame from the server, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Hello {
+        proto: u32,
+        user_id: String,
+        device_id: String,
+        session_id: String,
+        server_id: String,
+        heartbeat_ms: u64,
+        max_frame_bytes: usize,
+        max_body_bytes: usize,
+    },
+    Sent {
+        re: String,
+        chat_id: String,
+        client_msg_id: String,
+        msg_id: String,
+        seq: u64,
+        ts: i64,
+    },
+    Msg(Message),
+    Receipt {
+        chat_id: String,
+        user_id: String,
+        kind: ReceiptKind,
+        seq: u64,
+    },
+    Synced {
+        re: String,
+        complete: bool,
+        chats: Vec<SyncedChat>,
+    },
+    History {
+        re: String,
+        chat_id: String,
+        messages: Vec<Message>,
+    },
+    Typing {
+        chat_id: String,
+        user_id: String,
+    },
+    Presence {
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        re: Option<String>,
+        users: Vec<PresenceEntry>,
+    },
+    Pong {
+        re: String,
+        ts: i64,
+    },
+    Chat {
+        event: ChatEvent,
+        chat: Chat,
+    },
+    Reconnect {
+        after_ms: u64,
+    },
+    /// Success reply to a request that has no frame of its own (`recv`, `read`, `typing` with an `id`).
+    Ok {
+        re: String,
+    },
+    Error {
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        re: Option<String>,
+        code: ErrorCode,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        retry_after_ms: Option<u64>,
+    },
+}
+
+impl ServerFrame {
+    /// An error frame answering request `re` (if any).
+    pub fn error(re: Option<String>, code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerFrame::Error {
+            re,
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    /// The frame as JSON text. Serializing these types cannot fail (string keys, no maps of non-strings).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server frames always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msg_frame_flattens_the_message() {
+        let frame = ServerFrame::Msg(Message {
+            chat_id: "c".into(),
+            seq: 3,
+            msg_id: "m".into(),
+            sender_id: "alice".into(),
+            client_msg_id: "k".into(),
+            body: "hi".into(),
+            ts: 7,
+        });
+        let v: serde_json::Value = serde_json::from_str(&frame.to_json()).unwrap();
+        assert_eq!(v["type"], "msg");
+        assert_eq!(v["seq"], 3);
+        assert_eq!(v["body"], "hi");
+    }
+
+    #[test]
+    fn error_frame_omits_absent_fields() {
+        let json = ServerFrame::error(None, ErrorCode::BadRequest, "nope").to_json();
+        assert_eq!(json, r#"{"type":"error","code":"bad_request","message":"nope"}"#);
+    }
+}

@@ -1,0 +1,164 @@
+//! The objects of protocol v1: messages, chats, members, summaries and presence entries.
+
+use serde::{Deserialize, Serialize};
+
+/// A stored message, as it appears in `msg` frames, `history` and REST.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub chat_id: String,
+    pub seq: u64,
+    pub msg_id: String,
+    pub sender_id: String,
+    pub client_msg_id: String,
+    pub body: String,
+    pub ts: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatKind {
+    Direct,
+    Group,
+}
+
+impl ChatKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatKind::Direct => "direct",
+            ChatKind::Group => "group",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "direct" => Some(ChatKind::Direct),
+            "group" => Some(ChatKind::Group),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user_id: String,
+    pub role: Role,
+}
+
+/// A chat with its members, as REST and `chat` frames carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chat {
+    pub chat_id: String,
+    pub kind: ChatKind,
+    pub title: Option<String>,
+    pub members: Vec<Member>,
+    pub created_at: i64,
+    pub head_seq: u64,
+}
+
+impl Chat {
+    pub fn member(&self, user_id: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.user_id == user_id)
+    }
+
+    pub fn is_admin(&self, user_id: &str) -> bool {
+        self.member(user_id).is_some_and(|m| m.role == Role::Admin)
+    }
+}
+
+/// One chat's state for one user and device, as `synced` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncedChat {
+    pub chat_id: String,
+    pub kind: ChatKind,
+    pub title: Option<String>,
+    pub head_seq: u64,
+    pub delivered_seq: u64,
+    pub read_seq: u64,
+    pub unread: u64,
+}
+
+/// A chat in `GET /v1/chats`: the chat plus the caller's watermarks and the last message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatListEntry {
+    #[serde(flatten)]
+    pub chat: Chat,
+    pub read_seq: u64,
+    pub delivered_seq: u64,
+    pub unread: u64,
+    pub last_message: Option<Message>,
+}
+
+/// Whether a user is online, and when they were last seen (ms since epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceEntry {
+    pub user_id: String,
+    pub online: bool,
+    pub last_seen: Option<i64>,
+    /// Set to `"forbidden"` when the caller may not see this user.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptKind {
+    Delivered,
+    Read,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatEvent {
+    Added,
+    Removed,
+    Updated,
+}
+
+/// A push platform a device token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushPlatform {
+    Apns,
+    Fcm,
+}
+
+impl PushPlatform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushPlatform::Apns => "apns",
+            PushPlatform::Fcm => "fcm",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "apns" => Some(PushPlatform::Apns),
+            "fcm" => Some(PushPlatform::Fcm),
+            _ => None,
+        }
+    }
+}

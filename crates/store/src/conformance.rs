@@ -1,0 +1,249 @@
+//! The store conformance suite: the same checks, run against every `MessageStore` backend
+//! (see `conformance_tests!`). Each check takes a fresh, empty store.
+
+use std::sync::Arc;
+
+use chat_protocol::{Chat, ChatKind, Member, Message, PushPlatform, Role};
+
+use crate::{MessageStore, PushDevice};
+
+/// Expands to one `#[tokio::test]` per conformance check, each on a store from `$make`
+/// (an async expression yielding `Arc<dyn MessageStore>`, or `None` to skip).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            chats_and_members, direct_chat_creation_is_idempotent, append_is_idempotent,
+            history_pages_forward_and_backward, sequencer_state_reports_head_and_recent_dedup,
+            dedup_entries_expire, watermarks_only_move_forward,
+            concurrent_watermarks_end_at_the_maximum, push_devices_register_and_remove,
+            last_seen_keeps_the_latest, concurrent_appends_all_land);
+    };
+    (@each $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some(store) = $make.await {
+                    $crate::conformance::$name(store).await;
+                }
+            }
+        )*
+    };
+}
+
+fn member(user: &str, role: Role) -> Member {
+    Member {
+        user_id: user.into(),
+        role,
+    }
+}
+
+fn group(chat_id: &str, members: &[(&str, Role)]) -> Chat {
+    Chat {
+        chat_id: chat_id.into(),
+        kind: ChatKind::Group,
+        title: Some("team".into()),
+        members: members.iter().map(|(u, r)| member(u, *r)).collect(),
+        created_at: 1_000,
+        head_seq: 0,
+    }
+}
+
+fn message(chat_id: &str, seq: u64, sender: &str, ts: i64) -> Message {
+    Message {
+        chat_id: chat_id.into(),
+        seq,
+        msg_id: format!("m-{chat_id}-{seq}"),
+        sender_id: sender.into(),
+        client_msg_id: format!("c-{seq}"),
+        body: format!("body {seq}"),
+        ts,
+    }
+}
+
+pub async fn chats_and_members(store: Arc<dyn MessageStore>) {
+    let chat = group("g1", &[("alice", Role::Admin), ("bob", Role::Member)]);
+    assert!(store.create_chat(&chat).await.unwrap());
+    let loaded = store.get_chat("g1").await.unwrap().expect("chat exists");
+    assert_eq!(loaded.kind, ChatKind::Group);
+    assert_eq!(loaded.title.as_deref(), Some("team"));
+    assert!(loaded.is_admin("alice"));
+    assert!(!loaded.is_admin("bob"));
+    assert!(store.get_chat("nope").await.unwrap().is_none());
+
+    store
+        .add_members("g1", &[member("carol", Role::Member), member("bob", Role::Member)])
+        .await
+        .unwrap();
+    let loaded = store.get_chat("g1").await.unwrap().unwrap();
+    assert_eq!(loaded.members.len(), 3);
+    assert_eq!(store.chat_ids_of_user("carol").await.unwrap(), vec!["g1".to_string()]);
+    let mut contacts = store.contacts_of("alice").await.unwrap();
+    contacts.sort();
+    assert_eq!(contacts, vec!["bob".to_string(), "carol".to_string()]);
+
+    assert!(store.remove_member("g1", "carol").await.unwrap());
+    assert!(!store.remove_member("g1", "carol").await.unwrap());
+    assert!(store.chat_ids_of_user("carol").await.unwrap().is_empty());
+    assert!(store.contacts_of("carol").await.unwrap().is_empty());
+}
+
+pub async fn direct_chat_creation_is_idempotent(store: Arc<dyn MessageStore>) {
+    let chat = Chat {
+        chat_id: "d1".into(),
+        kind: ChatKind::Direct,
+        title: None,
+        members: vec![member("alice", Role::Member), member("bob", Role::Member)],
+        created_at: 5,
+        head_seq: 0,
+    };
+    assert!(store.create_chat(&chat).await.unwrap());
+    assert!(!store.create_chat(&chat).await.unwrap());
+    let loaded = store.get_chat("d1").await.unwrap().unwrap();
+    assert_eq!(loaded.members.len(), 2);
+    assert_eq!(loaded.title, None);
+}
+
+pub async fn append_is_idempotent(store: Arc<dyn MessageStore>) {
+    store.create_chat(&group("g", &[("alice", Role::Admin)])).await.unwrap();
+    let batch = vec![message("g", 1, "alice", 10), message("g", 2, "alice", 11)];
+    store.append(batch.clone()).await.unwrap();
+    // A retried batch, and a conflicting write of an existing seq, change nothing.
+    store.append(batch.clone()).await.unwrap();
+    let mut conflicting = message("g", 2, "alice", 99);
+    conflicting.body = "other".into();
+    store.append(vec![conflicting]).await.unwrap();
+    let stored = store.messages_after("g", 0, 100).await.unwrap();
+    assert_eq!(stored, batch);
+    assert_eq!(store.get_chat("g").await.unwrap().unwrap().head_seq, 2);
+}
+
+pub async fn history_pages_forward_and_backward(store: Arc<dyn MessageStore>) {
+    store.create_chat(&group("g", &[("alice", Role::Admin)])).await.unwrap();
+    let all: Vec<Message> = (1..=250).map(|s| message("g", s, "alice", s as i64)).collect();
+    store.append(all.clone()).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let page = store.messages_after("g", cursor, 64).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        cursor = page.last().unwrap().seq;
+        seen.extend(page);
+    }
+    assert_eq!(seen, all);
+
+    let before = store.messages_before("g", 101, 10).await.unwrap();
+    assert_eq!(before.iter().map(|m| m.seq).collect::<Vec<_>>(), (91..=100).collect::<Vec<_>>());
+    let newest = store.messages_before("g", u64::MAX, 3).await.unwrap();
+    assert_eq!(newest.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![248, 249, 250]);
+    assert!(store.messages_before("g", 1, 10).await.unwrap().is_empty());
+    assert!(store.messages_after("other", 0, 10).await.unwrap().is_empty());
+}
+
+pub async fn sequencer_state_reports_head_and_recent_dedup(store: Arc<dyn MessageStore>) {
+    store.create_chat(&group("g", &[("alice", Role::Admin)])).await.unwrap();
+    let empty = store.sequencer_state("g", 0).await.unwrap();
+    assert_eq!(empty.head_seq, 0);
+    assert!(empty.recent.is_empty());
+
+    store
+        .append(vec![message("g", 1, "alice", 100), message("g", 2, "alice", 200)])
+        .await
+        .unwrap();
+    let state = store.sequencer_state("g", 150).await.unwrap();
+    assert_eq!(state.head_seq, 2);
+    assert_eq!(state.recent.len(), 1);
+    let entry = &state.recent[0];
+    assert_eq!((entry.seq, entry.client_msg_id.as_str(), entry.sender_id.as_str()), (2, "c-2", "alice"));
+    assert_eq!(entry.msg_id, "m-g-2");
+}
+
+pub async fn dedup_entries_expire(store: Arc<dyn MessageStore>) {
+    store.create_chat(&group("g", &[("alice", Role::Admin)])).await.unwrap();
+    store
+        .append(vec![message("g", 1, "alice", 100), message("g", 2, "alice", 200)])
+        .await
+        .unwrap();
+    assert_eq!(store.prune_dedup(150).await.unwrap(), 1);
+    let state = store.sequencer_state("g", 0).await.unwrap();
+    assert_eq!(state.recent.len(), 1);
+    assert_eq!(state.recent[0].seq, 2);
+    // Messages themselves are never pruned with their dedup entries.
+    assert_eq!(store.messages_after("g", 0, 10).await.unwrap().len(), 2);
+}
+
+pub async fn watermarks_only_move_forward(store: Arc<dyn MessageStore>) {
+    assert_eq!(store.advance_delivered("g", "bob", "phone", 5).await.unwrap(), Some(5));
+    // Another device behind the user's watermark moves its own mark but not the user's.
+    assert_eq!(store.advance_delivered("g", "bob", "laptop", 3).await.unwrap(), None);
+    assert_eq!(store.advance_delivered("g", "bob", "phone", 4).await.unwrap(), None);
+    let marks = store.watermarks("g", "bob", "laptop").await.unwrap();
+    assert_eq!((marks.device_delivered, marks.delivered, marks.read), (3, 5, 0));
+
+    assert_eq!(store.advance_read("g", "bob", 2).await.unwrap(), Some(2));
+    assert_eq!(store.advance_read("g", "bob", 1).await.unwrap(), None);
+    assert_eq!(store.watermarks("g", "bob", "phone").await.unwrap().read, 2);
+}
+
+pub async fn concurrent_watermarks_end_at_the_maximum(store: Arc<dyn MessageStore>) {
+    let mut tasks = Vec::new();
+    for seq in (1..=64u64).rev() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.advance_delivered("g", "bob", "phone", seq).await.unwrap();
+            store.advance_read("g", "bob", seq).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let marks = store.watermarks("g", "bob", "phone").await.unwrap();
+    assert_eq!((marks.device_delivered, marks.delivered, marks.read), (64, 64, 64));
+}
+
+pub async fn push_devices_register_and_remove(store: Arc<dyn MessageStore>) {
+    let device = PushDevice {
+        user_id: "bob".into(),
+        device_id: "phone".into(),
+        platform: PushPlatform::Apns,
+        token: "t1".into(),
+    };
+    store.upsert_push_device(&device).await.unwrap();
+    let replaced = PushDevice {
+        token: "t2".into(),
+        platform: PushPlatform::Fcm,
+        ..device.clone()
+    };
+    store.upsert_push_device(&replaced).await.unwrap();
+    assert_eq!(store.push_devices("bob").await.unwrap(), vec![replaced]);
+    assert!(store.delete_push_device("bob", "phone").await.unwrap());
+    assert!(!store.delete_push_device("bob", "phone").await.unwrap());
+    assert!(store.push_devices("bob").await.unwrap().is_empty());
+}
+
+pub async fn last_seen_keeps_the_latest(store: Arc<dyn MessageStore>) {
+    store.set_last_seen("bob", 200).await.unwrap();
+    store.set_last_seen("bob", 100).await.unwrap();
+    let seen = store.last_seen(&["bob".into(), "nobody".into()]).await.unwrap();
+    assert_eq!(seen.get("bob"), Some(&200));
+    assert!(!seen.contains_key("nobody"));
+}
+
+pub async fn concurrent_appends_all_land(store: Arc<dyn MessageStore>) {
+    store.create_chat(&group("g", &[("alice", Role::Admin)])).await.unwrap();
+    let mut tasks = Vec::new();
+    for seq in 1..=200u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.append(vec![message("g", seq, "alice", 1)]).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stored = store.messages_after("g", 0, 1000).await.unwrap();
+    assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=200).collect::<Vec<_>>());
+}

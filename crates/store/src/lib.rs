@@ -1,0 +1,77 @@
+//! The message store: the durable source of truth for chats, members, messages, dedup
+//! entries, watermarks, push devices and last-seen times, behind one trait so the embedded
+//! SQLite store and networked stores are interchangeable.
+#![forbid(unsafe_code)]
+
+pub mod conformance;
+mod error;
+pub mod sqlite;
+mod types;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chat_protocol::{Chat, Member, Message};
+
+pub use error::{StoreError, StoreResult};
+pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
+pub use types::{DedupEntry, PushDevice, SequencerState, UserChatState, Watermarks};
+
+/// Everything the services persist. Implementations must make every method safe to call
+/// concurrently, and `append` durable before it returns.
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Cheap round trip to the backend, for readiness checks.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates `chat` with its members unless a chat with that id exists.
+    /// Returns true when it was created now.
+    async fn create_chat(&self, chat: &Chat) -> StoreResult<bool>;
+    async fn get_chat(&self, chat_id: &str) -> StoreResult<Option<Chat>>;
+    /// Adds members (or updates their role); adding an existing member is a no-op.
+    async fn add_members(&self, chat_id: &str, members: &[Member]) -> StoreResult<()>;
+    /// Returns true when the user was a member.
+    async fn remove_member(&self, chat_id: &str, user_id: &str) -> StoreResult<bool>;
+    /// Ids of the chats `user_id` is a member of.
+    async fn chat_ids_of_user(&self, user_id: &str) -> StoreResult<Vec<String>>;
+    /// Every chat of the user with this device's and user's watermarks, unread count and
+    /// last message.
+    async fn chats_of_user(&self, user_id: &str, device_id: &str)
+        -> StoreResult<Vec<UserChatState>>;
+    /// Users who share at least one chat with `user_id` (not including the user).
+    async fn contacts_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
+
+    /// Durably writes messages (with their dedup entries). Writing a (chat_id, seq) that
+    /// exists already is a no-op, so a retried batch is harmless.
+    async fn append(&self, messages: Vec<Message>) -> StoreResult<()>;
+    /// Head seq of a chat and its dedup entries written at or after `dedup_since_ms`.
+    async fn sequencer_state(&self, chat_id: &str, dedup_since_ms: i64)
+        -> StoreResult<SequencerState>;
+    /// Messages with seq > `after_seq`, ascending, at most `limit`.
+    async fn messages_after(&self, chat_id: &str, after_seq: u64, limit: usize)
+        -> StoreResult<Vec<Message>>;
+    /// The last `limit` messages with seq < `before_seq`, ascending.
+    async fn messages_before(&self, chat_id: &str, before_seq: u64, limit: usize)
+        -> StoreResult<Vec<Message>>;
+    /// Deletes dedup entries older than `older_than_ms`; returns how many.
+    async fn prune_dedup(&self, older_than_ms: i64) -> StoreResult<u64>;
+
+    /// Raises the device's and the user's delivered watermark to `seq` (never lowers).
+    /// Returns the user's new delivered watermark when it rose.
+    async fn advance_delivered(&self, chat_id: &str, user_id: &str, device_id: &str, seq: u64)
+        -> StoreResult<Option<u64>>;
+    /// Raises the user's read watermark (never lowers). Returns the new value when it rose.
+    async fn advance_read(&self, chat_id: &str, user_id: &str, seq: u64)
+        -> StoreResult<Option<u64>>;
+    async fn watermarks(&self, chat_id: &str, user_id: &str, device_id: &str)
+        -> StoreResult<Watermarks>;
+
+    /// Registers or replaces the push token of a user's device.
+    async fn upsert_push_device(&self, device: &PushDevice) -> StoreResult<()>;
+    /// Returns true when the device was registered.
+    async fn delete_push_device(&self, user_id: &str, device_id: &str) -> StoreResult<bool>;
+    async fn push_devices(&self, user_id: &str) -> StoreResult<Vec<PushDevice>>;
+
+    async fn set_last_seen(&self, user_id: &str, ts_ms: i64) -> StoreResult<()>;
+    async fn last_seen(&self, user_ids: &[String]) -> StoreResult<HashMap<String, i64>>;
+}

@@ -1,0 +1,268 @@
+//! The embedded store: SQLite in WAL mode, one group-commit writer thread and a pool of
+//! readers. Several processes on one host may open the same file.
+
+mod pool;
+mod queries;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chat_protocol::{now_ms, Chat, Member, Message};
+use rusqlite::Connection;
+
+use crate::error::{StoreError, StoreResult};
+use crate::types::{PushDevice, SequencerState, UserChatState, Watermarks};
+use crate::MessageStore;
+use pool::ReadPool;
+use writer::Writer;
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// How hard SQLite works to make a commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// fsync the WAL on every commit: an acked message survives power loss. The default.
+    #[default]
+    Full,
+    /// fsync only at checkpoints: survives a process crash, not power loss.
+    Normal,
+}
+
+/// Settings of the embedded store.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    pub path: PathBuf,
+    pub synchronous: Synchronous,
+    /// Read connections kept open between reads.
+    pub read_pool_size: usize,
+}
+
+impl SqliteConfig {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SqliteConfig {
+            path: path.into(),
+            synchronous: Synchronous::Full,
+            read_pool_size: 8,
+        }
+    }
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Option<Arc<Writer>>>,
+    reads: Arc<ReadPool>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database, applies the schema and starts the writer.
+    pub fn open(config: &SqliteConfig) -> StoreResult<Self> {
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(&config.path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let sync = match config.synchronous {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        migrate(&conn)?;
+        let writer = Writer::start(conn)
+            .map_err(|e| StoreError::Internal(format!("start writer thread: {e}")))?;
+        Ok(SqliteStore {
+            path: config.path.clone(),
+            writer: Mutex::new(Some(Arc::new(writer))),
+            reads: Arc::new(ReadPool::new(config.path.clone(), config.read_pool_size)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn writer(&self) -> StoreResult<Arc<Writer>> {
+        self.writer
+            .lock()
+            .expect("writer lock")
+            .clone()
+            .ok_or(StoreError::Closed)
+    }
+
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.writer()?.write(f).await
+    }
+
+    /// Finishes queued writes and stops the writer; later writes fail with `Closed`.
+    pub fn close(&self) {
+        let writer = self.writer.lock().expect("writer lock").take();
+        if let Some(writer) = writer {
+            // Joining blocks; the last Arc holder (possibly an in-flight write) drops it
+            // otherwise, which joins there instead.
+            if let Ok(mut writer) = Arc::try_unwrap(writer) {
+                writer.shutdown();
+            }
+        }
+    }
+}
+
+fn migrate(conn: &Connection) -> StoreResult<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version < SCHEMA_VERSION {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+            include_str!("schema.sql")
+        ))?;
+    } else if version > SCHEMA_VERSION {
+        return Err(StoreError::Internal(format!(
+            "database schema v{version} is newer than this binary understands (v{SCHEMA_VERSION})"
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.writer()?;
+        self.reads.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+
+    async fn create_chat(&self, chat: &Chat) -> StoreResult<bool> {
+        let chat = chat.clone();
+        self.write(move |c| queries::insert_chat(c, &chat)).await
+    }
+
+    async fn get_chat(&self, chat_id: &str) -> StoreResult<Option<Chat>> {
+        let chat_id = chat_id.to_owned();
+        self.reads.read(move |c| queries::select_chat(c, &chat_id)).await
+    }
+
+    async fn add_members(&self, chat_id: &str, members: &[Member]) -> StoreResult<()> {
+        let (chat_id, members) = (chat_id.to_owned(), members.to_vec());
+        self.write(move |c| queries::upsert_members(c, &chat_id, &members, now_ms()))
+            .await
+    }
+
+    async fn remove_member(&self, chat_id: &str, user_id: &str) -> StoreResult<bool> {
+        let (chat_id, user_id) = (chat_id.to_owned(), user_id.to_owned());
+        self.write(move |c| queries::delete_member(c, &chat_id, &user_id))
+            .await
+    }
+
+    async fn chat_ids_of_user(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        let user_id = user_id.to_owned();
+        self.reads.read(move |c| queries::chat_ids_of_user(c, &user_id)).await
+    }
+
+    async fn chats_of_user(&self, user_id: &str, device_id: &str) -> StoreResult<Vec<UserChatState>> {
+        let (user_id, device_id) = (user_id.to_owned(), device_id.to_owned());
+        self.reads
+            .read(move |c| queries::chats_of_user(c, &user_id, &device_id))
+            .await
+    }
+
+    async fn contacts_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        let user_id = user_id.to_owned();
+        self.reads.read(move |c| queries::contacts_of(c, &user_id)).await
+    }
+
+    async fn append(&self, messages: Vec<Message>) -> StoreResult<()> {
+        let started = std::time::Instant::now();
+        let result = self.write(move |c| queries::insert_messages(c, &messages)).await;
+        metrics::histogram!("chat_store_append_seconds").record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn sequencer_state(&self, chat_id: &str, dedup_since_ms: i64) -> StoreResult<SequencerState> {
+        let chat_id = chat_id.to_owned();
+        self.reads
+            .read(move |c| queries::sequencer_state(c, &chat_id, dedup_since_ms))
+            .await
+    }
+
+    async fn messages_after(&self, chat_id: &str, after_seq: u64, limit: usize) -> StoreResult<Vec<Message>> {
+        let chat_id = chat_id.to_owned();
+        self.reads
+            .read(move |c| queries::messages_after(c, &chat_id, after_seq, limit))
+            .await
+    }
+
+    async fn messages_before(&self, chat_id: &str, before_seq: u64, limit: usize) -> StoreResult<Vec<Message>> {
+        let chat_id = chat_id.to_owned();
+        self.reads
+            .read(move |c| queries::messages_before(c, &chat_id, before_seq, limit))
+            .await
+    }
+
+    async fn prune_dedup(&self, older_than_ms: i64) -> StoreResult<u64> {
+        self.write(move |c| queries::prune_dedup(c, older_than_ms)).await
+    }
+
+    async fn advance_delivered(&self, chat_id: &str, user_id: &str, device_id: &str, seq: u64) -> StoreResult<Option<u64>> {
+        let (chat_id, user_id, device_id) = (chat_id.to_owned(), user_id.to_owned(), device_id.to_owned());
+        self.write(move |c| queries::advance_delivered(c, &chat_id, &user_id, &device_id, seq))
+            .await
+    }
+
+    async fn advance_read(&self, chat_id: &str, user_id: &str, seq: u64) -> StoreResult<Option<u64>> {
+        let (chat_id, user_id) = (chat_id.to_owned(), user_id.to_owned());
+        self.write(move |c| queries::advance_read(c, &chat_id, &user_id, seq))
+            .await
+    }
+
+    async fn watermarks(&self, chat_id: &str, user_id: &str, device_id: &str) -> StoreResult<Watermarks> {
+        let (chat_id, user_id, device_id) = (chat_id.to_owned(), user_id.to_owned(), device_id.to_owned());
+        self.reads
+            .read(move |c| queries::select_watermarks(c, &chat_id, &user_id, &device_id))
+            .await
+    }
+
+    async fn upsert_push_device(&self, device: &PushDevice) -> StoreResult<()> {
+        let device = device.clone();
+        self.write(move |c| queries::upsert_push_device(c, &device, now_ms()))
+            .await
+    }
+
+    async fn delete_push_device(&self, user_id: &str, device_id: &str) -> StoreResult<bool> {
+        let (user_id, device_id) = (user_id.to_owned(), device_id.to_owned());
+        self.write(move |c| queries::delete_push_device(c, &user_id, &device_id))
+            .await
+    }
+
+    async fn push_devices(&self, user_id: &str) -> StoreResult<Vec<PushDevice>> {
+        let user_id = user_id.to_owned();
+        self.reads.read(move |c| queries::push_devices(c, &user_id)).await
+    }
+
+    async fn set_last_seen(&self, user_id: &str, ts_ms: i64) -> StoreResult<()> {
+        let user_id = user_id.to_owned();
+        self.write(move |c| queries::set_last_seen(c, &user_id, ts_ms)).await
+    }
+
+    async fn last_seen(&self, user_ids: &[String]) -> StoreResult<HashMap<String, i64>> {
+        let user_ids = user_ids.to_vec();
+        self.reads.read(move |c| queries::last_seen(c, &user_ids)).await
+    }
+}
+
+impl std::str::FromStr for Synchronous {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(Synchronous::Full),
+            "normal" => Ok(Synchronous::Normal),
+            other => Err(format!("unknown synchronous mode `{other}` (full|normal)")),
+        }
+    }
+}

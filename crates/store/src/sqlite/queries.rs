@@ -1,0 +1,376 @@
+//! The SQL of the embedded store, as plain functions over a connection. The writer thread
+//! and the read pool call them; nothing here knows about threads or async.
+
+use std::collections::HashMap;
+
+use chat_protocol::{Chat, ChatKind, Member, Message, PushPlatform, Role};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::types::{DedupEntry, PushDevice, SequencerState, UserChatState, Watermarks};
+
+const MESSAGE_COLUMNS: &str = "chat_id, seq, msg_id, sender_id, client_msg_id, body, ts";
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        chat_id: row.get(0)?,
+        seq: row.get::<_, i64>(1)? as u64,
+        msg_id: row.get(2)?,
+        sender_id: row.get(3)?,
+        client_msg_id: row.get(4)?,
+        body: row.get(5)?,
+        ts: row.get(6)?,
+    })
+}
+
+fn corrupt(what: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, format!("{what}={value}"), rusqlite::types::Type::Text)
+}
+
+pub(crate) fn insert_chat(conn: &Connection, chat: &Chat) -> rusqlite::Result<bool> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO chats (chat_id, kind, title, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (chat_id) DO NOTHING",
+        )?
+        .execute(params![chat.chat_id, chat.kind.as_str(), chat.title, chat.created_at])?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    upsert_members(conn, &chat.chat_id, &chat.members, chat.created_at)?;
+    Ok(true)
+}
+
+pub(crate) fn upsert_members(
+    conn: &Connection,
+    chat_id: &str,
+    members: &[Member],
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO members (chat_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (chat_id, user_id) DO UPDATE SET role = excluded.role",
+    )?;
+    for m in members {
+        stmt.execute(params![chat_id, m.user_id, m.role.as_str(), now_ms])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn delete_member(conn: &Connection, chat_id: &str, user_id: &str) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM members WHERE chat_id = ?1 AND user_id = ?2")?
+        .execute(params![chat_id, user_id])?
+        > 0)
+}
+
+pub(crate) fn head_seq(conn: &Connection, chat_id: &str) -> rusqlite::Result<u64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE chat_id = ?1")?
+        .query_row([chat_id], |r| r.get::<_, i64>(0))
+        .map(|v| v as u64)
+}
+
+pub(crate) fn select_chat(conn: &Connection, chat_id: &str) -> rusqlite::Result<Option<Chat>> {
+    let head = conn
+        .prepare_cached("SELECT kind, title, created_at FROM chats WHERE chat_id = ?1")?
+        .query_row([chat_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, i64>(2)?))
+        })
+        .optional()?;
+    let Some((kind, title, created_at)) = head else {
+        return Ok(None);
+    };
+    let kind = ChatKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT user_id, role FROM members WHERE chat_id = ?1 ORDER BY joined_at, user_id",
+    )?;
+    let members = stmt
+        .query_map([chat_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .map(|row| {
+            let (user_id, role) = row?;
+            let role = Role::parse(&role).ok_or_else(|| corrupt("role", &role))?;
+            Ok(Member { user_id, role })
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some(Chat {
+        chat_id: chat_id.to_owned(),
+        kind,
+        title,
+        members,
+        created_at,
+        head_seq: head_seq(conn, chat_id)?,
+    }))
+}
+
+pub(crate) fn chat_ids_of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached("SELECT chat_id FROM members WHERE user_id = ?1 ORDER BY chat_id")?
+        .query_map([user_id], |r| r.get(0))?
+        .collect()
+}
+
+pub(crate) fn contacts_of(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached(
+        "SELECT DISTINCT other.user_id FROM members mine
+         JOIN members other ON other.chat_id = mine.chat_id
+         WHERE mine.user_id = ?1 AND other.user_id <> ?1",
+    )?
+    .query_map([user_id], |r| r.get(0))?
+    .collect()
+}
+
+pub(crate) fn chats_of_user(
+    conn: &Connection,
+    user_id: &str,
+    device_id: &str,
+) -> rusqlite::Result<Vec<UserChatState>> {
+    let mut states = Vec::new();
+    for chat_id in chat_ids_of_user(conn, user_id)? {
+        let Some(chat) = select_chat(conn, &chat_id)? else {
+            continue;
+        };
+        let watermarks = select_watermarks(conn, &chat_id, user_id, device_id)?;
+        let unread = unread_count(conn, &chat_id, user_id, watermarks.read)?;
+        let last_message = conn
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ?1 ORDER BY seq DESC LIMIT 1"
+            ))?
+            .query_row([&chat_id], message_from_row)
+            .optional()?;
+        states.push(UserChatState {
+            chat,
+            watermarks,
+            unread,
+            last_message,
+        });
+    }
+    Ok(states)
+}
+
+fn unread_count(conn: &Connection, chat_id: &str, user_id: &str, read: u64) -> rusqlite::Result<u64> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM messages WHERE chat_id = ?1 AND seq > ?2 AND sender_id <> ?3",
+    )?
+    .query_row(params![chat_id, read as i64, user_id], |r| r.get::<_, i64>(0))
+    .map(|n| n as u64)
+}
+
+pub(crate) fn insert_messages(conn: &Connection, messages: &[Message]) -> rusqlite::Result<()> {
+    let mut message_stmt = conn.prepare_cached(&format!(
+        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (chat_id, seq) DO NOTHING"
+    ))?;
+    let mut dedup_stmt = conn.prepare_cached(
+        "INSERT INTO dedup (chat_id, sender_id, client_msg_id, seq, msg_id, ts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (chat_id, sender_id, client_msg_id) DO NOTHING",
+    )?;
+    for m in messages {
+        let inserted = message_stmt.execute(params![
+            m.chat_id, m.seq as i64, m.msg_id, m.sender_id, m.client_msg_id, m.body, m.ts
+        ])?;
+        if inserted > 0 {
+            dedup_stmt.execute(params![
+                m.chat_id, m.sender_id, m.client_msg_id, m.seq as i64, m.msg_id, m.ts
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn sequencer_state(
+    conn: &Connection,
+    chat_id: &str,
+    dedup_since_ms: i64,
+) -> rusqlite::Result<SequencerState> {
+    let recent = conn
+        .prepare_cached(
+            "SELECT sender_id, client_msg_id, seq, msg_id, ts FROM dedup
+             WHERE chat_id = ?1 AND ts >= ?2",
+        )?
+        .query_map(params![chat_id, dedup_since_ms], |r| {
+            Ok(DedupEntry {
+                sender_id: r.get(0)?,
+                client_msg_id: r.get(1)?,
+                seq: r.get::<_, i64>(2)? as u64,
+                msg_id: r.get(3)?,
+                ts: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(SequencerState {
+        head_seq: head_seq(conn, chat_id)?,
+        recent,
+    })
+}
+
+pub(crate) fn messages_after(
+    conn: &Connection,
+    chat_id: &str,
+    after_seq: u64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Message>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ?1 AND seq > ?2
+         ORDER BY seq ASC LIMIT ?3"
+    ))?
+    .query_map(params![chat_id, after_seq as i64, limit as i64], message_from_row)?
+    .collect()
+}
+
+pub(crate) fn messages_before(
+    conn: &Connection,
+    chat_id: &str,
+    before_seq: u64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Message>> {
+    let mut messages = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ?1 AND seq < ?2
+             ORDER BY seq DESC LIMIT ?3"
+        ))?
+        .query_map(
+            params![chat_id, before_seq.min(i64::MAX as u64) as i64, limit as i64],
+            message_from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    messages.reverse();
+    Ok(messages)
+}
+
+pub(crate) fn prune_dedup(conn: &Connection, older_than_ms: i64) -> rusqlite::Result<u64> {
+    Ok(conn
+        .prepare_cached("DELETE FROM dedup WHERE ts < ?1")?
+        .execute([older_than_ms])? as u64)
+}
+
+pub(crate) fn select_watermarks(
+    conn: &Connection,
+    chat_id: &str,
+    user_id: &str,
+    device_id: &str,
+) -> rusqlite::Result<Watermarks> {
+    let device_delivered = conn
+        .prepare_cached(
+            "SELECT delivered_seq FROM device_watermarks
+             WHERE chat_id = ?1 AND user_id = ?2 AND device_id = ?3",
+        )?
+        .query_row(params![chat_id, user_id, device_id], |r| r.get::<_, i64>(0))
+        .optional()?
+        .unwrap_or(0) as u64;
+    let (delivered, read) = conn
+        .prepare_cached(
+            "SELECT delivered_seq, read_seq FROM user_watermarks WHERE chat_id = ?1 AND user_id = ?2",
+        )?
+        .query_row(params![chat_id, user_id], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+        })
+        .optional()?
+        .unwrap_or((0, 0));
+    Ok(Watermarks {
+        device_delivered,
+        delivered,
+        read,
+    })
+}
+
+/// Raises the device and user delivered watermarks; returns the user's new value if it rose.
+pub(crate) fn advance_delivered(
+    conn: &Connection,
+    chat_id: &str,
+    user_id: &str,
+    device_id: &str,
+    seq: u64,
+) -> rusqlite::Result<Option<u64>> {
+    conn.prepare_cached(
+        "INSERT INTO device_watermarks (chat_id, user_id, device_id, delivered_seq)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (chat_id, user_id, device_id)
+         DO UPDATE SET delivered_seq = MAX(delivered_seq, excluded.delivered_seq)",
+    )?
+    .execute(params![chat_id, user_id, device_id, seq as i64])?;
+    let before = select_watermarks(conn, chat_id, user_id, device_id)?.delivered;
+    if seq <= before {
+        return Ok(None);
+    }
+    conn.prepare_cached(
+        "INSERT INTO user_watermarks (chat_id, user_id, delivered_seq) VALUES (?1, ?2, ?3)
+         ON CONFLICT (chat_id, user_id) DO UPDATE SET delivered_seq = excluded.delivered_seq",
+    )?
+    .execute(params![chat_id, user_id, seq as i64])?;
+    Ok(Some(seq))
+}
+
+/// Raises the user's read watermark; returns the new value if it rose.
+pub(crate) fn advance_read(
+    conn: &Connection,
+    chat_id: &str,
+    user_id: &str,
+    seq: u64,
+) -> rusqlite::Result<Option<u64>> {
+    let before = select_watermarks(conn, chat_id, user_id, "")?.read;
+    if seq <= before {
+        return Ok(None);
+    }
+    conn.prepare_cached(
+        "INSERT INTO user_watermarks (chat_id, user_id, read_seq) VALUES (?1, ?2, ?3)
+         ON CONFLICT (chat_id, user_id) DO UPDATE SET read_seq = excluded.read_seq",
+    )?
+    .execute(params![chat_id, user_id, seq as i64])?;
+    Ok(Some(seq))
+}
+
+pub(crate) fn upsert_push_device(conn: &Connection, d: &PushDevice, now_ms: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO push_devices (user_id, device_id, platform, token, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (user_id, device_id)
+         DO UPDATE SET platform = excluded.platform, token = excluded.token,
+                       updated_at = excluded.updated_at",
+    )?
+    .execute(params![d.user_id, d.device_id, d.platform.as_str(), d.token, now_ms])?;
+    Ok(())
+}
+
+pub(crate) fn delete_push_device(conn: &Connection, user_id: &str, device_id: &str) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM push_devices WHERE user_id = ?1 AND device_id = ?2")?
+        .execute(params![user_id, device_id])?
+        > 0)
+}
+
+pub(crate) fn push_devices(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<PushDevice>> {
+    conn.prepare_cached(
+        "SELECT device_id, platform, token FROM push_devices WHERE user_id = ?1 ORDER BY device_id",
+    )?
+    .query_map([user_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)))?
+    .map(|row| {
+        let (device_id, platform, token) = row?;
+        let platform = PushPlatform::parse(&platform).ok_or_else(|| corrupt("platform", &platform))?;
+        Ok(PushDevice {
+            user_id: user_id.to_owned(),
+            device_id,
+            platform,
+            token,
+        })
+    })
+    .collect()
+}
+
+pub(crate) fn set_last_seen(conn: &Connection, user_id: &str, ts: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO last_seen (user_id, ts) VALUES (?1, ?2)
+         ON CONFLICT (user_id) DO UPDATE SET ts = MAX(ts, excluded.ts)",
+    )?
+    .execute(params![user_id, ts])?;
+    Ok(())
+}
+
+pub(crate) fn last_seen(conn: &Connection, user_ids: &[String]) -> rusqlite::Result<HashMap<String, i64>> {
+    let mut stmt = conn.prepare_cached("SELECT ts FROM last_seen WHERE user_id = ?1")?;
+    let mut seen = HashMap::new();
+    for user in user_ids {
+        if let Some(ts) = stmt.query_row([user], |r| r.get::<_, i64>(0)).optional()? {
+            seen.insert(user.clone(), ts);
+        }
+    }
+    Ok(seen)
+}

@@ -1,0 +1,108 @@
+//! Fan-out: turns chat events into server frames, serialized once, and publishes them on
+//! each member's user topic; queues push jobs for recipients with no device online.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chat_bus::{user_topic, Bus, BusMessage};
+use chat_presence::Presence;
+use chat_protocol::{Chat, ChatEvent, Message, ReceiptKind, ServerFrame};
+use chat_push::{PushJob, PushQueue};
+use uuid::Uuid;
+
+pub(crate) struct Fanout {
+    bus: Arc<dyn Bus>,
+    presence: Arc<dyn Presence>,
+    push: Arc<dyn PushQueue>,
+}
+
+impl Fanout {
+    pub(crate) fn new(bus: Arc<dyn Bus>, presence: Arc<dyn Presence>, push: Arc<dyn PushQueue>) -> Self {
+        Fanout { bus, presence, push }
+    }
+
+    fn to_members(&self, chat: &Chat, frame: &ServerFrame, skip_session: Option<Uuid>, skip_user: Option<&str>) {
+        let frame = Bytes::from(frame.to_json());
+        for member in &chat.members {
+            if skip_user == Some(member.user_id.as_str()) {
+                continue;
+            }
+            self.bus.publish(
+                &user_topic(&member.user_id),
+                BusMessage {
+                    frame: frame.clone(),
+                    skip_session,
+                    skip_user: None,
+                },
+            );
+        }
+        metrics::counter!("chat_fanout_publishes_total").increment(chat.members.len() as u64);
+    }
+
+    /// A new message: every member's devices but the sending session get it.
+    pub(crate) fn message(&self, chat: &Chat, message: &Message, origin: Option<Uuid>) {
+        self.to_members(chat, &ServerFrame::Msg(message.clone()), origin, None);
+    }
+
+    /// Queues pushes for the recipients of `messages` who have no device online.
+    pub(crate) async fn push_offline(&self, deliveries: Vec<(Arc<Chat>, Message)>) {
+        for (chat, message) in deliveries {
+            for member in &chat.members {
+                if member.user_id == message.sender_id || self.presence.is_online(&member.user_id).await {
+                    continue;
+                }
+                let job = PushJob {
+                    user_id: member.user_id.clone(),
+                    chat_id: message.chat_id.clone(),
+                    seq: message.seq,
+                    sender_id: message.sender_id.clone(),
+                    body: message.body.clone(),
+                };
+                if let Err(e) = self.push.enqueue(job).await {
+                    metrics::counter!("chat_push_enqueue_failed_total").increment(1);
+                    tracing::warn!(error = %e, "push job not queued");
+                }
+            }
+        }
+    }
+
+    pub(crate) fn receipt(&self, chat: &Chat, user_id: &str, kind: ReceiptKind, seq: u64, origin: Option<Uuid>) {
+        let frame = ServerFrame::Receipt {
+            chat_id: chat.chat_id.clone(),
+            user_id: user_id.to_owned(),
+            kind,
+            seq,
+        };
+        match kind {
+            // Delivery is news only to the others.
+            ReceiptKind::Delivered => self.to_members(chat, &frame, None, Some(user_id)),
+            // Read state also syncs the reader's other devices.
+            ReceiptKind::Read => self.to_members(chat, &frame, origin, None),
+        }
+    }
+
+    pub(crate) fn typing(&self, chat: &Chat, user_id: &str) {
+        let frame = ServerFrame::Typing {
+            chat_id: chat.chat_id.clone(),
+            user_id: user_id.to_owned(),
+        };
+        self.to_members(chat, &frame, None, Some(user_id));
+    }
+
+    /// A membership change: `chat` is the chat after it; users no longer in it get `removed`.
+    pub(crate) fn chat_event(&self, chat: &Chat, event: ChatEvent, removed_user: Option<&str>) {
+        let frame = ServerFrame::Chat {
+            event,
+            chat: chat.clone(),
+        };
+        self.to_members(chat, &frame, None, None);
+        if let Some(user) = removed_user {
+            let frame = ServerFrame::Chat {
+                event: ChatEvent::Removed,
+                chat: chat.clone(),
+            };
+            self.bus
+                .publish(&user_topic(user), BusMessage::to_all(frame.to_json()));
+        }
+    }
+}

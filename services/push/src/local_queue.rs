@@ -1,0 +1,36 @@
+//! The in-process push queue of `chatd`: a bounded channel. Jobs do not survive a restart;
+//! the message itself does, and the user sees it on their next sync.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, Mutex};
+
+use crate::{PushJob, PushQueue, QueueError};
+
+pub struct LocalPushQueue {
+    tx: mpsc::Sender<PushJob>,
+    rx: Mutex<mpsc::Receiver<PushJob>>,
+}
+
+impl LocalPushQueue {
+    pub fn new(capacity: usize) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        LocalPushQueue {
+            tx,
+            rx: Mutex::new(rx),
+        }
+    }
+}
+
+#[async_trait]
+impl PushQueue for LocalPushQueue {
+    async fn enqueue(&self, job: PushJob) -> Result<(), QueueError> {
+        self.tx.try_send(job).map_err(|_| QueueError::Full)
+    }
+
+    async fn claim(&self, wait: Duration) -> Result<Option<PushJob>, QueueError> {
+        let mut rx = self.rx.lock().await;
+        Ok(tokio::time::timeout(wait, rx.recv()).await.ok().flatten())
+    }
+}
