@@ -1,1 +1,30 @@
-//! chat-testkit
+//! Test kit for the integration suites: launch `chatd` in-process on port 0 or as a real
+//! process, and talk to it with real WebSocket and HTTP clients.
+
+mod http;
+mod process;
+mod server;
+mod ws;
+
+pub use http::Http;
+pub use process::ChatdProcess;
+pub use server::TestServer;
+pub use ws::{WsClient, WsError};
+
+/// The secret every test server is started with.
+pub const TEST_SECRET: &str = "test-secret-not-for-production";
+
+/// A token for `user` (and `device`) signed with `TEST_SECRET`.
+pub fn token(user: &str, device: Option<&str>) -> String {
+    chat_auth::JwtKeys::new(TEST_SECRET.as_bytes())
+        .expect("test secret")
+        .mint(user, device, None)
+        .expect("valid user id")
+}
+
+/// Logs only when TEST_LOG is set, so test output stays readable.
+pub fn init_test_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = std::panic::catch_unwind(|| chatd::init_logging("text"));
+    }
+}

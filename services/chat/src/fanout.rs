@@ -89,20 +89,18 @@ impl Fanout {
         self.to_members(chat, &frame, None, Some(user_id));
     }
 
-    /// A membership change: `chat` is the chat after it; users no longer in it get `removed`.
-    pub(crate) fn chat_event(&self, chat: &Chat, event: ChatEvent, removed_user: Option<&str>) {
-        let frame = ServerFrame::Chat {
-            event,
-            chat: chat.clone(),
-        };
-        self.to_members(chat, &frame, None, None);
-        if let Some(user) = removed_user {
-            let frame = ServerFrame::Chat {
-                event: ChatEvent::Removed,
-                chat: chat.clone(),
-            };
-            self.bus
-                .publish(&user_topic(user), BusMessage::to_all(frame.to_json()));
+    /// Sends a `chat` frame with `event` to the listed users' devices.
+    pub(crate) fn chat_event<'a>(&self, chat: &Chat, event: ChatEvent, users: impl IntoIterator<Item = &'a str>) {
+        let frame = Bytes::from(ServerFrame::Chat { event, chat: chat.clone() }.to_json());
+        for user in users {
+            self.bus.publish(
+                &user_topic(user),
+                BusMessage {
+                    frame: frame.clone(),
+                    skip_session: None,
+                    skip_user: None,
+                },
+            );
         }
     }
 }

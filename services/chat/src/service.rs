@@ -132,7 +132,7 @@ impl ChatService {
         let created = self.store.create_chat(&chat).await?;
         let chat = self.store.get_chat(&chat_id).await?.ok_or_else(ChatError::no_chat)?;
         if created {
-            self.fanout.chat_event(&chat, ChatEvent::Added, None);
+            self.fanout.chat_event(&chat, ChatEvent::Added, member_ids(&chat));
         }
         Ok((chat, created))
     }
@@ -164,7 +164,7 @@ impl ChatService {
             head_seq: 0,
         };
         self.store.create_chat(&chat).await?;
-        self.fanout.chat_event(&chat, ChatEvent::Added, None);
+        self.fanout.chat_event(&chat, ChatEvent::Added, member_ids(&chat));
         Ok((chat, true))
     }
 }
@@ -249,7 +249,10 @@ impl ChatApi for ChatService {
         self.chats.invalidate(chat_id);
         let updated = self.store.get_chat(chat_id).await?.ok_or_else(ChatError::no_chat)?;
         if !new.is_empty() {
-            self.fanout.chat_event(&updated, ChatEvent::Updated, None);
+            let is_new = |u: &str| new.iter().any(|m| m.user_id == u);
+            let (added, existing): (Vec<&str>, Vec<&str>) = member_ids(&updated).partition(|u| is_new(u));
+            self.fanout.chat_event(&updated, ChatEvent::Added, added);
+            self.fanout.chat_event(&updated, ChatEvent::Updated, existing);
         }
         Ok(updated)
     }
@@ -268,7 +271,8 @@ impl ChatApi for ChatService {
         self.store.remove_member(chat_id, user_id).await?;
         self.chats.invalidate(chat_id);
         let updated = self.store.get_chat(chat_id).await?.ok_or_else(ChatError::no_chat)?;
-        self.fanout.chat_event(&updated, ChatEvent::Updated, Some(user_id));
+        self.fanout.chat_event(&updated, ChatEvent::Updated, member_ids(&updated));
+        self.fanout.chat_event(&updated, ChatEvent::Removed, [user_id]);
         Ok(())
     }
 
@@ -391,6 +395,10 @@ impl ChatApi for ChatService {
     fn max_body_bytes(&self) -> usize {
         self.config.max_body_bytes
     }
+}
+
+fn member_ids(chat: &Chat) -> impl Iterator<Item = &str> {
+    chat.members.iter().map(|m| m.user_id.as_str())
 }
 
 fn validate_send(request: &SendRequest, max_body_bytes: usize) -> Result<(), ChatError> {

@@ -1,1 +1,117 @@
-//! chatd
+//! `chatd`: the whole chat backend in one process — gateway, chat service, presence and
+//! push worker wired to the embedded SQLite store and the in-process bus and queue.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod logging;
+mod token;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chat_auth::{load_or_create_secret, JwtKeys};
+use chat_bus::LocalBus;
+use chat_gateway::Gateway;
+use chat_presence::LocalPresence;
+use chat_push::{LocalPushQueue, PushWorker};
+use chat_service::ChatService;
+use chat_store::{SqliteConfig, SqliteStore};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use cli::{Cli, Command, ServeArgs, TokenArgs};
+pub use logging::init_logging;
+pub use token::mint_token;
+
+/// File name of the database inside the data directory.
+pub const DATABASE_FILE: &str = "chat.db";
+
+/// How often dedup entries past the window are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// A built `chatd`, bound to its port, not yet serving.
+pub struct Chatd {
+    listener: TcpListener,
+    gateway: Gateway,
+    store: Arc<SqliteStore>,
+    chat: Arc<ChatService>,
+    worker: PushWorker,
+    shutdown: CancellationToken,
+}
+
+impl Chatd {
+    /// Opens the store, wires every service and binds the listener. `shutdown` stops it.
+    pub async fn build(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let secret = resolve_secret(args.jwt_secret.clone(), &args.data_dir)?;
+        let keys = JwtKeys::new(secret.as_bytes()).context("invalid JWT secret")?;
+        let mut store_config = SqliteConfig::new(args.data_dir.join(DATABASE_FILE));
+        store_config.synchronous = args.sqlite_synchronous;
+        let store = Arc::new(SqliteStore::open(&store_config).context("open the message store")?);
+        tracing::info!(path = %store.path().display(), synchronous = ?args.sqlite_synchronous, "message store open");
+
+        let bus = Arc::new(LocalBus::new());
+        let presence = Arc::new(LocalPresence::new(store.clone(), bus.clone()));
+        let push_queue = Arc::new(LocalPushQueue::new(args.push_queue));
+        let chat = ChatService::start(args.chat.clone(), store.clone(), bus.clone(), presence.clone(), push_queue.clone());
+        let worker = PushWorker::new(push_queue, store.clone(), presence.clone(), Vec::new());
+        let gateway = Gateway::new(args.gateway.clone(), chat.clone(), presence, bus, keys, shutdown.clone());
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("bind {}", args.listen))?;
+        Ok(Chatd {
+            listener,
+            gateway,
+            store,
+            chat,
+            worker,
+            shutdown,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until the shutdown token is cancelled, drains, and flushes the store.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "chatd listening");
+        let worker = tokio::spawn(self.worker.run(self.shutdown.clone()));
+        let maintenance = tokio::spawn(prune_dedup_periodically(self.chat.clone(), self.shutdown.clone()));
+        let served = self.gateway.serve(self.listener).await;
+        let _ = tokio::join!(worker, maintenance);
+        self.store.close();
+        tracing::info!("chatd stopped");
+        served.context("serve")
+    }
+}
+
+async fn prune_dedup_periodically(chat: Arc<ChatService>, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(PRUNE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => match chat.prune_dedup().await {
+                Ok(n) if n > 0 => tracing::info!(pruned = n, "dedup entries past the window deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "dedup pruning failed"),
+            },
+        }
+    }
+}
+
+/// The configured secret, else the one kept in the data dir (created on first start).
+fn resolve_secret(configured: Option<String>, data_dir: &PathBuf) -> anyhow::Result<String> {
+    if let Some(secret) = configured.filter(|s| !s.is_empty()) {
+        return Ok(secret);
+    }
+    let (secret, path, created) = load_or_create_secret(data_dir).context("JWT secret file")?;
+    if created {
+        tracing::info!(path = %path.display(), "CHAT_JWT_SECRET not set: generated a secret; `chatd token --data-dir` uses it");
+    } else {
+        tracing::info!(path = %path.display(), "CHAT_JWT_SECRET not set: using the secret kept in the data dir");
+    }
+    Ok(secret)
+}

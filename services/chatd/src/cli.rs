@@ -1,0 +1,125 @@
+//! The command line: `chatd serve` and `chatd token`. Every setting is a flag with an env var.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chat_gateway::GatewayConfig;
+use chat_service::ChatConfig;
+use chat_store::Synchronous;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "chatd", version, about = "Chat backend in one process: WebSocket + REST over an embedded durable store")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(Box<ServeArgs>),
+    /// Print a JWT for a user, signed with the configured (or data-dir) secret.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on for WebSocket and REST.
+    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory of the database and the generated JWT secret.
+    #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// HS256 secret for client tokens. When unset, one is generated and kept in the data dir.
+    #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// SQLite durability: `full` fsyncs every commit (acked = survives power loss);
+    /// `normal` survives a process crash only.
+    #[arg(long, env = "CHAT_SQLITE_SYNCHRONOUS", default_value = "full")]
+    pub sqlite_synchronous: Synchronous,
+
+    /// Push jobs held in memory before new ones are dropped.
+    #[arg(long, env = "CHAT_PUSH_QUEUE", default_value_t = 100_000)]
+    pub push_queue: usize,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "CHAT_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+
+    #[command(flatten)]
+    pub gateway: GatewayConfig,
+
+    #[command(flatten)]
+    pub chat: ChatConfig,
+}
+
+impl ServeArgs {
+    /// Defaults for everything, as if run with no flags and no env, on `data_dir`.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        ServeArgs {
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+            data_dir: data_dir.into(),
+            jwt_secret: None,
+            sqlite_synchronous: Synchronous::Full,
+            push_queue: 100_000,
+            log_format: "text".into(),
+            gateway: GatewayConfig::default(),
+            chat: ChatConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenArgs {
+    /// The user id (the token's `sub`).
+    pub user: String,
+
+    /// Device id to put in the token's `device` claim.
+    #[arg(long)]
+    pub device: Option<String>,
+
+    /// Lifetime: seconds (`3600`) or a duration (`1h`, `30m`). No expiry when omitted.
+    #[arg(long, value_parser = parse_ttl)]
+    pub ttl: Option<Duration>,
+
+    /// Data directory whose generated secret to use when CHAT_JWT_SECRET is unset.
+    #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// HS256 secret; overrides the data-dir secret.
+    #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("invalid ttl `{s}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_takes_seconds_or_durations() {
+        assert_eq!(parse_ttl("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_ttl("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_ttl("soon").is_err());
+    }
+
+    #[test]
+    fn every_flag_parses() {
+        let cli = Cli::try_parse_from(["chatd", "serve", "--listen", "127.0.0.1:9000", "--sqlite-synchronous", "normal", "--max-frame-bytes", "1000"]).unwrap();
+        let Command::Serve(args) = cli.command else { panic!("serve expected") };
+        assert_eq!(args.listen.port(), 9000);
+        assert_eq!(args.sqlite_synchronous, Synchronous::Normal);
+        assert_eq!(args.gateway.max_frame_bytes, 1000);
+    }
+}

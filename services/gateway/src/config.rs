@@ -1,0 +1,74 @@
+//! Settings of the gateway; each is a flag with an env var.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayConfig {
+    /// Name of this gateway in `hello` frames and logs (default: gw- and a random suffix).
+    #[arg(long, env = "CHAT_SERVER_ID")]
+    pub server_id: Option<String>,
+
+    /// Largest WebSocket text frame and REST body accepted, in bytes. Larger frames get a
+    /// `too_large` error; frames over 4x this close the connection with code 1009.
+    #[arg(long, env = "CHAT_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Interval of server pings; a connection silent for two intervals is closed.
+    #[arg(long, env = "CHAT_HEARTBEAT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+
+    /// Frames queued for one connection before it counts as a slow consumer and is closed.
+    #[arg(long, env = "CHAT_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+
+    /// Requests one connection may have in flight before the gateway stops reading from it.
+    #[arg(long, env = "CHAT_MAX_INFLIGHT", default_value_t = 256)]
+    pub max_inflight: usize,
+
+    /// Sustained `send` rate allowed per connection, per second.
+    #[arg(long, env = "CHAT_SEND_RATE", default_value_t = 100)]
+    pub send_rate: u32,
+
+    /// Burst of `send` frames allowed above the sustained rate.
+    #[arg(long, env = "CHAT_SEND_BURST", default_value_t = 200)]
+    pub send_burst: u32,
+
+    /// Sustained `typing` rate allowed per connection, per second.
+    #[arg(long, env = "CHAT_TYPING_RATE", default_value_t = 5)]
+    pub typing_rate: u32,
+
+    /// Bad or rate-limited frames tolerated per connection within 10 s before it is closed.
+    #[arg(long, env = "CHAT_MAX_VIOLATIONS", default_value_t = 50)]
+    pub max_violations: u32,
+
+    /// Devices one user may have connected at once.
+    #[arg(long, env = "CHAT_MAX_DEVICES_PER_USER", default_value_t = 10)]
+    pub max_devices_per_user: usize,
+
+    /// On shutdown, clients are told to reconnect after a random delay up to this.
+    #[arg(long, env = "CHAT_RECONNECT_JITTER", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub reconnect_jitter: Duration,
+
+    /// How long shutdown waits for connections and in-flight requests to finish.
+    #[arg(long, env = "CHAT_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            server_id: None,
+            max_frame_bytes: 64 * 1024,
+            heartbeat: Duration::from_secs(30),
+            outbound_queue: 1024,
+            max_inflight: 256,
+            send_rate: 100,
+            send_burst: 200,
+            typing_rate: 5,
+            max_violations: 50,
+            max_devices_per_user: 10,
+            reconnect_jitter: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}

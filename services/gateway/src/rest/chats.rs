@@ -1,0 +1,80 @@
+//! `/v1/chats`: create, list and read chats, and change group membership.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chat_protocol::{Chat, ChatKind, ChatListEntry};
+use chat_service::CreateChat;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub(crate) struct CreateChatBody {
+    kind: ChatKind,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    members: Vec<String>,
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    body: Result<Json<CreateChatBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Chat>), ApiError> {
+    let Json(body) = body?;
+    let request = CreateChat {
+        kind: body.kind,
+        title: body.title,
+        members: body.members,
+    };
+    let (chat, created) = state.chat.create_chat(&caller, request).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(chat)))
+}
+
+#[derive(Serialize)]
+pub(crate) struct ChatList {
+    chats: Vec<ChatListEntry>,
+}
+
+pub(crate) async fn list(State(state): State<AppState>, AuthUser(caller): AuthUser) -> Result<Json<ChatList>, ApiError> {
+    let chats = state.chat.list_chats(&caller).await?;
+    Ok(Json(ChatList { chats }))
+}
+
+pub(crate) async fn get_one(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(chat_id): Path<String>,
+) -> Result<Json<Chat>, ApiError> {
+    Ok(Json(state.chat.get_chat(&caller, &chat_id).await?))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AddMembersBody {
+    user_ids: Vec<String>,
+}
+
+pub(crate) async fn add_members(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(chat_id): Path<String>,
+    body: Result<Json<AddMembersBody>, JsonRejection>,
+) -> Result<Json<Chat>, ApiError> {
+    let Json(body) = body?;
+    Ok(Json(state.chat.add_members(&caller, &chat_id, body.user_ids).await?))
+}
+
+pub(crate) async fn remove_member(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path((chat_id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.chat.remove_member(&caller, &chat_id, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

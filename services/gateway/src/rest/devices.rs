@@ -1,0 +1,44 @@
+//! `/v1/devices`: push token registration.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chat_protocol::{ErrorCode, PushPlatform};
+use serde::Deserialize;
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub(crate) struct RegisterBody {
+    device_id: String,
+    platform: PushPlatform,
+    token: String,
+}
+
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    body: Result<Json<RegisterBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(body) = body?;
+    state
+        .chat
+        .register_device(&caller, &body.device_id, body.platform, &body.token)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn unregister(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(device_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.chat.unregister_device(&caller, &device_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(ErrorCode::NotFound, "no such device"))
+    }
+}

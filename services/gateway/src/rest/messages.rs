@@ -1,0 +1,82 @@
+//! `/v1/chats/{chat_id}/messages`: history, and sending with the same guarantees as WS `send`.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chat_protocol::Message;
+use chat_service::{HistoryQuery, SendRequest};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub(crate) struct HistoryParams {
+    before_seq: Option<u64>,
+    after_seq: Option<u64>,
+    limit: Option<u32>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct MessageList {
+    messages: Vec<Message>,
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(chat_id): Path<String>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
+) -> Result<Json<MessageList>, ApiError> {
+    let Query(params) = params?;
+    let query = HistoryQuery {
+        before_seq: params.before_seq,
+        after_seq: params.after_seq,
+        limit: params.limit,
+    };
+    let messages = state.chat.history(&caller, &chat_id, query).await?;
+    Ok(Json(MessageList { messages }))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SendBody {
+    client_msg_id: String,
+    body: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct SentBody {
+    chat_id: String,
+    client_msg_id: String,
+    msg_id: String,
+    seq: u64,
+    ts: i64,
+}
+
+pub(crate) async fn send(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+    Path(chat_id): Path<String>,
+    body: Result<Json<SendBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<SentBody>), ApiError> {
+    let Json(body) = body?;
+    let request = SendRequest {
+        chat_id,
+        client_msg_id: body.client_msg_id,
+        body: body.body,
+    };
+    let outcome = state.chat.send(&caller, request).await?;
+    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((
+        status,
+        Json(SentBody {
+            chat_id: outcome.chat_id,
+            client_msg_id: outcome.client_msg_id,
+            msg_id: outcome.msg_id,
+            seq: outcome.seq,
+            ts: outcome.ts,
+        }),
+    ))
+}

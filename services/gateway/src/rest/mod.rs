@@ -1,0 +1,29 @@
+//! The REST API of protocol v1, plus health, readiness and metrics endpoints.
+
+mod chats;
+mod devices;
+mod health;
+mod messages;
+mod presence;
+
+pub(crate) use presence::MAX_PRESENCE_USERS;
+
+use axum::routing::{delete, get, post};
+use axum::Router;
+
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/chats", post(chats::create).get(chats::list))
+        .route("/v1/chats/{chat_id}", get(chats::get_one))
+        .route("/v1/chats/{chat_id}/members", post(chats::add_members))
+        .route("/v1/chats/{chat_id}/members/{user_id}", delete(chats::remove_member))
+        .route("/v1/chats/{chat_id}/messages", get(messages::list).post(messages::send))
+        .route("/v1/devices", post(devices::register))
+        .route("/v1/devices/{device_id}", delete(devices::unregister))
+        .route("/v1/presence", get(presence::query))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(health::metrics))
+}

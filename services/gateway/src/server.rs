@@ -1,0 +1,84 @@
+//! Building the gateway's router and serving it until shutdown, then draining: clients are
+//! told to reconnect, in-flight requests finish, connection tasks end.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use chat_auth::JwtKeys;
+use chat_bus::Bus;
+use chat_presence::Presence;
+use chat_service::ChatApi;
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::GatewayConfig;
+use crate::registry::Registry;
+use crate::state::AppState;
+
+pub struct Gateway {
+    state: AppState,
+}
+
+impl Gateway {
+    pub fn new(
+        config: GatewayConfig,
+        chat: Arc<dyn ChatApi>,
+        presence: Arc<dyn Presence>,
+        bus: Arc<dyn Bus>,
+        keys: JwtKeys,
+        shutdown: CancellationToken,
+    ) -> Self {
+        crate::metrics::handle();
+        let server_id: Arc<str> = config
+            .server_id
+            .clone()
+            .unwrap_or_else(|| format!("gw-{:06x}", rand::rng().random_range(0..0xFF_FFFF)))
+            .into();
+        let registry = Registry::new(bus, config.max_devices_per_user);
+        Gateway {
+            state: AppState {
+                chat,
+                presence,
+                keys: Arc::new(keys),
+                registry,
+                config: Arc::new(config),
+                server_id,
+                shutdown,
+                connections: TaskTracker::new(),
+                draining: Arc::new(AtomicBool::new(false)),
+            },
+        }
+    }
+
+    pub fn router(&self) -> Router {
+        let max_body = self.state.config.max_frame_bytes;
+        crate::rest::routes()
+            .route("/v1/ws", get(crate::ws::upgrade))
+            .layer(axum::middleware::from_fn(crate::metrics::track_http))
+            .layer(axum::extract::DefaultBodyLimit::max(max_body))
+            .with_state(self.state.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` (given to `new`) is cancelled, then drains.
+    pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let router = self.router();
+        let shutdown = state.shutdown.clone();
+        let draining = state.draining.clone();
+        let signal = async move {
+            shutdown.cancelled().await;
+            draining.store(true, Ordering::Relaxed);
+        };
+        axum::serve(listener, router).with_graceful_shutdown(signal).await?;
+        state.connections.close();
+        let drained = tokio::time::timeout(state.config.drain_timeout, state.connections.wait()).await;
+        if drained.is_err() {
+            tracing::warn!("drain timeout: some connections did not close in time");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,35 @@
+//! What every handler shares: the chat service handle, presence, keys, the connection
+//! registry and the gateway's settings.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use chat_auth::JwtKeys;
+use chat_presence::Presence;
+use chat_service::ChatApi;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::GatewayConfig;
+use crate::registry::Registry;
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) chat: Arc<dyn ChatApi>,
+    pub(crate) presence: Arc<dyn Presence>,
+    pub(crate) keys: Arc<JwtKeys>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) config: Arc<GatewayConfig>,
+    pub(crate) server_id: Arc<str>,
+    /// Cancelled when the gateway starts draining.
+    pub(crate) shutdown: CancellationToken,
+    /// Tracks connection tasks so shutdown can wait for them.
+    pub(crate) connections: TaskTracker,
+    pub(crate) draining: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}

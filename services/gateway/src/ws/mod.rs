@@ -1,0 +1,78 @@
+//! `/v1/ws`: authenticates the upgrade request, then runs one task per connection.
+
+mod connection;
+mod limits;
+mod requests;
+
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use chat_protocol::ids::is_valid_id;
+use chat_protocol::{ErrorCode, PresenceEntry};
+
+use crate::auth::{token_of, verify};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    parts: Parts,
+    ws: WebSocketUpgrade,
+) -> Response {
+    match authorize(&state, &params, &parts) {
+        Ok((user_id, device_id)) => {
+            let hard_limit = state.config.max_frame_bytes.saturating_mul(4);
+            ws.max_message_size(hard_limit)
+                .max_frame_size(hard_limit)
+                .on_upgrade(move |socket| {
+                    let tracker = state.connections.clone();
+                    tracker.track_future(connection::run(socket, state, user_id, device_id))
+                })
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+fn authorize(state: &AppState, params: &HashMap<String, String>, parts: &Parts) -> Result<(String, String), ApiError> {
+    if state.is_draining() {
+        return Err(ApiError::new(ErrorCode::Unavailable, "server is draining; reconnect elsewhere"));
+    }
+    let token = token_of(parts).or_else(|| params.get("token").cloned());
+    let identity = verify(state, token)?;
+    let device_param = params.get("device").map(String::as_str);
+    if device_param.is_some_and(|d| !is_valid_id(d)) {
+        return Err(ApiError::new(ErrorCode::BadRequest, "invalid device id"));
+    }
+    let device_id = identity.device_or_default(device_param);
+    if !state.registry.has_room_for(&identity.user_id, &device_id) {
+        return Err(ApiError::new(ErrorCode::Forbidden, "too many devices connected for this user"));
+    }
+    Ok((identity.user_id, device_id))
+}
+
+/// Presence of `user_ids` for a caller who may see `visible`; the rest are marked forbidden.
+pub(crate) async fn presence_entries(state: &AppState, user_ids: &[String], visible: &HashSet<String>) -> Vec<PresenceEntry> {
+    let allowed: Vec<String> = user_ids.iter().filter(|u| visible.contains(*u)).cloned().collect();
+    let mut known: HashMap<String, PresenceEntry> = state
+        .presence
+        .query(&allowed)
+        .await
+        .into_iter()
+        .map(|e| (e.user_id.clone(), e))
+        .collect();
+    user_ids
+        .iter()
+        .map(|u| {
+            known.remove(u).unwrap_or_else(|| PresenceEntry {
+                user_id: u.clone(),
+                online: false,
+                last_seen: None,
+                error: Some(ErrorCode::Forbidden.as_str().into()),
+            })
+        })
+        .collect()
+}

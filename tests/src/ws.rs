@@ -1,0 +1,181 @@
+//! A WebSocket test client speaking protocol v1, with helpers that wait for a particular
+//! frame while keeping the others for later waits.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for an expected frame.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub type WsError = tokio_tungstenite::tungstenite::Error;
+
+pub struct WsClient {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Frames read while waiting for another, in arrival order.
+    backlog: VecDeque<Value>,
+    pub hello: Value,
+    next_id: u64,
+    /// Set when the server closed the connection.
+    pub closed: Option<Option<CloseFrame>>,
+}
+
+impl WsClient {
+    pub async fn connect(addr: SocketAddr, user: &str, device: Option<&str>) -> Result<Self, WsError> {
+        let token = crate::token(user, None);
+        let mut url = format!("ws://{addr}/v1/ws?token={token}");
+        if let Some(device) = device {
+            url.push_str(&format!("&device={device}"));
+        }
+        Self::connect_url(&url).await
+    }
+
+    pub async fn connect_url(url: &str) -> Result<Self, WsError> {
+        let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+        let mut client = WsClient {
+            socket,
+            backlog: VecDeque::new(),
+            hello: Value::Null,
+            next_id: 0,
+            closed: None,
+        };
+        client.hello = client.next_frame().await.expect("hello frame");
+        assert_eq!(client.hello["type"], "hello", "first frame must be hello");
+        Ok(client)
+    }
+
+    /// A fresh request id.
+    pub fn id(&mut self) -> String {
+        self.next_id += 1;
+        format!("r{}", self.next_id)
+    }
+
+    pub async fn send_json(&mut self, frame: Value) {
+        self.send_text(frame.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.socket.send(Message::Text(text.into())).await.expect("send frame");
+    }
+
+    pub async fn send_binary(&mut self, data: Vec<u8>) {
+        self.socket.send(Message::Binary(data.into())).await.expect("send frame");
+    }
+
+    /// Sends a request with a fresh id and returns its reply (the frame with that `re`).
+    pub async fn request(&mut self, mut frame: Value) -> Value {
+        let id = self.id();
+        frame["id"] = json!(id);
+        self.send_json(frame).await;
+        self.reply_to(&id).await
+    }
+
+    pub async fn reply_to(&mut self, id: &str) -> Value {
+        self.wait_for(|f| f["re"] == id).await
+    }
+
+    /// The next frame matching `pred` (from the backlog first), within `WAIT`.
+    pub async fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        self.try_wait_for(WAIT, pred).await.expect("expected frame did not arrive")
+    }
+
+    pub async fn try_wait_for(&mut self, wait: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        if let Some(i) = self.backlog.iter().position(&pred) {
+            return self.backlog.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.next_frame()).await.ok()??;
+            if pred(&frame) {
+                return Some(frame);
+            }
+            self.backlog.push_back(frame);
+        }
+    }
+
+    /// Every frame that arrives within `wait` and matches `pred` (the backlog included).
+    pub async fn collect_for(&mut self, wait: Duration, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut got = Vec::new();
+        while let Some(frame) = self.try_wait_for(wait, &pred).await {
+            got.push(frame);
+        }
+        got
+    }
+
+    /// The next text frame from the socket, parsed; None once the connection is closed.
+    async fn next_frame(&mut self) -> Option<Value> {
+        loop {
+            match self.socket.next().await? {
+                Ok(Message::Text(text)) => {
+                    return Some(serde_json::from_str(&text).expect("server sends JSON"));
+                }
+                Ok(Message::Close(frame)) => {
+                    self.closed = Some(frame);
+                    return None;
+                }
+                Ok(_) => continue,
+                Err(_) => {
+                    self.closed.get_or_insert(None);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Waits until the server closes the connection; returns the close code if any.
+    pub async fn wait_closed(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.closed.is_none() {
+            match tokio::time::timeout_at(deadline, self.next_frame()).await {
+                Ok(Some(frame)) => self.backlog.push_back(frame),
+                Ok(None) => break,
+                Err(_) => panic!("connection was not closed"),
+            }
+        }
+        self.closed.clone().flatten().map(|f| u16::from(f.code))
+    }
+
+    /// Sends a message and waits for its `sent`.
+    pub async fn send_message(&mut self, chat_id: &str, client_msg_id: &str, body: &str) -> Value {
+        let reply = self
+            .request(json!({"type": "send", "chat_id": chat_id, "client_msg_id": client_msg_id, "body": body}))
+            .await;
+        assert_eq!(reply["type"], "sent", "send failed: {reply}");
+        reply
+    }
+
+    /// Runs `sync` to completion from `cursors`, returning every `msg` and the last `synced`.
+    pub async fn sync_all(&mut self, mut cursors: serde_json::Map<String, Value>, limit: u32) -> (Vec<Value>, Value) {
+        let mut messages = Vec::new();
+        loop {
+            let id = self.id();
+            self.send_json(json!({"type": "sync", "id": id, "cursors": cursors, "limit": limit})).await;
+            // Sync output precedes its `synced`; live frames may interleave and are kept too.
+            let synced = self.reply_to(&id).await;
+            assert_eq!(synced["type"], "synced", "sync failed: {synced}");
+            let batch: Vec<Value> = self.backlog.iter().filter(|f| f["type"] == "msg").cloned().collect();
+            self.backlog.retain(|f| f["type"] != "msg");
+            for m in &batch {
+                let chat = m["chat_id"].as_str().unwrap().to_owned();
+                let seq = m["seq"].as_u64().unwrap();
+                let cur = cursors.get(&chat).and_then(Value::as_u64).unwrap_or(0);
+                cursors.insert(chat, json!(cur.max(seq)));
+            }
+            messages.extend(batch);
+            if synced["complete"] == true {
+                return (messages, synced);
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}

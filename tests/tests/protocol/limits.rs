@@ -1,0 +1,78 @@
+//! Per-connection and per-user limits: send rate, devices per user, slow consumers.
+
+use std::time::Duration;
+
+use chat_testkit::{token, TestServer};
+use serde_json::{json, Map};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn sends_over_the_rate_are_rate_limited_with_a_retry_hint() {
+    let server = TestServer::start_with(|a| {
+        a.gateway.send_rate = 1;
+        a.gateway.send_burst = 2;
+    })
+    .await;
+    let chat = direct_chat(&server, "alice", "bob").await;
+    let mut alice = server.connect("alice", "phone").await;
+    alice.send_message(&chat, "a", "1").await;
+    alice.send_message(&chat, "b", "2").await;
+    let limited = alice
+        .request(json!({"type": "send", "chat_id": chat, "client_msg_id": "c", "body": "3"}))
+        .await;
+    assert_eq!(error_code(&limited), "rate_limited");
+    let retry = limited["retry_after_ms"].as_u64().unwrap();
+    assert!(retry > 0 && retry <= 1000, "{retry}");
+    tokio::time::sleep(Duration::from_millis(retry + 50)).await;
+    alice.send_message(&chat, "c", "3").await;
+}
+
+#[tokio::test]
+async fn devices_per_user_are_limited() {
+    let server = TestServer::start_with(|a| a.gateway.max_devices_per_user = 2).await;
+    let _one = server.connect("alice", "one").await;
+    let _two = server.connect("alice", "two").await;
+    // The same device again is fine (a reconnect overlapping the old connection).
+    let _two_again = server.connect("alice", "two").await;
+    let refused = server
+        .try_connect_url(&format!("/v1/ws?token={}&device=three", token("alice", None)))
+        .await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status().as_u16(), 403),
+        _ => panic!("a third device was accepted"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_disconnected_and_recovers_everything_by_sync() {
+    let server = TestServer::start_with(|a| {
+        a.gateway.outbound_queue = 8;
+        a.gateway.send_rate = 100_000;
+        a.gateway.send_burst = 100_000;
+    })
+    .await;
+    let chat = direct_chat(&server, "alice", "bob").await;
+    // Bob connects and then never reads: his socket buffers fill, then his queue.
+    let mut bob = server.connect("bob", "phone").await;
+    let mut alice = server.connect("alice", "phone").await;
+    let body = "s".repeat(16 * 1024);
+    const COUNT: usize = 600;
+    for i in 0..COUNT {
+        alice
+            .send_json(json!({"type": "send", "id": format!("s{i}"), "chat_id": chat, "client_msg_id": format!("m{i}"), "body": body}))
+            .await;
+    }
+    for i in 0..COUNT {
+        let reply = alice.reply_to(&format!("s{i}")).await;
+        assert_eq!(reply["type"], "sent", "{reply}");
+    }
+    // The sender was never held back by the slow reader.
+    assert_alive(&mut alice).await;
+    // Bob's connection was closed (1013) once the queue overflowed.
+    assert_eq!(bob.wait_closed().await, Some(1013));
+    let mut bob = server.connect("bob", "phone").await;
+    let (messages, _) = bob.sync_all(Map::new(), 1000).await;
+    let seqs: Vec<u64> = messages.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=COUNT as u64).collect::<Vec<_>>());
+}

@@ -1,0 +1,11 @@
+//! Protocol v1 acceptance suite against `chatd` on port 0, over real WebSockets and HTTP.
+
+mod authz;
+mod bad_input;
+mod delivery;
+mod helpers;
+mod limits;
+mod ordering;
+mod presence;
+mod rest;
+mod session;
