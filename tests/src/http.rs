@@ -23,11 +23,13 @@ impl Http {
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, token, Some(body.to_string())).await
+        self.call(reqwest::Method::POST, path, token, Some(body.to_string()))
+            .await
     }
 
     pub async fn post_raw(&self, path: &str, token: Option<&str>, body: String) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, token, Some(body)).await
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -36,29 +38,52 @@ impl Http {
 
     /// The raw text of a GET (for /metrics and health).
     pub async fn get_text(&self, path: &str) -> (u16, String) {
-        let response = self.client.get(format!("{}{path}", self.base)).send().await.expect("request");
-        (response.status().as_u16(), response.text().await.expect("body"))
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
+        (
+            response.status().as_u16(),
+            response.text().await.expect("body"),
+        )
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<String>) -> (u16, Value) {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (u16, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
         }
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, value)
     }
 
     /// Creates a chat as `token`'s user and returns its id.
     pub async fn create_chat(&self, token: &str, body: Value) -> String {
         let (status, chat) = self.post("/v1/chats", Some(token), body).await;
-        assert!(status == 200 || status == 201, "create chat: {status} {chat}");
+        assert!(
+            status == 200 || status == 201,
+            "create chat: {status} {chat}"
+        );
         chat["chat_id"].as_str().expect("chat_id").to_owned()
     }
 }

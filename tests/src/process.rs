@@ -35,7 +35,9 @@ impl ChatdProcess {
         let mut lines = BufReader::new(stderr).lines();
         let addr = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.expect("read chatd log") {
-                let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
                 if entry["fields"]["message"] == "chatd listening" {
                     let addr = entry["fields"]["addr"].as_str().expect("addr field");
                     return addr.parse::<SocketAddr>().expect("socket address");
@@ -55,7 +57,9 @@ impl ChatdProcess {
     }
 
     pub async fn connect(&self, user: &str, device: &str) -> WsClient {
-        WsClient::connect(self.addr, user, Some(device)).await.expect("connects")
+        WsClient::connect(self.addr, user, Some(device))
+            .await
+            .expect("connects")
     }
 
     /// SIGKILL: no drain, no flush.
@@ -67,7 +71,9 @@ impl ChatdProcess {
     /// SIGTERM, then waits for a clean exit; returns the exit status success.
     pub async fn terminate(mut self) -> bool {
         let pid = self.child.id().expect("running child");
-        let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
         tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
             .expect("chatd did not exit after SIGTERM")

@@ -38,7 +38,9 @@ impl TestServer {
         args.jwt_secret = Some(TEST_SECRET.into());
         configure(&mut args);
         let shutdown = CancellationToken::new();
-        let chatd = Chatd::build(args, shutdown.clone()).await.expect("chatd builds");
+        let chatd = Chatd::build(args, shutdown.clone())
+            .await
+            .expect("chatd builds");
         let addr = chatd.local_addr();
         let task = tokio::spawn(chatd.run_until_stopped());
         TestServer {
@@ -56,7 +58,9 @@ impl TestServer {
 
     /// A WebSocket client of `user` on `device`, past its `hello`.
     pub async fn connect(&self, user: &str, device: &str) -> WsClient {
-        WsClient::connect(self.addr, user, Some(device)).await.expect("connects")
+        WsClient::connect(self.addr, user, Some(device))
+            .await
+            .expect("connects")
     }
 
     pub async fn try_connect_url(&self, path_and_query: &str) -> Result<WsClient, WsError> {
@@ -67,7 +71,9 @@ impl TestServer {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server ran cleanly");
+            task.await
+                .expect("server task")
+                .expect("server ran cleanly");
         }
     }
 

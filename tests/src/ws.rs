@@ -28,7 +28,11 @@ pub struct WsClient {
 }
 
 impl WsClient {
-    pub async fn connect(addr: SocketAddr, user: &str, device: Option<&str>) -> Result<Self, WsError> {
+    pub async fn connect(
+        addr: SocketAddr,
+        user: &str,
+        device: Option<&str>,
+    ) -> Result<Self, WsError> {
         let token = crate::token(user, None);
         let mut url = format!("ws://{addr}/v1/ws?token={token}");
         if let Some(device) = device {
@@ -62,11 +66,17 @@ impl WsClient {
     }
 
     pub async fn send_text(&mut self, text: String) {
-        self.socket.send(Message::Text(text.into())).await.expect("send frame");
+        self.socket
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send frame");
     }
 
     pub async fn send_binary(&mut self, data: Vec<u8>) {
-        self.socket.send(Message::Binary(data.into())).await.expect("send frame");
+        self.socket
+            .send(Message::Binary(data.into()))
+            .await
+            .expect("send frame");
     }
 
     /// Sends a request with a fresh id and returns its reply (the frame with that `re`).
@@ -83,16 +93,24 @@ impl WsClient {
 
     /// The next frame matching `pred` (from the backlog first), within `WAIT`.
     pub async fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        self.try_wait_for(WAIT, pred).await.expect("expected frame did not arrive")
+        self.try_wait_for(WAIT, pred)
+            .await
+            .expect("expected frame did not arrive")
     }
 
-    pub async fn try_wait_for(&mut self, wait: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    pub async fn try_wait_for(
+        &mut self,
+        wait: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
         if let Some(i) = self.backlog.iter().position(&pred) {
             return self.backlog.remove(i);
         }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.next_frame()).await.ok()??;
+            let frame = tokio::time::timeout_at(deadline, self.next_frame())
+                .await
+                .ok()??;
             if pred(&frame) {
                 return Some(frame);
             }
@@ -101,7 +119,11 @@ impl WsClient {
     }
 
     /// Every frame that arrives within `wait` and matches `pred` (the backlog included).
-    pub async fn collect_for(&mut self, wait: Duration, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    pub async fn collect_for(
+        &mut self,
+        wait: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
         let mut got = Vec::new();
         while let Some(frame) = self.try_wait_for(wait, &pred).await {
             got.push(frame);
@@ -152,15 +174,25 @@ impl WsClient {
     }
 
     /// Runs `sync` to completion from `cursors`, returning every `msg` and the last `synced`.
-    pub async fn sync_all(&mut self, mut cursors: serde_json::Map<String, Value>, limit: u32) -> (Vec<Value>, Value) {
+    pub async fn sync_all(
+        &mut self,
+        mut cursors: serde_json::Map<String, Value>,
+        limit: u32,
+    ) -> (Vec<Value>, Value) {
         let mut messages = Vec::new();
         loop {
             let id = self.id();
-            self.send_json(json!({"type": "sync", "id": id, "cursors": cursors, "limit": limit})).await;
+            self.send_json(json!({"type": "sync", "id": id, "cursors": cursors, "limit": limit}))
+                .await;
             // Sync output precedes its `synced`; live frames may interleave and are kept too.
             let synced = self.reply_to(&id).await;
             assert_eq!(synced["type"], "synced", "sync failed: {synced}");
-            let batch: Vec<Value> = self.backlog.iter().filter(|f| f["type"] == "msg").cloned().collect();
+            let batch: Vec<Value> = self
+                .backlog
+                .iter()
+                .filter(|f| f["type"] == "msg")
+                .cloned()
+                .collect();
             self.backlog.retain(|f| f["type"] != "msg");
             for m in &batch {
                 let chat = m["chat_id"].as_str().unwrap().to_owned();

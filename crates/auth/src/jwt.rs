@@ -113,12 +113,13 @@ impl JwtKeys {
 
     /// Checks signature, `exp`/`nbf` and the id formats.
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid(e.to_string()),
-            }
-        })?;
+        let data =
+            decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+                match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                    _ => AuthError::Invalid(e.to_string()),
+                }
+            })?;
         let claims = data.claims;
         if !is_valid_id(&claims.sub) {
             return Err(AuthError::BadUserId);

@@ -30,7 +30,10 @@ impl Bus for LocalBus {
     }
 
     fn subscribe(&self, topic: &str) {
-        self.topics.write().expect("bus lock").insert(topic.to_owned());
+        self.topics
+            .write()
+            .expect("bus lock")
+            .insert(topic.to_owned());
     }
 
     fn unsubscribe(&self, topic: &str) {
@@ -54,7 +57,9 @@ mod tests {
         let got = Arc::new(Mutex::new(Vec::new()));
         let sink = got.clone();
         bus.set_handler(Arc::new(move |topic, msg| {
-            sink.lock().unwrap().push((topic.to_owned(), msg.frame.clone()));
+            sink.lock()
+                .unwrap()
+                .push((topic.to_owned(), msg.frame.clone()));
         }));
         bus.publish("user:a", BusMessage::to_all("0"));
         bus.subscribe("user:a");
@@ -65,6 +70,9 @@ mod tests {
         bus.publish("user:a", BusMessage::to_all("3"));
         let got = got.lock().unwrap();
         let frames: Vec<_> = got.iter().map(|(_, f)| f.clone()).collect();
-        assert_eq!(frames, vec![bytes::Bytes::from("1"), bytes::Bytes::from("2")]);
+        assert_eq!(
+            frames,
+            vec![bytes::Bytes::from("1"), bytes::Bytes::from("2")]
+        );
     }
 }

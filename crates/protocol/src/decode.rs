@@ -113,8 +113,8 @@ mod tests {
 
     #[test]
     fn wrong_field_type_is_named() {
-        let e = decode_client_frame(r#"{"type":"recv","id":"8","chat_id":"c","seq":"x"}"#)
-            .unwrap_err();
+        let e =
+            decode_client_frame(r#"{"type":"recv","id":"8","chat_id":"c","seq":"x"}"#).unwrap_err();
         assert_eq!(e.re.as_deref(), Some("8"));
         assert!(e.message.contains("invalid type"), "{}", e.message);
     }
@@ -128,6 +128,9 @@ mod tests {
     #[test]
     fn overlong_id_is_refused() {
         let frame = format!(r#"{{"type":"ping","id":"{}"}}"#, "x".repeat(65));
-        assert_eq!(decode_client_frame(&frame).unwrap_err().code, ErrorCode::BadRequest);
+        assert_eq!(
+            decode_client_frame(&frame).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
     }
 }

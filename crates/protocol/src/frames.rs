@@ -196,6 +196,9 @@ mod tests {
     #[test]
     fn error_frame_omits_absent_fields() {
         let json = ServerFrame::error(None, ErrorCode::BadRequest, "nope").to_json();
-        assert_eq!(json, r#"{"type":"error","code":"bad_request","message":"nope"}"#);
+        assert_eq!(
+            json,
+            r#"{"type":"error","code":"bad_request","message":"nope"}"#
+        );
     }
 }

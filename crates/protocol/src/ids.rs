@@ -50,7 +50,13 @@ mod tests {
 
     #[test]
     fn direct_chat_id_is_symmetric_and_distinct() {
-        assert_eq!(direct_chat_id("alice", "bob"), direct_chat_id("bob", "alice"));
-        assert_ne!(direct_chat_id("alice", "bob"), direct_chat_id("alice", "carol"));
+        assert_eq!(
+            direct_chat_id("alice", "bob"),
+            direct_chat_id("bob", "alice")
+        );
+        assert_ne!(
+            direct_chat_id("alice", "bob"),
+            direct_chat_id("alice", "carol")
+        );
     }
 }

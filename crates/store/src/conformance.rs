@@ -72,12 +72,18 @@ pub async fn chats_and_members(store: Arc<dyn MessageStore>) {
     assert!(store.get_chat("nope").await.unwrap().is_none());
 
     store
-        .add_members("g1", &[member("carol", Role::Member), member("bob", Role::Member)])
+        .add_members(
+            "g1",
+            &[member("carol", Role::Member), member("bob", Role::Member)],
+        )
         .await
         .unwrap();
     let loaded = store.get_chat("g1").await.unwrap().unwrap();
     assert_eq!(loaded.members.len(), 3);
-    assert_eq!(store.chat_ids_of_user("carol").await.unwrap(), vec!["g1".to_string()]);
+    assert_eq!(
+        store.chat_ids_of_user("carol").await.unwrap(),
+        vec!["g1".to_string()]
+    );
     let mut contacts = store.contacts_of("alice").await.unwrap();
     contacts.sort();
     assert_eq!(contacts, vec!["bob".to_string(), "carol".to_string()]);
@@ -105,7 +111,10 @@ pub async fn direct_chat_creation_is_idempotent(store: Arc<dyn MessageStore>) {
 }
 
 pub async fn append_is_idempotent(store: Arc<dyn MessageStore>) {
-    store.create_chat(&group("g", &[("alice", Role::Admin)])).await.unwrap();
+    store
+        .create_chat(&group("g", &[("alice", Role::Admin)]))
+        .await
+        .unwrap();
     let batch = vec![message("g", 1, "alice", 10), message("g", 2, "alice", 11)];
     store.append(batch.clone()).await.unwrap();
     // A retried batch, and a conflicting write of an existing seq, change nothing.
@@ -119,8 +128,13 @@ pub async fn append_is_idempotent(store: Arc<dyn MessageStore>) {
 }
 
 pub async fn history_pages_forward_and_backward(store: Arc<dyn MessageStore>) {
-    store.create_chat(&group("g", &[("alice", Role::Admin)])).await.unwrap();
-    let all: Vec<Message> = (1..=250).map(|s| message("g", s, "alice", s as i64)).collect();
+    store
+        .create_chat(&group("g", &[("alice", Role::Admin)]))
+        .await
+        .unwrap();
+    let all: Vec<Message> = (1..=250)
+        .map(|s| message("g", s, "alice", s as i64))
+        .collect();
     store.append(all.clone()).await.unwrap();
 
     let mut seen = Vec::new();
@@ -136,35 +150,64 @@ pub async fn history_pages_forward_and_backward(store: Arc<dyn MessageStore>) {
     assert_eq!(seen, all);
 
     let before = store.messages_before("g", 101, 10).await.unwrap();
-    assert_eq!(before.iter().map(|m| m.seq).collect::<Vec<_>>(), (91..=100).collect::<Vec<_>>());
+    assert_eq!(
+        before.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (91..=100).collect::<Vec<_>>()
+    );
     let newest = store.messages_before("g", u64::MAX, 3).await.unwrap();
-    assert_eq!(newest.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![248, 249, 250]);
+    assert_eq!(
+        newest.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![248, 249, 250]
+    );
     assert!(store.messages_before("g", 1, 10).await.unwrap().is_empty());
-    assert!(store.messages_after("other", 0, 10).await.unwrap().is_empty());
+    assert!(store
+        .messages_after("other", 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn sequencer_state_reports_head_and_recent_dedup(store: Arc<dyn MessageStore>) {
-    store.create_chat(&group("g", &[("alice", Role::Admin)])).await.unwrap();
+    store
+        .create_chat(&group("g", &[("alice", Role::Admin)]))
+        .await
+        .unwrap();
     let empty = store.sequencer_state("g", 0).await.unwrap();
     assert_eq!(empty.head_seq, 0);
     assert!(empty.recent.is_empty());
 
     store
-        .append(vec![message("g", 1, "alice", 100), message("g", 2, "alice", 200)])
+        .append(vec![
+            message("g", 1, "alice", 100),
+            message("g", 2, "alice", 200),
+        ])
         .await
         .unwrap();
     let state = store.sequencer_state("g", 150).await.unwrap();
     assert_eq!(state.head_seq, 2);
     assert_eq!(state.recent.len(), 1);
     let entry = &state.recent[0];
-    assert_eq!((entry.seq, entry.client_msg_id.as_str(), entry.sender_id.as_str()), (2, "c-2", "alice"));
+    assert_eq!(
+        (
+            entry.seq,
+            entry.client_msg_id.as_str(),
+            entry.sender_id.as_str()
+        ),
+        (2, "c-2", "alice")
+    );
     assert_eq!(entry.msg_id, "m-g-2");
 }
 
 pub async fn dedup_entries_expire(store: Arc<dyn MessageStore>) {
-    store.create_chat(&group("g", &[("alice", Role::Admin)])).await.unwrap();
     store
-        .append(vec![message("g", 1, "alice", 100), message("g", 2, "alice", 200)])
+        .create_chat(&group("g", &[("alice", Role::Admin)]))
+        .await
+        .unwrap();
+    store
+        .append(vec![
+            message("g", 1, "alice", 100),
+            message("g", 2, "alice", 200),
+        ])
         .await
         .unwrap();
     assert_eq!(store.prune_dedup(150).await.unwrap(), 1);
@@ -176,12 +219,33 @@ pub async fn dedup_entries_expire(store: Arc<dyn MessageStore>) {
 }
 
 pub async fn watermarks_only_move_forward(store: Arc<dyn MessageStore>) {
-    assert_eq!(store.advance_delivered("g", "bob", "phone", 5).await.unwrap(), Some(5));
+    assert_eq!(
+        store
+            .advance_delivered("g", "bob", "phone", 5)
+            .await
+            .unwrap(),
+        Some(5)
+    );
     // Another device behind the user's watermark moves its own mark but not the user's.
-    assert_eq!(store.advance_delivered("g", "bob", "laptop", 3).await.unwrap(), None);
-    assert_eq!(store.advance_delivered("g", "bob", "phone", 4).await.unwrap(), None);
+    assert_eq!(
+        store
+            .advance_delivered("g", "bob", "laptop", 3)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .advance_delivered("g", "bob", "phone", 4)
+            .await
+            .unwrap(),
+        None
+    );
     let marks = store.watermarks("g", "bob", "laptop").await.unwrap();
-    assert_eq!((marks.device_delivered, marks.delivered, marks.read), (3, 5, 0));
+    assert_eq!(
+        (marks.device_delivered, marks.delivered, marks.read),
+        (3, 5, 0)
+    );
 
     assert_eq!(store.advance_read("g", "bob", 2).await.unwrap(), Some(2));
     assert_eq!(store.advance_read("g", "bob", 1).await.unwrap(), None);
@@ -193,7 +257,10 @@ pub async fn concurrent_watermarks_end_at_the_maximum(store: Arc<dyn MessageStor
     for seq in (1..=64u64).rev() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            store.advance_delivered("g", "bob", "phone", seq).await.unwrap();
+            store
+                .advance_delivered("g", "bob", "phone", seq)
+                .await
+                .unwrap();
             store.advance_read("g", "bob", seq).await.unwrap();
         }));
     }
@@ -201,7 +268,10 @@ pub async fn concurrent_watermarks_end_at_the_maximum(store: Arc<dyn MessageStor
         t.await.unwrap();
     }
     let marks = store.watermarks("g", "bob", "phone").await.unwrap();
-    assert_eq!((marks.device_delivered, marks.delivered, marks.read), (64, 64, 64));
+    assert_eq!(
+        (marks.device_delivered, marks.delivered, marks.read),
+        (64, 64, 64)
+    );
 }
 
 pub async fn push_devices_register_and_remove(store: Arc<dyn MessageStore>) {
@@ -227,23 +297,35 @@ pub async fn push_devices_register_and_remove(store: Arc<dyn MessageStore>) {
 pub async fn last_seen_keeps_the_latest(store: Arc<dyn MessageStore>) {
     store.set_last_seen("bob", 200).await.unwrap();
     store.set_last_seen("bob", 100).await.unwrap();
-    let seen = store.last_seen(&["bob".into(), "nobody".into()]).await.unwrap();
+    let seen = store
+        .last_seen(&["bob".into(), "nobody".into()])
+        .await
+        .unwrap();
     assert_eq!(seen.get("bob"), Some(&200));
     assert!(!seen.contains_key("nobody"));
 }
 
 pub async fn concurrent_appends_all_land(store: Arc<dyn MessageStore>) {
-    store.create_chat(&group("g", &[("alice", Role::Admin)])).await.unwrap();
+    store
+        .create_chat(&group("g", &[("alice", Role::Admin)]))
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for seq in 1..=200u64 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            store.append(vec![message("g", seq, "alice", 1)]).await.unwrap();
+            store
+                .append(vec![message("g", seq, "alice", 1)])
+                .await
+                .unwrap();
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
     let stored = store.messages_after("g", 0, 1000).await.unwrap();
-    assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=200).collect::<Vec<_>>());
+    assert_eq!(
+        stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (1..=200).collect::<Vec<_>>()
+    );
 }

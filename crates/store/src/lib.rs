@@ -36,8 +36,11 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn chat_ids_of_user(&self, user_id: &str) -> StoreResult<Vec<String>>;
     /// Every chat of the user with this device's and user's watermarks, unread count and
     /// last message.
-    async fn chats_of_user(&self, user_id: &str, device_id: &str)
-        -> StoreResult<Vec<UserChatState>>;
+    async fn chats_of_user(
+        &self,
+        user_id: &str,
+        device_id: &str,
+    ) -> StoreResult<Vec<UserChatState>>;
     /// Users who share at least one chat with `user_id` (not including the user).
     async fn contacts_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
 
@@ -45,26 +48,50 @@ pub trait MessageStore: Send + Sync + 'static {
     /// exists already is a no-op, so a retried batch is harmless.
     async fn append(&self, messages: Vec<Message>) -> StoreResult<()>;
     /// Head seq of a chat and its dedup entries written at or after `dedup_since_ms`.
-    async fn sequencer_state(&self, chat_id: &str, dedup_since_ms: i64)
-        -> StoreResult<SequencerState>;
+    async fn sequencer_state(
+        &self,
+        chat_id: &str,
+        dedup_since_ms: i64,
+    ) -> StoreResult<SequencerState>;
     /// Messages with seq > `after_seq`, ascending, at most `limit`.
-    async fn messages_after(&self, chat_id: &str, after_seq: u64, limit: usize)
-        -> StoreResult<Vec<Message>>;
+    async fn messages_after(
+        &self,
+        chat_id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>>;
     /// The last `limit` messages with seq < `before_seq`, ascending.
-    async fn messages_before(&self, chat_id: &str, before_seq: u64, limit: usize)
-        -> StoreResult<Vec<Message>>;
+    async fn messages_before(
+        &self,
+        chat_id: &str,
+        before_seq: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>>;
     /// Deletes dedup entries older than `older_than_ms`; returns how many.
     async fn prune_dedup(&self, older_than_ms: i64) -> StoreResult<u64>;
 
     /// Raises the device's and the user's delivered watermark to `seq` (never lowers).
     /// Returns the user's new delivered watermark when it rose.
-    async fn advance_delivered(&self, chat_id: &str, user_id: &str, device_id: &str, seq: u64)
-        -> StoreResult<Option<u64>>;
+    async fn advance_delivered(
+        &self,
+        chat_id: &str,
+        user_id: &str,
+        device_id: &str,
+        seq: u64,
+    ) -> StoreResult<Option<u64>>;
     /// Raises the user's read watermark (never lowers). Returns the new value when it rose.
-    async fn advance_read(&self, chat_id: &str, user_id: &str, seq: u64)
-        -> StoreResult<Option<u64>>;
-    async fn watermarks(&self, chat_id: &str, user_id: &str, device_id: &str)
-        -> StoreResult<Watermarks>;
+    async fn advance_read(
+        &self,
+        chat_id: &str,
+        user_id: &str,
+        seq: u64,
+    ) -> StoreResult<Option<u64>>;
+    async fn watermarks(
+        &self,
+        chat_id: &str,
+        user_id: &str,
+        device_id: &str,
+    ) -> StoreResult<Watermarks>;
 
     /// Registers or replaces the push token of a user's device.
     async fn upsert_push_device(&self, device: &PushDevice) -> StoreResult<()>;

@@ -62,26 +62,69 @@ pub trait ChatApi: Send + Sync + 'static {
     /// Sends a message. The request is queued before this returns, so sends issued one
     /// after another by one caller keep that order in the chat; the future resolves once
     /// the message is durable.
-    fn send(&self, caller: &Caller, request: SendRequest) -> BoxFuture<'static, Result<SendOutcome, ChatError>>;
+    fn send(
+        &self,
+        caller: &Caller,
+        request: SendRequest,
+    ) -> BoxFuture<'static, Result<SendOutcome, ChatError>>;
 
     /// Creates a chat; the bool is true when it was created now (false: the existing direct chat).
-    async fn create_chat(&self, caller: &Caller, request: CreateChat) -> Result<(Chat, bool), ChatError>;
+    async fn create_chat(
+        &self,
+        caller: &Caller,
+        request: CreateChat,
+    ) -> Result<(Chat, bool), ChatError>;
     async fn list_chats(&self, caller: &Caller) -> Result<Vec<ChatListEntry>, ChatError>;
     async fn get_chat(&self, caller: &Caller, chat_id: &str) -> Result<Chat, ChatError>;
-    async fn add_members(&self, caller: &Caller, chat_id: &str, user_ids: Vec<String>) -> Result<Chat, ChatError>;
-    async fn remove_member(&self, caller: &Caller, chat_id: &str, user_id: &str) -> Result<(), ChatError>;
+    async fn add_members(
+        &self,
+        caller: &Caller,
+        chat_id: &str,
+        user_ids: Vec<String>,
+    ) -> Result<Chat, ChatError>;
+    async fn remove_member(
+        &self,
+        caller: &Caller,
+        chat_id: &str,
+        user_id: &str,
+    ) -> Result<(), ChatError>;
 
-    async fn history(&self, caller: &Caller, chat_id: &str, query: HistoryQuery) -> Result<Vec<Message>, ChatError>;
-    async fn sync(&self, caller: &Caller, cursors: HashMap<String, u64>, limit: Option<u32>) -> Result<SyncResult, ChatError>;
+    async fn history(
+        &self,
+        caller: &Caller,
+        chat_id: &str,
+        query: HistoryQuery,
+    ) -> Result<Vec<Message>, ChatError>;
+    async fn sync(
+        &self,
+        caller: &Caller,
+        cursors: HashMap<String, u64>,
+        limit: Option<u32>,
+    ) -> Result<SyncResult, ChatError>;
 
-    async fn mark_delivered(&self, caller: &Caller, chat_id: &str, seq: u64) -> Result<(), ChatError>;
+    async fn mark_delivered(
+        &self,
+        caller: &Caller,
+        chat_id: &str,
+        seq: u64,
+    ) -> Result<(), ChatError>;
     async fn mark_read(&self, caller: &Caller, chat_id: &str, seq: u64) -> Result<(), ChatError>;
     async fn typing(&self, caller: &Caller, chat_id: &str) -> Result<(), ChatError>;
 
     /// Which of `user_ids` the caller may see the presence of (those sharing a chat).
-    async fn visible_users(&self, caller: &Caller, user_ids: &[String]) -> Result<HashSet<String>, ChatError>;
+    async fn visible_users(
+        &self,
+        caller: &Caller,
+        user_ids: &[String],
+    ) -> Result<HashSet<String>, ChatError>;
 
-    async fn register_device(&self, caller: &Caller, device_id: &str, platform: PushPlatform, token: &str) -> Result<(), ChatError>;
+    async fn register_device(
+        &self,
+        caller: &Caller,
+        device_id: &str,
+        platform: PushPlatform,
+        token: &str,
+    ) -> Result<(), ChatError>;
     async fn unregister_device(&self, caller: &Caller, device_id: &str) -> Result<bool, ChatError>;
 
     /// Ok when the backends the service needs are reachable.

@@ -30,7 +30,11 @@ impl ChatCache {
     }
 
     /// The chat, from memory or else the store. `None` when it does not exist.
-    pub(crate) async fn get(&self, store: &dyn MessageStore, chat_id: &str) -> StoreResult<Option<Arc<Chat>>> {
+    pub(crate) async fn get(
+        &self,
+        store: &dyn MessageStore,
+        chat_id: &str,
+    ) -> StoreResult<Option<Arc<Chat>>> {
         let generation = {
             let inner = self.inner.lock().expect("cache lock");
             if let Some(chat) = inner.chats.get(chat_id) {

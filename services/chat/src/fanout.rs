@@ -17,11 +17,25 @@ pub(crate) struct Fanout {
 }
 
 impl Fanout {
-    pub(crate) fn new(bus: Arc<dyn Bus>, presence: Arc<dyn Presence>, push: Arc<dyn PushQueue>) -> Self {
-        Fanout { bus, presence, push }
+    pub(crate) fn new(
+        bus: Arc<dyn Bus>,
+        presence: Arc<dyn Presence>,
+        push: Arc<dyn PushQueue>,
+    ) -> Self {
+        Fanout {
+            bus,
+            presence,
+            push,
+        }
     }
 
-    fn to_members(&self, chat: &Chat, frame: &ServerFrame, skip_session: Option<Uuid>, skip_user: Option<&str>) {
+    fn to_members(
+        &self,
+        chat: &Chat,
+        frame: &ServerFrame,
+        skip_session: Option<Uuid>,
+        skip_user: Option<&str>,
+    ) {
         let frame = Bytes::from(frame.to_json());
         for member in &chat.members {
             if skip_user == Some(member.user_id.as_str()) {
@@ -48,7 +62,9 @@ impl Fanout {
     pub(crate) async fn push_offline(&self, deliveries: Vec<(Arc<Chat>, Message)>) {
         for (chat, message) in deliveries {
             for member in &chat.members {
-                if member.user_id == message.sender_id || self.presence.is_online(&member.user_id).await {
+                if member.user_id == message.sender_id
+                    || self.presence.is_online(&member.user_id).await
+                {
                     continue;
                 }
                 let job = PushJob {
@@ -66,7 +82,14 @@ impl Fanout {
         }
     }
 
-    pub(crate) fn receipt(&self, chat: &Chat, user_id: &str, kind: ReceiptKind, seq: u64, origin: Option<Uuid>) {
+    pub(crate) fn receipt(
+        &self,
+        chat: &Chat,
+        user_id: &str,
+        kind: ReceiptKind,
+        seq: u64,
+        origin: Option<Uuid>,
+    ) {
         let frame = ServerFrame::Receipt {
             chat_id: chat.chat_id.clone(),
             user_id: user_id.to_owned(),
@@ -90,8 +113,19 @@ impl Fanout {
     }
 
     /// Sends a `chat` frame with `event` to the listed users' devices.
-    pub(crate) fn chat_event<'a>(&self, chat: &Chat, event: ChatEvent, users: impl IntoIterator<Item = &'a str>) {
-        let frame = Bytes::from(ServerFrame::Chat { event, chat: chat.clone() }.to_json());
+    pub(crate) fn chat_event<'a>(
+        &self,
+        chat: &Chat,
+        event: ChatEvent,
+        users: impl IntoIterator<Item = &'a str>,
+    ) {
+        let frame = Bytes::from(
+            ServerFrame::Chat {
+                event,
+                chat: chat.clone(),
+            }
+            .to_json(),
+        );
         for user in users {
             self.bus.publish(
                 &user_topic(user),

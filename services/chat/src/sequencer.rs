@@ -21,6 +21,9 @@ use crate::fanout::Fanout;
 /// The most sends one append takes.
 const MAX_BATCH: usize = 1024;
 
+/// How often (in batches) remembered client_msg_ids past the dedup window are dropped.
+const PRUNE_EVERY_BATCHES: u64 = 4096;
+
 pub(crate) struct SendCommand {
     pub(crate) sender_id: String,
     pub(crate) session: Option<Uuid>,
@@ -115,6 +118,9 @@ impl Sequencer {
     async fn process(&mut self, commands: Vec<SendCommand>) {
         self.tick += 1;
         self.evict_if_full();
+        if self.tick % PRUNE_EVERY_BATCHES == 0 {
+            self.prune_expired_dedup();
+        }
         let mut pending: Vec<Pending> = Vec::new();
         let mut repeats: Vec<Repeat> = Vec::new();
         let mut touched: HashSet<String> = HashSet::new();
@@ -140,7 +146,8 @@ impl Sequencer {
                 metrics::counter!("chat_messages_stored_total").increment(batch_size as u64);
                 let mut deliveries = Vec::with_capacity(pending.len());
                 for p in pending {
-                    self.heads.raise(&p.message.chat_id, p.message.seq, self.capacity);
+                    self.heads
+                        .raise(&p.message.chat_id, p.message.seq, self.capacity);
                     self.fanout.message(&p.chat, &p.message, p.origin);
                     let _ = p.reply.send(Ok(outcome_of(&p.message, true)));
                     deliveries.push((p.chat, p.message));
@@ -178,7 +185,12 @@ impl Sequencer {
         pending: &mut Vec<Pending>,
         touched: &mut HashSet<String>,
     ) -> Result<Option<Repeat>, (oneshot::Sender<Result<SendOutcome, ChatError>>, ChatError)> {
-        let SendCommand { sender_id, session, request, reply } = command;
+        let SendCommand {
+            sender_id,
+            session,
+            request,
+            reply,
+        } = command;
         let chat = match self.chats.get(self.store.as_ref(), &request.chat_id).await {
             Ok(Some(chat)) => chat,
             Ok(None) => return Err((reply, ChatError::no_chat())),
@@ -190,7 +202,10 @@ impl Sequencer {
         if let Err(e) = self.load_order(&request.chat_id).await {
             return Err((reply, e));
         }
-        let order = self.orders.get_mut(&request.chat_id).expect("order loaded above");
+        let order = self
+            .orders
+            .get_mut(&request.chat_id)
+            .expect("order loaded above");
         order.last_used = self.tick;
         let key = (sender_id, request.client_msg_id);
         if let Some(previous) = order.recent.get(&key) {
@@ -257,7 +272,7 @@ impl Sequencer {
     }
 
     /// Keeps memory bounded: when full, forget the least recently used half (they reload
-    /// from the store), and drop dedup entries older than the window.
+    /// from the store).
     fn evict_if_full(&mut self) {
         if self.orders.len() < self.capacity {
             return;
@@ -266,6 +281,10 @@ impl Sequencer {
         ticks.sort_unstable();
         let cutoff = ticks[ticks.len() / 2];
         self.orders.retain(|_, o| o.last_used > cutoff);
+    }
+
+    /// Forgets client_msg_ids older than the dedup window, so busy chats stay bounded too.
+    fn prune_expired_dedup(&mut self) {
         let oldest = now_ms() - self.dedup_window.as_millis() as i64;
         for order in self.orders.values_mut() {
             order.recent.retain(|_, outcome| outcome.ts >= oldest);

@@ -9,8 +9,8 @@ use chat_bus::Bus;
 use chat_presence::Presence;
 use chat_protocol::ids::{direct_chat_id, is_valid_client_token, is_valid_id};
 use chat_protocol::{
-    now_ms, Chat, ChatEvent, ChatKind, ChatListEntry, Member, Message, PushPlatform, ReceiptKind, Role,
-    SyncedChat,
+    now_ms, Chat, ChatEvent, ChatKind, ChatListEntry, Member, Message, PushPlatform, ReceiptKind,
+    Role, SyncedChat,
 };
 use chat_push::PushQueue;
 use chat_store::{MessageStore, PushDevice};
@@ -80,7 +80,11 @@ impl ChatService {
     }
 
     /// The chat if `caller` is a member; `not_found` / `forbidden` otherwise.
-    async fn chat_for_member(&self, caller: &Caller, chat_id: &str) -> Result<Arc<Chat>, ChatError> {
+    async fn chat_for_member(
+        &self,
+        caller: &Caller,
+        chat_id: &str,
+    ) -> Result<Arc<Chat>, ChatError> {
         let chat = self
             .chats
             .get(self.store.as_ref(), chat_id)
@@ -97,9 +101,15 @@ impl ChatService {
         if seq <= chat.head_seq || self.heads.get(&chat.chat_id).is_some_and(|h| seq <= h) {
             return Ok(());
         }
-        let head = self.store.get_chat(&chat.chat_id).await?.map_or(0, |c| c.head_seq);
+        let head = self
+            .store
+            .get_chat(&chat.chat_id)
+            .await?
+            .map_or(0, |c| c.head_seq);
         if seq > head {
-            return Err(ChatError::BadRequest(format!("seq {seq} is beyond the chat's head {head}")));
+            return Err(ChatError::BadRequest(format!(
+                "seq {seq} is beyond the chat's head {head}"
+            )));
         }
         Ok(())
     }
@@ -111,10 +121,16 @@ impl ChatService {
         Ok(())
     }
 
-    async fn create_direct(&self, caller: &Caller, members: &[String]) -> Result<(Chat, bool), ChatError> {
+    async fn create_direct(
+        &self,
+        caller: &Caller,
+        members: &[String],
+    ) -> Result<(Chat, bool), ChatError> {
         let others: HashSet<&String> = members.iter().filter(|u| **u != caller.user_id).collect();
         if others.len() != 1 {
-            return Err(ChatError::BadRequest("a direct chat has exactly one other member".into()));
+            return Err(ChatError::BadRequest(
+                "a direct chat has exactly one other member".into(),
+            ));
         }
         let other = others.into_iter().next().expect("one member");
         let chat_id = direct_chat_id(&caller.user_id, other);
@@ -124,29 +140,50 @@ impl ChatService {
             title: None,
             members: [&caller.user_id, other]
                 .into_iter()
-                .map(|u| Member { user_id: u.clone(), role: Role::Member })
+                .map(|u| Member {
+                    user_id: u.clone(),
+                    role: Role::Member,
+                })
                 .collect(),
             created_at: now_ms(),
             head_seq: 0,
         };
         let created = self.store.create_chat(&chat).await?;
-        let chat = self.store.get_chat(&chat_id).await?.ok_or_else(ChatError::no_chat)?;
+        let chat = self
+            .store
+            .get_chat(&chat_id)
+            .await?
+            .ok_or_else(ChatError::no_chat)?;
         if created {
-            self.fanout.chat_event(&chat, ChatEvent::Added, member_ids(&chat));
+            self.fanout
+                .chat_event(&chat, ChatEvent::Added, member_ids(&chat));
         }
         Ok((chat, created))
     }
 
-    async fn create_group(&self, caller: &Caller, title: Option<String>, members: &[String]) -> Result<(Chat, bool), ChatError> {
+    async fn create_group(
+        &self,
+        caller: &Caller,
+        title: Option<String>,
+        members: &[String],
+    ) -> Result<(Chat, bool), ChatError> {
         if title.as_ref().is_some_and(|t| t.len() > MAX_TITLE_BYTES) {
-            return Err(ChatError::BadRequest(format!("title is longer than {MAX_TITLE_BYTES} bytes")));
+            return Err(ChatError::BadRequest(format!(
+                "title is longer than {MAX_TITLE_BYTES} bytes"
+            )));
         }
         let mut seen = HashSet::new();
-        let mut member_list = vec![Member { user_id: caller.user_id.clone(), role: Role::Admin }];
+        let mut member_list = vec![Member {
+            user_id: caller.user_id.clone(),
+            role: Role::Admin,
+        }];
         seen.insert(caller.user_id.clone());
         for user in members {
             if seen.insert(user.clone()) {
-                member_list.push(Member { user_id: user.clone(), role: Role::Member });
+                member_list.push(Member {
+                    user_id: user.clone(),
+                    role: Role::Member,
+                });
             }
         }
         if member_list.len() > self.config.max_group_members {
@@ -164,14 +201,19 @@ impl ChatService {
             head_seq: 0,
         };
         self.store.create_chat(&chat).await?;
-        self.fanout.chat_event(&chat, ChatEvent::Added, member_ids(&chat));
+        self.fanout
+            .chat_event(&chat, ChatEvent::Added, member_ids(&chat));
         Ok((chat, true))
     }
 }
 
 #[async_trait]
 impl ChatApi for ChatService {
-    fn send(&self, caller: &Caller, request: SendRequest) -> BoxFuture<'static, Result<SendOutcome, ChatError>> {
+    fn send(
+        &self,
+        caller: &Caller,
+        request: SendRequest,
+    ) -> BoxFuture<'static, Result<SendOutcome, ChatError>> {
         if let Err(e) = validate_send(&request, self.config.max_body_bytes) {
             return futures_util::future::ready(Err(e)).boxed();
         }
@@ -185,7 +227,10 @@ impl ChatApi for ChatService {
         // Queued now, in call order; refused rather than buffered without bound when full.
         if self.sequencer.try_send(command).is_err() {
             metrics::counter!("chat_send_overload_total").increment(1);
-            return futures_util::future::ready(Err(ChatError::Unavailable("chat service overloaded, retry later".into()))).boxed();
+            return futures_util::future::ready(Err(ChatError::Unavailable(
+                "chat service overloaded, retry later".into(),
+            )))
+            .boxed();
         }
         async move {
             outcome
@@ -195,16 +240,26 @@ impl ChatApi for ChatService {
         .boxed()
     }
 
-    async fn create_chat(&self, caller: &Caller, request: CreateChat) -> Result<(Chat, bool), ChatError> {
+    async fn create_chat(
+        &self,
+        caller: &Caller,
+        request: CreateChat,
+    ) -> Result<(Chat, bool), ChatError> {
         self.validate_new_members(&request.members)?;
         match request.kind {
             ChatKind::Direct => self.create_direct(caller, &request.members).await,
-            ChatKind::Group => self.create_group(caller, request.title, &request.members).await,
+            ChatKind::Group => {
+                self.create_group(caller, request.title, &request.members)
+                    .await
+            }
         }
     }
 
     async fn list_chats(&self, caller: &Caller) -> Result<Vec<ChatListEntry>, ChatError> {
-        let states = self.store.chats_of_user(&caller.user_id, &caller.device_id).await?;
+        let states = self
+            .store
+            .chats_of_user(&caller.user_id, &caller.device_id)
+            .await?;
         Ok(states
             .into_iter()
             .map(|s| ChatListEntry {
@@ -220,24 +275,39 @@ impl ChatApi for ChatService {
     async fn get_chat(&self, caller: &Caller, chat_id: &str) -> Result<Chat, ChatError> {
         self.chat_for_member(caller, chat_id).await?;
         // Fresh from the store: the cached copy's head seq is not kept current.
-        self.store.get_chat(chat_id).await?.ok_or_else(ChatError::no_chat)
+        self.store
+            .get_chat(chat_id)
+            .await?
+            .ok_or_else(ChatError::no_chat)
     }
 
-    async fn add_members(&self, caller: &Caller, chat_id: &str, user_ids: Vec<String>) -> Result<Chat, ChatError> {
+    async fn add_members(
+        &self,
+        caller: &Caller,
+        chat_id: &str,
+        user_ids: Vec<String>,
+    ) -> Result<Chat, ChatError> {
         self.validate_new_members(&user_ids)?;
         let chat = self.chat_for_member(caller, chat_id).await?;
         if chat.kind != ChatKind::Group {
-            return Err(ChatError::Forbidden("members of a direct chat cannot change".into()));
+            return Err(ChatError::Forbidden(
+                "members of a direct chat cannot change".into(),
+            ));
         }
         if !chat.is_admin(&caller.user_id) {
-            return Err(ChatError::Forbidden("only group admins may add members".into()));
+            return Err(ChatError::Forbidden(
+                "only group admins may add members".into(),
+            ));
         }
         let new: Vec<Member> = user_ids
             .iter()
             .filter(|u| chat.member(u).is_none())
             .collect::<HashSet<_>>()
             .into_iter()
-            .map(|u| Member { user_id: u.clone(), role: Role::Member })
+            .map(|u| Member {
+                user_id: u.clone(),
+                role: Role::Member,
+            })
             .collect();
         if chat.members.len() + new.len() > self.config.max_group_members {
             return Err(ChatError::BadRequest(format!(
@@ -247,38 +317,67 @@ impl ChatApi for ChatService {
         }
         self.store.add_members(chat_id, &new).await?;
         self.chats.invalidate(chat_id);
-        let updated = self.store.get_chat(chat_id).await?.ok_or_else(ChatError::no_chat)?;
+        let updated = self
+            .store
+            .get_chat(chat_id)
+            .await?
+            .ok_or_else(ChatError::no_chat)?;
         if !new.is_empty() {
             let is_new = |u: &str| new.iter().any(|m| m.user_id == u);
-            let (added, existing): (Vec<&str>, Vec<&str>) = member_ids(&updated).partition(|u| is_new(u));
+            let (added, existing): (Vec<&str>, Vec<&str>) =
+                member_ids(&updated).partition(|u| is_new(u));
             self.fanout.chat_event(&updated, ChatEvent::Added, added);
-            self.fanout.chat_event(&updated, ChatEvent::Updated, existing);
+            self.fanout
+                .chat_event(&updated, ChatEvent::Updated, existing);
         }
         Ok(updated)
     }
 
-    async fn remove_member(&self, caller: &Caller, chat_id: &str, user_id: &str) -> Result<(), ChatError> {
+    async fn remove_member(
+        &self,
+        caller: &Caller,
+        chat_id: &str,
+        user_id: &str,
+    ) -> Result<(), ChatError> {
         let chat = self.chat_for_member(caller, chat_id).await?;
         if chat.kind != ChatKind::Group {
-            return Err(ChatError::Forbidden("members of a direct chat cannot change".into()));
+            return Err(ChatError::Forbidden(
+                "members of a direct chat cannot change".into(),
+            ));
         }
         if user_id != caller.user_id && !chat.is_admin(&caller.user_id) {
-            return Err(ChatError::Forbidden("only admins may remove other members".into()));
+            return Err(ChatError::Forbidden(
+                "only admins may remove other members".into(),
+            ));
         }
         if chat.member(user_id).is_none() {
             return Err(ChatError::NotFound(format!("`{user_id}` is not a member")));
         }
         self.store.remove_member(chat_id, user_id).await?;
         self.chats.invalidate(chat_id);
-        let updated = self.store.get_chat(chat_id).await?.ok_or_else(ChatError::no_chat)?;
-        self.fanout.chat_event(&updated, ChatEvent::Updated, member_ids(&updated));
-        self.fanout.chat_event(&updated, ChatEvent::Removed, [user_id]);
+        let updated = self
+            .store
+            .get_chat(chat_id)
+            .await?
+            .ok_or_else(ChatError::no_chat)?;
+        self.fanout
+            .chat_event(&updated, ChatEvent::Updated, member_ids(&updated));
+        self.fanout
+            .chat_event(&updated, ChatEvent::Removed, [user_id]);
         Ok(())
     }
 
-    async fn history(&self, caller: &Caller, chat_id: &str, query: HistoryQuery) -> Result<Vec<Message>, ChatError> {
+    async fn history(
+        &self,
+        caller: &Caller,
+        chat_id: &str,
+        query: HistoryQuery,
+    ) -> Result<Vec<Message>, ChatError> {
         self.chat_for_member(caller, chat_id).await?;
-        let limit = query.limit.unwrap_or(DEFAULT_HISTORY_LIMIT).clamp(1, MAX_HISTORY_LIMIT) as usize;
+        let limit = query
+            .limit
+            .unwrap_or(DEFAULT_HISTORY_LIMIT)
+            .clamp(1, MAX_HISTORY_LIMIT) as usize;
         match (query.after_seq, query.before_seq) {
             (Some(after), before) => {
                 let mut messages = self.store.messages_after(chat_id, after, limit).await?;
@@ -294,9 +393,19 @@ impl ChatApi for ChatService {
         }
     }
 
-    async fn sync(&self, caller: &Caller, cursors: HashMap<String, u64>, limit: Option<u32>) -> Result<SyncResult, ChatError> {
-        let limit = limit.unwrap_or(DEFAULT_SYNC_LIMIT).clamp(1, self.config.max_sync_limit) as usize;
-        let states = self.store.chats_of_user(&caller.user_id, &caller.device_id).await?;
+    async fn sync(
+        &self,
+        caller: &Caller,
+        cursors: HashMap<String, u64>,
+        limit: Option<u32>,
+    ) -> Result<SyncResult, ChatError> {
+        let limit = limit
+            .unwrap_or(DEFAULT_SYNC_LIMIT)
+            .clamp(1, self.config.max_sync_limit) as usize;
+        let states = self
+            .store
+            .chats_of_user(&caller.user_id, &caller.device_id)
+            .await?;
         let mut messages = Vec::new();
         let mut complete = true;
         let mut chats = Vec::with_capacity(states.len());
@@ -311,7 +420,10 @@ impl ChatApi for ChatService {
                 if room == 0 {
                     complete = false;
                 } else {
-                    let page = self.store.messages_after(&state.chat.chat_id, cursor, room).await?;
+                    let page = self
+                        .store
+                        .messages_after(&state.chat.chat_id, cursor, room)
+                        .await?;
                     if page.last().is_some_and(|m| m.seq < head) {
                         complete = false;
                     }
@@ -328,10 +440,19 @@ impl ChatApi for ChatService {
                 unread: state.unread,
             });
         }
-        Ok(SyncResult { messages, complete, chats })
+        Ok(SyncResult {
+            messages,
+            complete,
+            chats,
+        })
     }
 
-    async fn mark_delivered(&self, caller: &Caller, chat_id: &str, seq: u64) -> Result<(), ChatError> {
+    async fn mark_delivered(
+        &self,
+        caller: &Caller,
+        chat_id: &str,
+        seq: u64,
+    ) -> Result<(), ChatError> {
         let chat = self.chat_for_member(caller, chat_id).await?;
         self.check_seq_exists(&chat, seq).await?;
         if let Some(new) = self
@@ -339,7 +460,13 @@ impl ChatApi for ChatService {
             .advance_delivered(chat_id, &caller.user_id, &caller.device_id, seq)
             .await?
         {
-            self.fanout.receipt(&chat, &caller.user_id, ReceiptKind::Delivered, new, caller.session);
+            self.fanout.receipt(
+                &chat,
+                &caller.user_id,
+                ReceiptKind::Delivered,
+                new,
+                caller.session,
+            );
         }
         Ok(())
     }
@@ -347,8 +474,18 @@ impl ChatApi for ChatService {
     async fn mark_read(&self, caller: &Caller, chat_id: &str, seq: u64) -> Result<(), ChatError> {
         let chat = self.chat_for_member(caller, chat_id).await?;
         self.check_seq_exists(&chat, seq).await?;
-        if let Some(new) = self.store.advance_read(chat_id, &caller.user_id, seq).await? {
-            self.fanout.receipt(&chat, &caller.user_id, ReceiptKind::Read, new, caller.session);
+        if let Some(new) = self
+            .store
+            .advance_read(chat_id, &caller.user_id, seq)
+            .await?
+        {
+            self.fanout.receipt(
+                &chat,
+                &caller.user_id,
+                ReceiptKind::Read,
+                new,
+                caller.session,
+            );
         }
         Ok(())
     }
@@ -359,8 +496,17 @@ impl ChatApi for ChatService {
         Ok(())
     }
 
-    async fn visible_users(&self, caller: &Caller, user_ids: &[String]) -> Result<HashSet<String>, ChatError> {
-        let contacts: HashSet<String> = self.store.contacts_of(&caller.user_id).await?.into_iter().collect();
+    async fn visible_users(
+        &self,
+        caller: &Caller,
+        user_ids: &[String],
+    ) -> Result<HashSet<String>, ChatError> {
+        let contacts: HashSet<String> = self
+            .store
+            .contacts_of(&caller.user_id)
+            .await?
+            .into_iter()
+            .collect();
         Ok(user_ids
             .iter()
             .filter(|u| **u == caller.user_id || contacts.contains(*u))
@@ -368,7 +514,13 @@ impl ChatApi for ChatService {
             .collect())
     }
 
-    async fn register_device(&self, caller: &Caller, device_id: &str, platform: PushPlatform, token: &str) -> Result<(), ChatError> {
+    async fn register_device(
+        &self,
+        caller: &Caller,
+        device_id: &str,
+        platform: PushPlatform,
+        token: &str,
+    ) -> Result<(), ChatError> {
         if !is_valid_id(device_id) {
             return Err(ChatError::BadRequest("invalid device_id".into()));
         }
@@ -385,7 +537,10 @@ impl ChatApi for ChatService {
     }
 
     async fn unregister_device(&self, caller: &Caller, device_id: &str) -> Result<bool, ChatError> {
-        Ok(self.store.delete_push_device(&caller.user_id, device_id).await?)
+        Ok(self
+            .store
+            .delete_push_device(&caller.user_id, device_id)
+            .await?)
     }
 
     async fn ready(&self) -> Result<(), ChatError> {
@@ -406,10 +561,14 @@ fn validate_send(request: &SendRequest, max_body_bytes: usize) -> Result<(), Cha
         return Err(ChatError::BadRequest("chat_id must be 1-64 bytes".into()));
     }
     if !is_valid_client_token(&request.client_msg_id) {
-        return Err(ChatError::BadRequest("client_msg_id must be 1-64 bytes".into()));
+        return Err(ChatError::BadRequest(
+            "client_msg_id must be 1-64 bytes".into(),
+        ));
     }
     if request.body.len() > max_body_bytes {
-        return Err(ChatError::TooLarge(format!("body is larger than {max_body_bytes} bytes")));
+        return Err(ChatError::TooLarge(format!(
+            "body is larger than {max_body_bytes} bytes"
+        )));
     }
     if request.body.is_empty() {
         return Err(ChatError::BadRequest("body must not be empty".into()));

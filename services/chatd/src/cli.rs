@@ -10,7 +10,11 @@ use chat_store::Synchronous;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "chatd", version, about = "Chat backend in one process: WebSocket + REST over an embedded durable store")]
+#[command(
+    name = "chatd",
+    version,
+    about = "Chat backend in one process: WebSocket + REST over an embedded durable store"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -116,8 +120,20 @@ mod tests {
 
     #[test]
     fn every_flag_parses() {
-        let cli = Cli::try_parse_from(["chatd", "serve", "--listen", "127.0.0.1:9000", "--sqlite-synchronous", "normal", "--max-frame-bytes", "1000"]).unwrap();
-        let Command::Serve(args) = cli.command else { panic!("serve expected") };
+        let cli = Cli::try_parse_from([
+            "chatd",
+            "serve",
+            "--listen",
+            "127.0.0.1:9000",
+            "--sqlite-synchronous",
+            "normal",
+            "--max-frame-bytes",
+            "1000",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected")
+        };
         assert_eq!(args.listen.port(), 9000);
         assert_eq!(args.sqlite_synchronous, Synchronous::Normal);
         assert_eq!(args.gateway.max_frame_bytes, 1000);

@@ -7,7 +7,7 @@ mod logging;
 mod token;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,9 +55,22 @@ impl Chatd {
         let bus = Arc::new(LocalBus::new());
         let presence = Arc::new(LocalPresence::new(store.clone(), bus.clone()));
         let push_queue = Arc::new(LocalPushQueue::new(args.push_queue));
-        let chat = ChatService::start(args.chat.clone(), store.clone(), bus.clone(), presence.clone(), push_queue.clone());
+        let chat = ChatService::start(
+            args.chat.clone(),
+            store.clone(),
+            bus.clone(),
+            presence.clone(),
+            push_queue.clone(),
+        );
         let worker = PushWorker::new(push_queue, store.clone(), presence.clone(), Vec::new());
-        let gateway = Gateway::new(args.gateway.clone(), chat.clone(), presence, bus, keys, shutdown.clone());
+        let gateway = Gateway::new(
+            args.gateway.clone(),
+            chat.clone(),
+            presence,
+            bus,
+            keys,
+            shutdown.clone(),
+        );
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("bind {}", args.listen))?;
@@ -72,14 +85,19 @@ impl Chatd {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Serves until the shutdown token is cancelled, drains, and flushes the store.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "chatd listening");
         let worker = tokio::spawn(self.worker.run(self.shutdown.clone()));
-        let maintenance = tokio::spawn(prune_dedup_periodically(self.chat.clone(), self.shutdown.clone()));
+        let maintenance = tokio::spawn(prune_dedup_periodically(
+            self.chat.clone(),
+            self.shutdown.clone(),
+        ));
         let served = self.gateway.serve(self.listener).await;
         let _ = tokio::join!(worker, maintenance);
         self.store.close();
@@ -103,7 +121,7 @@ async fn prune_dedup_periodically(chat: Arc<ChatService>, shutdown: Cancellation
 }
 
 /// The configured secret, else the one kept in the data dir (created on first start).
-fn resolve_secret(configured: Option<String>, data_dir: &PathBuf) -> anyhow::Result<String> {
+fn resolve_secret(configured: Option<String>, data_dir: &Path) -> anyhow::Result<String> {
     if let Some(secret) = configured.filter(|s| !s.is_empty()) {
         return Ok(secret);
     }

@@ -15,7 +15,10 @@ async fn main() -> anyhow::Result<()> {
             init_logging(&args.log_format);
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
-            Chatd::build(*args, shutdown).await?.run_until_stopped().await
+            Chatd::build(*args, shutdown)
+                .await?
+                .run_until_stopped()
+                .await
         }
     }
 }

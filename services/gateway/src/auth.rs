@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use chat_auth::{AuthError, Identity};
 use chat_protocol::ErrorCode;
 use chat_service::Caller;
@@ -14,8 +14,15 @@ use crate::state::AppState;
 
 /// The token in the request, header first, then the `token` query parameter.
 pub(crate) fn token_of(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        if let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) {
+    if let Some(value) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(token) = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+        {
             return Some(token.trim().to_owned());
         }
     }
@@ -39,7 +46,10 @@ pub(crate) struct AuthUser(pub Caller);
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let identity = verify(state, token_of(parts))?;
         Ok(AuthUser(Caller {
             device_id: identity.device_or_default(None),

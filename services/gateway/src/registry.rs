@@ -71,7 +71,9 @@ impl Registry {
             let mut maps = self.maps.write().expect("registry lock");
             let conns = maps.by_user.entry(connection.user_id.clone()).or_default();
             let devices: HashSet<&str> = conns.iter().map(|c| c.device_id.as_str()).collect();
-            if !devices.contains(connection.device_id.as_str()) && devices.len() >= self.max_devices_per_user {
+            if !devices.contains(connection.device_id.as_str())
+                && devices.len() >= self.max_devices_per_user
+            {
                 return Err(TooManyDevices);
             }
             conns.push(connection.clone());
@@ -95,7 +97,11 @@ impl Registry {
                     unsubscribe.push(user_topic(&connection.user_id));
                 }
             }
-            for watched in maps.watching.remove(&connection.session).unwrap_or_default() {
+            for watched in maps
+                .watching
+                .remove(&connection.session)
+                .unwrap_or_default()
+            {
                 if let Some(watchers) = maps.watchers.get_mut(&watched) {
                     watchers.remove(&connection.session);
                     if watchers.is_empty() {
@@ -122,7 +128,10 @@ impl Registry {
                     subscribe.push(presence_topic(user));
                 }
                 watchers.insert(connection.session, connection.clone());
-                maps.watching.entry(connection.session).or_default().insert(user.clone());
+                maps.watching
+                    .entry(connection.session)
+                    .or_default()
+                    .insert(user.clone());
             }
         }
         for topic in subscribe {

@@ -73,9 +73,12 @@ impl Gateway {
             shutdown.cancelled().await;
             draining.store(true, Ordering::Relaxed);
         };
-        axum::serve(listener, router).with_graceful_shutdown(signal).await?;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(signal)
+            .await?;
         state.connections.close();
-        let drained = tokio::time::timeout(state.config.drain_timeout, state.connections.wait()).await;
+        let drained =
+            tokio::time::timeout(state.config.drain_timeout, state.connections.wait()).await;
         if drained.is_err() {
             tracing::warn!("drain timeout: some connections did not close in time");
         }

@@ -40,8 +40,10 @@ impl LocalPresence {
                 error: None,
             }],
         };
-        self.bus
-            .publish(&presence_topic(user_id), BusMessage::to_all(frame.to_json()));
+        self.bus.publish(
+            &presence_topic(user_id),
+            BusMessage::to_all(frame.to_json()),
+        );
         metrics::counter!("chat_presence_transitions_total", "to" => if online { "online" } else { "offline" })
             .increment(1);
     }

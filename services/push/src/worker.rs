@@ -40,7 +40,11 @@ pub enum Outcome {
     /// The user has no registered device.
     NoDevices,
     /// Devices were tried: how many got it, and how many had no provider configured.
-    Processed { sent: usize, unconfigured: usize, failed: usize },
+    Processed {
+        sent: usize,
+        unconfigured: usize,
+        failed: usize,
+    },
 }
 
 pub struct PushWorker {
@@ -83,7 +87,11 @@ impl PushWorker {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot load push devices");
                 metrics::counter!("chat_push_failed_total", "reason" => "store").increment(1);
-                return Outcome::Processed { sent: 0, unconfigured: 0, failed: 1 };
+                return Outcome::Processed {
+                    sent: 0,
+                    unconfigured: 0,
+                    failed: 1,
+                };
             }
         };
         if devices.is_empty() {
@@ -92,9 +100,14 @@ impl PushWorker {
         }
         let (mut sent, mut unconfigured, mut failed) = (0, 0, 0);
         for device in &devices {
-            let Some(provider) = self.providers.iter().find(|p| p.platform() == device.platform) else {
+            let Some(provider) = self
+                .providers
+                .iter()
+                .find(|p| p.platform() == device.platform)
+            else {
                 unconfigured += 1;
-                metrics::counter!("chat_push_skipped_total", "reason" => "no_provider").increment(1);
+                metrics::counter!("chat_push_skipped_total", "reason" => "no_provider")
+                    .increment(1);
                 continue;
             };
             match provider.send(device, &job).await {
@@ -104,19 +117,29 @@ impl PushWorker {
                 }
                 Err(SendError::BadToken) => {
                     failed += 1;
-                    metrics::counter!("chat_push_failed_total", "reason" => "bad_token").increment(1);
-                    if let Err(e) = self.store.delete_push_device(&device.user_id, &device.device_id).await {
+                    metrics::counter!("chat_push_failed_total", "reason" => "bad_token")
+                        .increment(1);
+                    if let Err(e) = self
+                        .store
+                        .delete_push_device(&device.user_id, &device.device_id)
+                        .await
+                    {
                         tracing::warn!(error = %e, "cannot remove dead push token");
                     }
                 }
                 Err(SendError::Failed(reason)) => {
                     failed += 1;
                     tracing::warn!(%reason, "push failed");
-                    metrics::counter!("chat_push_failed_total", "reason" => "provider").increment(1);
+                    metrics::counter!("chat_push_failed_total", "reason" => "provider")
+                        .increment(1);
                 }
             }
         }
-        Outcome::Processed { sent, unconfigured, failed }
+        Outcome::Processed {
+            sent,
+            unconfigured,
+            failed,
+        }
     }
 
     /// Works jobs until `shutdown` is cancelled.

@@ -18,13 +18,21 @@ async fn a_non_member_can_do_nothing_in_a_chat_over_websocket() {
         .request(json!({"type": "send", "chat_id": chat, "client_msg_id": "x", "body": "hi"}))
         .await;
     assert_eq!(error_code(&send), "forbidden");
-    let history = mallory.request(json!({"type": "history", "chat_id": chat})).await;
+    let history = mallory
+        .request(json!({"type": "history", "chat_id": chat}))
+        .await;
     assert_eq!(error_code(&history), "forbidden");
-    let recv = mallory.request(json!({"type": "recv", "chat_id": chat, "seq": 1})).await;
+    let recv = mallory
+        .request(json!({"type": "recv", "chat_id": chat, "seq": 1}))
+        .await;
     assert_eq!(error_code(&recv), "forbidden");
-    let read = mallory.request(json!({"type": "read", "chat_id": chat, "seq": 1})).await;
+    let read = mallory
+        .request(json!({"type": "read", "chat_id": chat, "seq": 1}))
+        .await;
     assert_eq!(error_code(&read), "forbidden");
-    let typing = mallory.request(json!({"type": "typing", "chat_id": chat})).await;
+    let typing = mallory
+        .request(json!({"type": "typing", "chat_id": chat}))
+        .await;
     assert_eq!(error_code(&typing), "forbidden");
 
     // A cursor for someone else's chat yields nothing of it.
@@ -36,8 +44,13 @@ async fn a_non_member_can_do_nothing_in_a_chat_over_websocket() {
 
     // Mallory's attempts changed nothing and leaked nothing live.
     alice.send_message(&chat, "second", "still private").await;
-    assert_silent(&mut mallory, |f| f["type"] == "msg" || f["type"] == "typing").await;
-    let own = alice.request(json!({"type": "history", "chat_id": chat})).await;
+    assert_silent(&mut mallory, |f| {
+        f["type"] == "msg" || f["type"] == "typing"
+    })
+    .await;
+    let own = alice
+        .request(json!({"type": "history", "chat_id": chat}))
+        .await;
     assert_eq!(own["messages"].as_array().unwrap().len(), 2);
 }
 
@@ -46,12 +59,19 @@ async fn unknown_chats_are_not_found() {
     let server = TestServer::start().await;
     let mut alice = server.connect("alice", "phone").await;
     let send = alice
-        .request(json!({"type": "send", "chat_id": "no-such-chat", "client_msg_id": "x", "body": "hi"}))
+        .request(
+            json!({"type": "send", "chat_id": "no-such-chat", "client_msg_id": "x", "body": "hi"}),
+        )
         .await;
     assert_eq!(error_code(&send), "not_found");
-    let history = alice.request(json!({"type": "history", "chat_id": "no-such-chat"})).await;
+    let history = alice
+        .request(json!({"type": "history", "chat_id": "no-such-chat"}))
+        .await;
     assert_eq!(error_code(&history), "not_found");
-    let (status, body) = server.http().get("/v1/chats/no-such-chat", Some(&token("alice", None))).await;
+    let (status, body) = server
+        .http()
+        .get("/v1/chats/no-such-chat", Some(&token("alice", None)))
+        .await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
 }
@@ -63,22 +83,39 @@ async fn a_non_member_can_do_nothing_in_a_chat_over_rest() {
     let http = server.http();
     let mallory = token("mallory", None);
     let (status, body) = http.get(&format!("/v1/chats/{chat}"), Some(&mallory)).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")));
-    let (status, _) = http.get(&format!("/v1/chats/{chat}/messages"), Some(&mallory)).await;
-    assert_eq!(status, 403);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
     let (status, _) = http
-        .post(&format!("/v1/chats/{chat}/messages"), Some(&mallory), json!({"client_msg_id": "x", "body": "y"}))
+        .get(&format!("/v1/chats/{chat}/messages"), Some(&mallory))
         .await;
     assert_eq!(status, 403);
     let (status, _) = http
-        .post(&format!("/v1/chats/{chat}/members"), Some(&mallory), json!({"user_ids": ["mallory"]}))
+        .post(
+            &format!("/v1/chats/{chat}/messages"),
+            Some(&mallory),
+            json!({"client_msg_id": "x", "body": "y"}),
+        )
         .await;
     assert_eq!(status, 403);
-    let (status, _) = http.delete(&format!("/v1/chats/{chat}/members/bob"), Some(&mallory)).await;
+    let (status, _) = http
+        .post(
+            &format!("/v1/chats/{chat}/members"),
+            Some(&mallory),
+            json!({"user_ids": ["mallory"]}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = http
+        .delete(&format!("/v1/chats/{chat}/members/bob"), Some(&mallory))
+        .await;
     assert_eq!(status, 403);
     let (_, list) = http.get("/v1/chats", Some(&mallory)).await;
     assert_eq!(list["chats"], json!([]));
-    let (_, chat_now) = http.get(&format!("/v1/chats/{chat}"), Some(&token("alice", None))).await;
+    let (_, chat_now) = http
+        .get(&format!("/v1/chats/{chat}"), Some(&token("alice", None)))
+        .await;
     assert_eq!(chat_now["members"].as_array().unwrap().len(), 2);
 }
 
@@ -88,21 +125,48 @@ async fn only_admins_manage_group_members_and_anyone_may_leave() {
     let chat = group_chat(&server, "alice", &["bob", "carol"]).await;
     let http = server.http();
     let (bob, alice) = (token("bob", None), token("alice", None));
-    let (status, _) = http.post(&format!("/v1/chats/{chat}/members"), Some(&bob), json!({"user_ids": ["dave"]})).await;
+    let (status, _) = http
+        .post(
+            &format!("/v1/chats/{chat}/members"),
+            Some(&bob),
+            json!({"user_ids": ["dave"]}),
+        )
+        .await;
     assert_eq!(status, 403, "members may not add");
-    let (status, _) = http.delete(&format!("/v1/chats/{chat}/members/carol"), Some(&bob)).await;
+    let (status, _) = http
+        .delete(&format!("/v1/chats/{chat}/members/carol"), Some(&bob))
+        .await;
     assert_eq!(status, 403, "members may not remove others");
-    let (status, _) = http.delete(&format!("/v1/chats/{chat}/members/bob"), Some(&bob)).await;
+    let (status, _) = http
+        .delete(&format!("/v1/chats/{chat}/members/bob"), Some(&bob))
+        .await;
     assert_eq!(status, 204, "anyone may leave");
     let (status, _) = http.get(&format!("/v1/chats/{chat}"), Some(&bob)).await;
     assert_eq!(status, 403, "a former member sees nothing");
-    let (status, _) = http.delete(&format!("/v1/chats/{chat}/members/zed"), Some(&alice)).await;
+    let (status, _) = http
+        .delete(&format!("/v1/chats/{chat}/members/zed"), Some(&alice))
+        .await;
     assert_eq!(status, 404);
-    let (status, body) = http.post(&format!("/v1/chats/{chat}/members"), Some(&alice), json!({"user_ids": ["bad id"]})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")));
+    let (status, body) = http
+        .post(
+            &format!("/v1/chats/{chat}/members"),
+            Some(&alice),
+            json!({"user_ids": ["bad id"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
 
     let direct = direct_chat(&server, "alice", "bob").await;
-    let (status, _) = http.post(&format!("/v1/chats/{direct}/members"), Some(&alice), json!({"user_ids": ["carol"]})).await;
+    let (status, _) = http
+        .post(
+            &format!("/v1/chats/{direct}/members"),
+            Some(&alice),
+            json!({"user_ids": ["carol"]}),
+        )
+        .await;
     assert_eq!(status, 403, "direct chats have fixed members");
 }
 
@@ -113,7 +177,9 @@ async fn presence_is_visible_only_to_users_who_share_a_chat() {
     let _bob = server.connect("bob", "phone").await;
     let _stranger = server.connect("stranger", "phone").await;
     let mut alice = server.connect("alice", "phone").await;
-    let reply = alice.request(json!({"type": "presence_sub", "user_ids": ["bob", "stranger"]})).await;
+    let reply = alice
+        .request(json!({"type": "presence_sub", "user_ids": ["bob", "stranger"]}))
+        .await;
     assert_eq!(reply["type"], "presence");
     let users = reply["users"].as_array().unwrap();
     assert_eq!(users[0]["user_id"], "bob");
@@ -123,7 +189,13 @@ async fn presence_is_visible_only_to_users_who_share_a_chat() {
     assert_eq!(users[1]["error"], "forbidden");
     assert!(users[1]["last_seen"].is_null());
 
-    let (status, rest) = server.http().get("/v1/presence?user_ids=bob,stranger", Some(&token("alice", None))).await;
+    let (status, rest) = server
+        .http()
+        .get(
+            "/v1/presence?user_ids=bob,stranger",
+            Some(&token("alice", None)),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(rest["users"][0]["online"], true);
     assert_eq!(rest["users"][1]["error"], "forbidden");

@@ -32,14 +32,23 @@ async fn malformed_frames_get_bad_request_and_the_connection_survives() {
     assert_eq!(error_code(&unknown), "bad_request");
     assert!(unknown["message"].as_str().unwrap().contains("dance"));
 
-    let wrong_type = client.request(json!({"type": "send", "chat_id": chat, "client_msg_id": "x", "body": 42})).await;
+    let wrong_type = client
+        .request(json!({"type": "send", "chat_id": chat, "client_msg_id": "x", "body": 42}))
+        .await;
     assert_eq!(error_code(&wrong_type), "bad_request");
 
-    let missing = client.request(json!({"type": "send", "chat_id": chat, "body": "no cmid"})).await;
+    let missing = client
+        .request(json!({"type": "send", "chat_id": chat, "body": "no cmid"}))
+        .await;
     assert_eq!(error_code(&missing), "bad_request");
-    assert!(missing["message"].as_str().unwrap().contains("client_msg_id"));
+    assert!(missing["message"]
+        .as_str()
+        .unwrap()
+        .contains("client_msg_id"));
 
-    let negative_seq = client.request(json!({"type": "recv", "chat_id": chat, "seq": -1})).await;
+    let negative_seq = client
+        .request(json!({"type": "recv", "chat_id": chat, "seq": -1}))
+        .await;
     assert_eq!(error_code(&negative_seq), "bad_request");
 
     let no_type = client.request(json!({"chat_id": chat})).await;
@@ -47,7 +56,9 @@ async fn malformed_frames_get_bad_request_and_the_connection_survives() {
 
     assert_alive(&mut client).await;
     // None of it created a message.
-    let history = client.request(json!({"type": "history", "chat_id": chat})).await;
+    let history = client
+        .request(json!({"type": "history", "chat_id": chat}))
+        .await;
     assert_eq!(history["messages"], json!([]));
 }
 
@@ -63,7 +74,9 @@ async fn oversize_body_is_too_large_and_nothing_is_stored() {
     assert_eq!(error_code(&reply), "too_large");
     let exact = "y".repeat(16 * 1024);
     client.send_message(&chat, "exact", &exact).await;
-    let history = client.request(json!({"type": "history", "chat_id": chat})).await;
+    let history = client
+        .request(json!({"type": "history", "chat_id": chat}))
+        .await;
     assert_eq!(history["messages"].as_array().unwrap().len(), 1);
     assert_eq!(history["messages"][0]["client_msg_id"], "exact");
 }
@@ -74,12 +87,16 @@ async fn oversize_frame_is_too_large_and_huge_frame_closes_with_1009() {
     let mut client = server.connect("alice", "phone").await;
     // Over max_frame_bytes (64 KiB) but under the hard limit: an error, connection open.
     let padding = "p".repeat(70 * 1024);
-    client.send_json(json!({"type": "ping", "id": "big", "pad": padding})).await;
+    client
+        .send_json(json!({"type": "ping", "id": "big", "pad": padding}))
+        .await;
     assert_eq!(error_code(&next_error(&mut client).await), "too_large");
     assert_alive(&mut client).await;
     // Over the hard limit: closed with 1009.
     let huge = "h".repeat(300 * 1024);
-    client.send_json(json!({"type": "ping", "id": "huge", "pad": huge})).await;
+    client
+        .send_json(json!({"type": "ping", "id": "huge", "pad": huge}))
+        .await;
     assert_eq!(client.wait_closed().await, Some(1009));
     // The server itself is fine.
     let mut again = server.connect("alice", "phone").await;

@@ -57,7 +57,11 @@ async fn resending_a_client_msg_id_returns_the_original_and_creates_nothing() {
     assert_eq!(third["msg_id"], first["msg_id"]);
     let (status, rest) = server
         .http()
-        .post(&format!("/v1/chats/{chat}/messages"), Some(&token("alice", None)), json!({"client_msg_id": "same", "body": "x"}))
+        .post(
+            &format!("/v1/chats/{chat}/messages"),
+            Some(&token("alice", None)),
+            json!({"client_msg_id": "same", "body": "x"}),
+        )
         .await;
     assert_eq!(status, 200, "an idempotent repeat is 200: {rest}");
     assert_eq!(rest["msg_id"], first["msg_id"]);
@@ -67,7 +71,9 @@ async fn resending_a_client_msg_id_returns_the_original_and_creates_nothing() {
     assert_ne!(from_bob["msg_id"], first["msg_id"]);
     assert_eq!(from_bob["seq"], 2);
 
-    let history = alice.request(json!({"type": "history", "chat_id": chat})).await;
+    let history = alice
+        .request(json!({"type": "history", "chat_id": chat}))
+        .await;
     assert_eq!(history["messages"].as_array().unwrap().len(), 2);
 }
 
@@ -101,34 +107,54 @@ async fn delivery_and_read_receipts_follow_watermarks() {
         alice.send_message(&chat, &format!("m{i}"), "hi").await;
     }
 
-    let ok = bob.request(json!({"type": "recv", "chat_id": chat, "seq": 2})).await;
+    let ok = bob
+        .request(json!({"type": "recv", "chat_id": chat, "seq": 2}))
+        .await;
     assert_eq!(ok["type"], "ok");
     let receipt = alice.wait_for(|f| f["type"] == "receipt").await;
-    assert_eq!(receipt, json!({"type": "receipt", "chat_id": chat, "user_id": "bob", "kind": "delivered", "seq": 2}));
+    assert_eq!(
+        receipt,
+        json!({"type": "receipt", "chat_id": chat, "user_id": "bob", "kind": "delivered", "seq": 2})
+    );
     // The watermark does not move back, so no new receipt.
-    bob.request(json!({"type": "recv", "chat_id": chat, "seq": 1})).await;
+    bob.request(json!({"type": "recv", "chat_id": chat, "seq": 1}))
+        .await;
     assert_silent(&mut alice, |f| f["type"] == "receipt").await;
     // Delivery receipts go to the others only.
-    assert_silent(&mut bob_laptop, |f| f["type"] == "receipt" && f["kind"] == "delivered").await;
+    assert_silent(&mut bob_laptop, |f| {
+        f["type"] == "receipt" && f["kind"] == "delivered"
+    })
+    .await;
 
     // recv without an id works too, silently.
-    bob.send_json(json!({"type": "recv", "chat_id": chat, "seq": 3})).await;
+    bob.send_json(json!({"type": "recv", "chat_id": chat, "seq": 3}))
+        .await;
     let receipt = alice.wait_for(|f| f["type"] == "receipt").await;
     assert_eq!(receipt["seq"], 3);
 
-    bob.request(json!({"type": "read", "chat_id": chat, "seq": 3})).await;
-    let read = alice.wait_for(|f| f["type"] == "receipt" && f["kind"] == "read").await;
+    bob.request(json!({"type": "read", "chat_id": chat, "seq": 3}))
+        .await;
+    let read = alice
+        .wait_for(|f| f["type"] == "receipt" && f["kind"] == "read")
+        .await;
     assert_eq!(read["user_id"], "bob");
     assert_eq!(read["seq"], 3);
     // The reader's other device learns it too.
-    let mine = bob_laptop.wait_for(|f| f["type"] == "receipt" && f["kind"] == "read").await;
+    let mine = bob_laptop
+        .wait_for(|f| f["type"] == "receipt" && f["kind"] == "read")
+        .await;
     assert_eq!(mine["seq"], 3);
 
     // A watermark past the head is refused.
-    let beyond = bob.request(json!({"type": "read", "chat_id": chat, "seq": 99})).await;
+    let beyond = bob
+        .request(json!({"type": "read", "chat_id": chat, "seq": 99}))
+        .await;
     assert_eq!(error_code(&beyond), "bad_request");
 
-    let (_, list) = server.http().get("/v1/chats", Some(&token("bob", None))).await;
+    let (_, list) = server
+        .http()
+        .get("/v1/chats", Some(&token("bob", None)))
+        .await;
     let entry = &list["chats"][0];
     assert_eq!(entry["read_seq"], 3);
     assert_eq!(entry["delivered_seq"], 3);
@@ -143,15 +169,24 @@ async fn typing_reaches_the_other_members_only_and_is_not_stored() {
     let mut alice_laptop = server.connect("alice", "laptop").await;
     let mut bob = server.connect("bob", "phone").await;
     let mut carol = server.connect("carol", "phone").await;
-    alice.send_json(json!({"type": "typing", "chat_id": chat})).await;
+    alice
+        .send_json(json!({"type": "typing", "chat_id": chat}))
+        .await;
     for client in [&mut bob, &mut carol] {
         let typing = client.wait_for(|f| f["type"] == "typing").await;
-        assert_eq!(typing, json!({"type": "typing", "chat_id": chat, "user_id": "alice"}));
+        assert_eq!(
+            typing,
+            json!({"type": "typing", "chat_id": chat, "user_id": "alice"})
+        );
     }
     assert_silent(&mut alice_laptop, |f| f["type"] == "typing").await;
-    let ok = alice.request(json!({"type": "typing", "chat_id": chat})).await;
+    let ok = alice
+        .request(json!({"type": "typing", "chat_id": chat}))
+        .await;
     assert_eq!(ok["type"], "ok");
-    let history = bob.request(json!({"type": "history", "chat_id": chat})).await;
+    let history = bob
+        .request(json!({"type": "history", "chat_id": chat}))
+        .await;
     assert_eq!(history["messages"], json!([]));
 }
 
@@ -161,17 +196,35 @@ async fn history_pages_backwards_in_ascending_order() {
     let chat = direct_chat(&server, "alice", "bob").await;
     let mut alice = server.connect("alice", "phone").await;
     for i in 1..=30 {
-        alice.send_message(&chat, &format!("m{i}"), &format!("body {i}")).await;
+        alice
+            .send_message(&chat, &format!("m{i}"), &format!("body {i}"))
+            .await;
     }
-    let latest = alice.request(json!({"type": "history", "chat_id": chat, "limit": 10})).await;
+    let latest = alice
+        .request(json!({"type": "history", "chat_id": chat, "limit": 10}))
+        .await;
     assert_eq!(latest["type"], "history");
     assert_eq!(latest["chat_id"], chat);
-    let seqs: Vec<u64> = latest["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = latest["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, (21..=30).collect::<Vec<_>>());
-    let older = alice.request(json!({"type": "history", "chat_id": chat, "before_seq": 21, "limit": 15})).await;
-    let seqs: Vec<u64> = older["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    let older = alice
+        .request(json!({"type": "history", "chat_id": chat, "before_seq": 21, "limit": 15}))
+        .await;
+    let seqs: Vec<u64> = older["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, (6..=20).collect::<Vec<_>>());
-    let default = alice.request(json!({"type": "history", "chat_id": chat})).await;
+    let default = alice
+        .request(json!({"type": "history", "chat_id": chat}))
+        .await;
     assert_eq!(default["messages"].as_array().unwrap().len(), 30);
 }
 
@@ -214,8 +267,10 @@ async fn sync_catches_up_gap_free_from_cursors_and_watermarks() {
     assert_eq!(seqs, vec![21, 22, 23, 24, 25]);
 
     // A device that acked up to 10 in the direct chat resumes there when it omits the cursor.
-    bob.request(json!({"type": "recv", "chat_id": direct, "seq": 10})).await;
-    bob.request(json!({"type": "recv", "chat_id": group, "seq": 25})).await;
+    bob.request(json!({"type": "recv", "chat_id": direct, "seq": 10}))
+        .await;
+    bob.request(json!({"type": "recv", "chat_id": group, "seq": 25}))
+        .await;
     let mut bob_again = server.connect("bob", "phone").await;
     let (resumed, _) = bob_again.sync_all(Map::new(), 1000).await;
     let seqs: Vec<u64> = resumed.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
@@ -232,10 +287,14 @@ async fn a_first_sync_reports_incomplete_until_drained() {
         alice.send_message(&chat, &format!("m{i}"), "x").await;
     }
     let mut bob = server.connect("bob", "phone").await;
-    let first = bob.request(json!({"type": "sync", "cursors": {}, "limit": 3})).await;
+    let first = bob
+        .request(json!({"type": "sync", "cursors": {}, "limit": 3}))
+        .await;
     assert_eq!(first["type"], "synced");
     assert_eq!(first["complete"], false);
-    let got = bob.collect_for(Duration::from_millis(200), is_msg_of(&chat)).await;
+    let got = bob
+        .collect_for(Duration::from_millis(200), is_msg_of(&chat))
+        .await;
     assert_eq!(got.len(), 3);
 }
 
@@ -253,7 +312,11 @@ async fn membership_changes_are_announced_with_chat_frames() {
     let alice_token = token("alice", None);
     let (status, _) = server
         .http()
-        .post(&format!("/v1/chats/{chat}/members"), Some(&alice_token), json!({"user_ids": ["carol"]}))
+        .post(
+            &format!("/v1/chats/{chat}/members"),
+            Some(&alice_token),
+            json!({"user_ids": ["carol"]}),
+        )
         .await;
     assert_eq!(status, 200);
     let carol_added = carol.wait_for(|f| f["type"] == "chat").await;
@@ -262,9 +325,17 @@ async fn membership_changes_are_announced_with_chat_frames() {
     assert_eq!(updated["event"], "updated");
     assert_eq!(updated["chat"]["members"].as_array().unwrap().len(), 3);
 
-    let (status, _) = server.http().delete(&format!("/v1/chats/{chat}/members/carol"), Some(&alice_token)).await;
+    let (status, _) = server
+        .http()
+        .delete(
+            &format!("/v1/chats/{chat}/members/carol"),
+            Some(&alice_token),
+        )
+        .await;
     assert_eq!(status, 204);
-    let removed = carol.wait_for(|f| f["type"] == "chat" && f["event"] == "removed").await;
+    let removed = carol
+        .wait_for(|f| f["type"] == "chat" && f["event"] == "removed")
+        .await;
     assert_eq!(removed["chat"]["chat_id"], chat);
     // Carol no longer gets the chat's messages.
     let mut alice = server.connect("alice", "phone").await;

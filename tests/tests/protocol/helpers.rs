@@ -16,7 +16,10 @@ pub async fn direct_chat(server: &TestServer, a: &str, b: &str) -> String {
 pub async fn group_chat(server: &TestServer, owner: &str, members: &[&str]) -> String {
     server
         .http()
-        .create_chat(&token(owner, None), json!({"kind": "group", "title": "g", "members": members}))
+        .create_chat(
+            &token(owner, None),
+            json!({"kind": "group", "title": "g", "members": members}),
+        )
         .await
 }
 

@@ -36,7 +36,10 @@ async fn devices_per_user_are_limited() {
     // The same device again is fine (a reconnect overlapping the old connection).
     let _two_again = server.connect("alice", "two").await;
     let refused = server
-        .try_connect_url(&format!("/v1/ws?token={}&device=three", token("alice", None)))
+        .try_connect_url(&format!(
+            "/v1/ws?token={}&device=three",
+            token("alice", None)
+        ))
         .await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status().as_u16(), 403),
@@ -73,6 +76,57 @@ async fn a_slow_consumer_is_disconnected_and_recovers_everything_by_sync() {
     assert_eq!(bob.wait_closed().await, Some(1013));
     let mut bob = server.connect("bob", "phone").await;
     let (messages, _) = bob.sync_all(Map::new(), 1000).await;
-    let seqs: Vec<u64> = messages.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = messages
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, (1..=COUNT as u64).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_sequencer_answers_unavailable_and_a_retry_succeeds() {
+    let server = TestServer::start_with(|a| {
+        a.chat.sequencer_queue = 1;
+        a.gateway.send_rate = 100_000;
+        a.gateway.send_burst = 100_000;
+    })
+    .await;
+    let chat = direct_chat(&server, "alice", "bob").await;
+    let mut alice = server.connect("alice", "phone").await;
+    const COUNT: usize = 200;
+    for i in 0..COUNT {
+        alice
+            .send_json(json!({"type": "send", "id": format!("s{i}"), "chat_id": chat, "client_msg_id": format!("m{i}"), "body": "x"}))
+            .await;
+    }
+    let mut refused = Vec::new();
+    for i in 0..COUNT {
+        let reply = alice.reply_to(&format!("s{i}")).await;
+        match reply["type"].as_str() {
+            Some("sent") => {}
+            _ => {
+                assert_eq!(error_code(&reply), "unavailable");
+                refused.push(i);
+            }
+        }
+    }
+    assert!(!refused.is_empty(), "a queue of one must overflow under 200 pipelined sends");
+    // Retrying the refused sends, one at a time, stores each exactly once.
+    for i in &refused {
+        alice.send_message(&chat, &format!("m{i}"), "x").await;
+    }
+    let (_, page) = server
+        .http()
+        .get(&format!("/v1/chats/{chat}/messages?after_seq=0&limit=200"), Some(&token("alice", None)))
+        .await;
+    let mut ids: Vec<String> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["client_msg_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), COUNT);
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), COUNT, "no message stored twice");
 }

@@ -19,7 +19,11 @@ async fn racing_senders_produce_one_gap_free_order_for_everyone() {
     })
     .await;
     let names: Vec<String> = (0..SENDERS).map(|i| format!("sender{i}")).collect();
-    let refs: Vec<&str> = names.iter().map(String::as_str).chain(["watcher"]).collect();
+    let refs: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .chain(["watcher"])
+        .collect();
     let chat = group_chat(&server, "owner", &refs).await;
 
     let mut watchers = vec![
@@ -66,7 +70,10 @@ async fn racing_senders_produce_one_gap_free_order_for_everyone() {
         assert_eq!(seqs, expected, "live order must be gap-free and increasing");
         orders.push(order_of(&live));
     }
-    assert!(orders.windows(2).all(|w| w[0] == w[1]), "every device saw the same order");
+    assert!(
+        orders.windows(2).all(|w| w[0] == w[1]),
+        "every device saw the same order"
+    );
 
     // After sync, a fresh device sees exactly the same order.
     let mut late = server.connect("watcher", "new-device").await;
@@ -75,7 +82,9 @@ async fn racing_senders_produce_one_gap_free_order_for_everyone() {
 
     // And each sender saw the others' messages in the same order, minus its own.
     for (i, sender) in senders.iter_mut().enumerate() {
-        let live = sender.collect_for(Duration::from_millis(500), is_msg_of(&chat)).await;
+        let live = sender
+            .collect_for(Duration::from_millis(500), is_msg_of(&chat))
+            .await;
         let expected: Vec<(u64, String)> = orders[0]
             .iter()
             .filter(|(_, id)| !id.starts_with(&format!("sender{i}-")))
@@ -88,6 +97,11 @@ async fn racing_senders_produce_one_gap_free_order_for_everyone() {
 fn order_of(messages: &[Value]) -> Vec<(u64, String)> {
     messages
         .iter()
-        .map(|m| (m["seq"].as_u64().unwrap(), m["client_msg_id"].as_str().unwrap().to_owned()))
+        .map(|m| {
+            (
+                m["seq"].as_u64().unwrap(),
+                m["client_msg_id"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }

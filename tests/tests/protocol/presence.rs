@@ -10,9 +10,14 @@ async fn presence_changes_per_user_not_per_device() {
     let server = TestServer::start().await;
     direct_chat(&server, "alice", "bob").await;
     let mut alice = server.connect("alice", "phone").await;
-    let first = alice.request(json!({"type": "presence_sub", "user_ids": ["bob"]})).await;
+    let first = alice
+        .request(json!({"type": "presence_sub", "user_ids": ["bob"]}))
+        .await;
     assert_eq!(first["users"][0]["online"], false);
-    assert!(first["users"][0]["last_seen"].is_null(), "never seen: {first}");
+    assert!(
+        first["users"][0]["last_seen"].is_null(),
+        "never seen: {first}"
+    );
 
     let bob_phone = server.connect("bob", "phone").await;
     let online = alice.wait_for(|f| f["type"] == "presence").await;
@@ -31,7 +36,9 @@ async fn presence_changes_per_user_not_per_device() {
     let last_seen = offline["users"][0]["last_seen"].as_i64().unwrap();
     assert!(last_seen > 1_600_000_000_000);
 
-    let again = alice.request(json!({"type": "presence_sub", "user_ids": ["bob"]})).await;
+    let again = alice
+        .request(json!({"type": "presence_sub", "user_ids": ["bob"]}))
+        .await;
     assert_eq!(again["users"][0]["last_seen"], last_seen);
 }
 
@@ -40,7 +47,9 @@ async fn too_many_users_in_one_subscription_is_too_large() {
     let server = TestServer::start().await;
     let mut alice = server.connect("alice", "phone").await;
     let users: Vec<String> = (0..501).map(|i| format!("u{i}")).collect();
-    let reply = alice.request(json!({"type": "presence_sub", "user_ids": users})).await;
+    let reply = alice
+        .request(json!({"type": "presence_sub", "user_ids": users}))
+        .await;
     assert_eq!(error_code(&reply), "too_large");
     assert_alive(&mut alice).await;
 }

@@ -9,17 +9,38 @@ use crate::helpers::*;
 async fn direct_chats_are_unique_per_pair() {
     let server = TestServer::start().await;
     let http = server.http();
-    let (status, created) = http.post("/v1/chats", Some(&token("alice", None)), json!({"kind": "direct", "members": ["bob"]})).await;
+    let (status, created) = http
+        .post(
+            "/v1/chats",
+            Some(&token("alice", None)),
+            json!({"kind": "direct", "members": ["bob"]}),
+        )
+        .await;
     assert_eq!(status, 201);
     assert_eq!(created["kind"], "direct");
     assert!(created["title"].is_null());
     assert_eq!(created["head_seq"], 0);
     assert_eq!(created["members"].as_array().unwrap().len(), 2);
-    let (status, again) = http.post("/v1/chats", Some(&token("bob", None)), json!({"kind": "direct", "members": ["alice"]})).await;
+    let (status, again) = http
+        .post(
+            "/v1/chats",
+            Some(&token("bob", None)),
+            json!({"kind": "direct", "members": ["alice"]}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(again["chat_id"], created["chat_id"]);
-    let (status, body) = http.post("/v1/chats", Some(&token("alice", None)), json!({"kind": "direct", "members": ["alice"]})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")));
+    let (status, body) = http
+        .post(
+            "/v1/chats",
+            Some(&token("alice", None)),
+            json!({"kind": "direct", "members": ["alice"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
 }
 
 #[tokio::test]
@@ -27,7 +48,11 @@ async fn groups_make_the_creator_admin() {
     let server = TestServer::start().await;
     let (status, chat) = server
         .http()
-        .post("/v1/chats", Some(&token("alice", None)), json!({"kind": "group", "title": "Team", "members": ["bob", "bob", "carol"]}))
+        .post(
+            "/v1/chats",
+            Some(&token("alice", None)),
+            json!({"kind": "group", "title": "Team", "members": ["bob", "bob", "carol"]}),
+        )
         .await;
     assert_eq!(status, 201);
     assert_eq!(chat["title"], "Team");
@@ -45,22 +70,50 @@ async fn messages_over_rest_match_websocket_semantics() {
     let http = server.http();
     let alice = token("alice", None);
     let path = format!("/v1/chats/{chat}/messages");
-    let (status, sent) = http.post(&path, Some(&alice), json!({"client_msg_id": "r1", "body": "via rest"})).await;
+    let (status, sent) = http
+        .post(
+            &path,
+            Some(&alice),
+            json!({"client_msg_id": "r1", "body": "via rest"}),
+        )
+        .await;
     assert_eq!(status, 201);
     assert_eq!(sent["seq"], 1);
     let live = bob.wait_for(is_msg_of(&chat)).await;
     assert_eq!(live["msg_id"], sent["msg_id"]);
     for i in 2..=6 {
-        http.post(&path, Some(&alice), json!({"client_msg_id": format!("r{i}"), "body": "x"})).await;
+        http.post(
+            &path,
+            Some(&alice),
+            json!({"client_msg_id": format!("r{i}"), "body": "x"}),
+        )
+        .await;
     }
-    let (_, page) = http.get(&format!("{path}?after_seq=2&limit=3"), Some(&alice)).await;
-    let seqs: Vec<u64> = page["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    let (_, page) = http
+        .get(&format!("{path}?after_seq=2&limit=3"), Some(&alice))
+        .await;
+    let seqs: Vec<u64> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, vec![3, 4, 5]);
-    let (_, page) = http.get(&format!("{path}?before_seq=3"), Some(&alice)).await;
-    let seqs: Vec<u64> = page["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    let (_, page) = http
+        .get(&format!("{path}?before_seq=3"), Some(&alice))
+        .await;
+    let seqs: Vec<u64> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, vec![1, 2]);
     let (status, body) = http.get(&format!("{path}?limit=abc"), Some(&alice)).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
 
     let (_, list) = http.get("/v1/chats", Some(&token("bob", None))).await;
     let entry = &list["chats"][0];
@@ -76,26 +129,55 @@ async fn rest_errors_are_json_with_matching_status() {
     let server = TestServer::start().await;
     let http = server.http();
     let (status, body) = http.get("/v1/chats", None).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
     let (status, _) = http.get("/v1/chats", Some("not-a-token")).await;
     assert_eq!(status, 401);
     let alice = token("alice", None);
-    let (status, body) = http.post_raw("/v1/chats", Some(&alice), "{oops".into()).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")));
-    let (status, body) = http.post("/v1/chats", Some(&alice), json!({"kind": "channel"})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")));
+    let (status, body) = http
+        .post_raw("/v1/chats", Some(&alice), "{oops".into())
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let (status, body) = http
+        .post("/v1/chats", Some(&alice), json!({"kind": "channel"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
     let chat = direct_chat(&server, "alice", "bob").await;
     let huge = "z".repeat(200 * 1024);
     let (status, body) = http
-        .post(&format!("/v1/chats/{chat}/messages"), Some(&alice), json!({"client_msg_id": "h", "body": huge}))
+        .post(
+            &format!("/v1/chats/{chat}/messages"),
+            Some(&alice),
+            json!({"client_msg_id": "h", "body": huge}),
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("too_large")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("too_large"))
+    );
     let big_body = "z".repeat(17 * 1024);
     let (status, body) = http
-        .post(&format!("/v1/chats/{chat}/messages"), Some(&alice), json!({"client_msg_id": "h", "body": big_body}))
+        .post(
+            &format!("/v1/chats/{chat}/messages"),
+            Some(&alice),
+            json!({"client_msg_id": "h", "body": big_body}),
+        )
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("too_large")));
-    let (_, page) = http.get(&format!("/v1/chats/{chat}/messages"), Some(&alice)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("too_large"))
+    );
+    let (_, page) = http
+        .get(&format!("/v1/chats/{chat}/messages"), Some(&alice))
+        .await;
     assert_eq!(page["messages"], json!([]));
 }
 
@@ -104,13 +186,33 @@ async fn devices_register_and_unregister() {
     let server = TestServer::start().await;
     let http = server.http();
     let alice = token("alice", None);
-    let (status, _) = http.post("/v1/devices", Some(&alice), json!({"device_id": "phone", "platform": "apns", "token": "abc"})).await;
+    let (status, _) = http
+        .post(
+            "/v1/devices",
+            Some(&alice),
+            json!({"device_id": "phone", "platform": "apns", "token": "abc"}),
+        )
+        .await;
     assert_eq!(status, 204);
-    let (status, _) = http.post("/v1/devices", Some(&alice), json!({"device_id": "phone", "platform": "pager", "token": "abc"})).await;
+    let (status, _) = http
+        .post(
+            "/v1/devices",
+            Some(&alice),
+            json!({"device_id": "phone", "platform": "pager", "token": "abc"}),
+        )
+        .await;
     assert_eq!(status, 400);
-    let (status, _) = http.post("/v1/devices", Some(&alice), json!({"device_id": "phone", "platform": "fcm", "token": ""})).await;
+    let (status, _) = http
+        .post(
+            "/v1/devices",
+            Some(&alice),
+            json!({"device_id": "phone", "platform": "fcm", "token": ""}),
+        )
+        .await;
     assert_eq!(status, 400);
-    let (status, _) = http.delete("/v1/devices/phone", Some(&token("bob", None))).await;
+    let (status, _) = http
+        .delete("/v1/devices/phone", Some(&token("bob", None)))
+        .await;
     assert_eq!(status, 404, "bob cannot remove alice's device");
     let (status, _) = http.delete("/v1/devices/phone", Some(&alice)).await;
     assert_eq!(status, 204);
@@ -129,8 +231,16 @@ async fn health_readiness_and_metrics() {
     alice.send_message(&chat, "m", "x").await;
     let (status, metrics) = http.get_text("/metrics").await;
     assert_eq!(status, 200);
-    for name in ["chat_messages_stored_total", "chat_ws_frames_in_total", "chat_http_requests_total", "chat_store_commit_seconds"] {
+    for name in [
+        "chat_messages_stored_total",
+        "chat_ws_frames_in_total",
+        "chat_http_requests_total",
+        "chat_store_commit_seconds",
+    ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
-    assert!(metrics.contains("route=\"/v1/chats\""), "routes are labelled by template");
+    assert!(
+        metrics.contains("route=\"/v1/chats\""),
+        "routes are labelled by template"
+    );
 }

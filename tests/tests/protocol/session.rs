@@ -28,7 +28,10 @@ async fn device_defaults_then_comes_from_the_token() {
     assert_eq!(plain.hello["device_id"], "default");
     let keys = JwtKeys::new(TEST_SECRET.as_bytes()).unwrap();
     let with_device = keys.mint("alice", Some("tablet"), None).unwrap();
-    let client = server.try_connect_url(&format!("/v1/ws?token={with_device}")).await.unwrap();
+    let client = server
+        .try_connect_url(&format!("/v1/ws?token={with_device}"))
+        .await
+        .unwrap();
     assert_eq!(client.hello["device_id"], "tablet");
 }
 
@@ -37,12 +40,27 @@ async fn bad_tokens_are_refused_with_401_before_the_upgrade() {
     let server = TestServer::start().await;
     let keys = JwtKeys::new(TEST_SECRET.as_bytes()).unwrap();
     let expired = keys
-        .sign(&Claims { sub: "alice".into(), device: None, exp: Some(1_000), nbf: None, iat: None })
+        .sign(&Claims {
+            sub: "alice".into(),
+            device: None,
+            exp: Some(1_000),
+            nbf: None,
+            iat: None,
+        })
         .unwrap();
     let bad_user = keys
-        .sign(&Claims { sub: "bad user!".into(), device: None, exp: None, nbf: None, iat: None })
+        .sign(&Claims {
+            sub: "bad user!".into(),
+            device: None,
+            exp: None,
+            nbf: None,
+            iat: None,
+        })
         .unwrap();
-    let other_secret = JwtKeys::new(b"other").unwrap().mint("alice", None, None).unwrap();
+    let other_secret = JwtKeys::new(b"other")
+        .unwrap()
+        .mint("alice", None, None)
+        .unwrap();
     for query in [
         "/v1/ws".to_string(),
         "/v1/ws?token=garbage".to_string(),
@@ -60,8 +78,13 @@ async fn bad_tokens_are_refused_with_401_before_the_upgrade() {
     }
     // A bad device id is a bad request, not an identity problem.
     let good = token("alice", None);
-    match server.try_connect_url(&format!("/v1/ws?token={good}&device=bad%20device")).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 400),
+    match server
+        .try_connect_url(&format!("/v1/ws?token={good}&device=bad%20device"))
+        .await
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 400)
+        }
         _ => panic!("bad device id accepted"),
     }
 }
@@ -70,10 +93,13 @@ async fn bad_tokens_are_refused_with_401_before_the_upgrade() {
 async fn bearer_header_authenticates_the_upgrade() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let server = TestServer::start().await;
-    let mut request = format!("ws://{}/v1/ws", server.addr).into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {}", token("carol", None)).parse().unwrap());
+    let mut request = format!("ws://{}/v1/ws", server.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", token("carol", None)).parse().unwrap(),
+    );
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     use futures_util::StreamExt;
     let hello = socket.next().await.unwrap().unwrap();
@@ -109,7 +135,10 @@ async fn shutdown_tells_clients_to_reconnect_and_keeps_acked_messages() {
     let restarted = TestServer::start_in(temp.path(), |_| {}).await;
     let (status, body) = restarted
         .http()
-        .get(&format!("/v1/chats/{chat}/messages"), Some(&token("bob", None)))
+        .get(
+            &format!("/v1/chats/{chat}/messages"),
+            Some(&token("bob", None)),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(body["messages"][0]["msg_id"], sent["msg_id"]);

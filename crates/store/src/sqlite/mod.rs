@@ -134,7 +134,9 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
 impl MessageStore for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         self.writer()?;
-        self.reads.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+        self.reads
+            .read(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+            .await
     }
 
     async fn create_chat(&self, chat: &Chat) -> StoreResult<bool> {
@@ -144,7 +146,9 @@ impl MessageStore for SqliteStore {
 
     async fn get_chat(&self, chat_id: &str) -> StoreResult<Option<Chat>> {
         let chat_id = chat_id.to_owned();
-        self.reads.read(move |c| queries::select_chat(c, &chat_id)).await
+        self.reads
+            .read(move |c| queries::select_chat(c, &chat_id))
+            .await
     }
 
     async fn add_members(&self, chat_id: &str, members: &[Member]) -> StoreResult<()> {
@@ -161,10 +165,16 @@ impl MessageStore for SqliteStore {
 
     async fn chat_ids_of_user(&self, user_id: &str) -> StoreResult<Vec<String>> {
         let user_id = user_id.to_owned();
-        self.reads.read(move |c| queries::chat_ids_of_user(c, &user_id)).await
+        self.reads
+            .read(move |c| queries::chat_ids_of_user(c, &user_id))
+            .await
     }
 
-    async fn chats_of_user(&self, user_id: &str, device_id: &str) -> StoreResult<Vec<UserChatState>> {
+    async fn chats_of_user(
+        &self,
+        user_id: &str,
+        device_id: &str,
+    ) -> StoreResult<Vec<UserChatState>> {
         let (user_id, device_id) = (user_id.to_owned(), device_id.to_owned());
         self.reads
             .read(move |c| queries::chats_of_user(c, &user_id, &device_id))
@@ -173,31 +183,49 @@ impl MessageStore for SqliteStore {
 
     async fn contacts_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
         let user_id = user_id.to_owned();
-        self.reads.read(move |c| queries::contacts_of(c, &user_id)).await
+        self.reads
+            .read(move |c| queries::contacts_of(c, &user_id))
+            .await
     }
 
     async fn append(&self, messages: Vec<Message>) -> StoreResult<()> {
         let started = std::time::Instant::now();
-        let result = self.write(move |c| queries::insert_messages(c, &messages)).await;
+        let result = self
+            .write(move |c| queries::insert_messages(c, &messages))
+            .await;
         metrics::histogram!("chat_store_append_seconds").record(started.elapsed().as_secs_f64());
         result
     }
 
-    async fn sequencer_state(&self, chat_id: &str, dedup_since_ms: i64) -> StoreResult<SequencerState> {
+    async fn sequencer_state(
+        &self,
+        chat_id: &str,
+        dedup_since_ms: i64,
+    ) -> StoreResult<SequencerState> {
         let chat_id = chat_id.to_owned();
         self.reads
             .read(move |c| queries::sequencer_state(c, &chat_id, dedup_since_ms))
             .await
     }
 
-    async fn messages_after(&self, chat_id: &str, after_seq: u64, limit: usize) -> StoreResult<Vec<Message>> {
+    async fn messages_after(
+        &self,
+        chat_id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
         let chat_id = chat_id.to_owned();
         self.reads
             .read(move |c| queries::messages_after(c, &chat_id, after_seq, limit))
             .await
     }
 
-    async fn messages_before(&self, chat_id: &str, before_seq: u64, limit: usize) -> StoreResult<Vec<Message>> {
+    async fn messages_before(
+        &self,
+        chat_id: &str,
+        before_seq: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
         let chat_id = chat_id.to_owned();
         self.reads
             .read(move |c| queries::messages_before(c, &chat_id, before_seq, limit))
@@ -205,23 +233,42 @@ impl MessageStore for SqliteStore {
     }
 
     async fn prune_dedup(&self, older_than_ms: i64) -> StoreResult<u64> {
-        self.write(move |c| queries::prune_dedup(c, older_than_ms)).await
+        self.write(move |c| queries::prune_dedup(c, older_than_ms))
+            .await
     }
 
-    async fn advance_delivered(&self, chat_id: &str, user_id: &str, device_id: &str, seq: u64) -> StoreResult<Option<u64>> {
-        let (chat_id, user_id, device_id) = (chat_id.to_owned(), user_id.to_owned(), device_id.to_owned());
+    async fn advance_delivered(
+        &self,
+        chat_id: &str,
+        user_id: &str,
+        device_id: &str,
+        seq: u64,
+    ) -> StoreResult<Option<u64>> {
+        let (chat_id, user_id, device_id) =
+            (chat_id.to_owned(), user_id.to_owned(), device_id.to_owned());
         self.write(move |c| queries::advance_delivered(c, &chat_id, &user_id, &device_id, seq))
             .await
     }
 
-    async fn advance_read(&self, chat_id: &str, user_id: &str, seq: u64) -> StoreResult<Option<u64>> {
+    async fn advance_read(
+        &self,
+        chat_id: &str,
+        user_id: &str,
+        seq: u64,
+    ) -> StoreResult<Option<u64>> {
         let (chat_id, user_id) = (chat_id.to_owned(), user_id.to_owned());
         self.write(move |c| queries::advance_read(c, &chat_id, &user_id, seq))
             .await
     }
 
-    async fn watermarks(&self, chat_id: &str, user_id: &str, device_id: &str) -> StoreResult<Watermarks> {
-        let (chat_id, user_id, device_id) = (chat_id.to_owned(), user_id.to_owned(), device_id.to_owned());
+    async fn watermarks(
+        &self,
+        chat_id: &str,
+        user_id: &str,
+        device_id: &str,
+    ) -> StoreResult<Watermarks> {
+        let (chat_id, user_id, device_id) =
+            (chat_id.to_owned(), user_id.to_owned(), device_id.to_owned());
         self.reads
             .read(move |c| queries::select_watermarks(c, &chat_id, &user_id, &device_id))
             .await
@@ -241,17 +288,22 @@ impl MessageStore for SqliteStore {
 
     async fn push_devices(&self, user_id: &str) -> StoreResult<Vec<PushDevice>> {
         let user_id = user_id.to_owned();
-        self.reads.read(move |c| queries::push_devices(c, &user_id)).await
+        self.reads
+            .read(move |c| queries::push_devices(c, &user_id))
+            .await
     }
 
     async fn set_last_seen(&self, user_id: &str, ts_ms: i64) -> StoreResult<()> {
         let user_id = user_id.to_owned();
-        self.write(move |c| queries::set_last_seen(c, &user_id, ts_ms)).await
+        self.write(move |c| queries::set_last_seen(c, &user_id, ts_ms))
+            .await
     }
 
     async fn last_seen(&self, user_ids: &[String]) -> StoreResult<HashMap<String, i64>> {
         let user_ids = user_ids.to_vec();
-        self.reads.read(move |c| queries::last_seen(c, &user_ids)).await
+        self.reads
+            .read(move |c| queries::last_seen(c, &user_ids))
+            .await
     }
 }
 

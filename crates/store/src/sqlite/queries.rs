@@ -32,7 +32,12 @@ pub(crate) fn insert_chat(conn: &Connection, chat: &Chat) -> rusqlite::Result<bo
             "INSERT INTO chats (chat_id, kind, title, created_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (chat_id) DO NOTHING",
         )?
-        .execute(params![chat.chat_id, chat.kind.as_str(), chat.title, chat.created_at])?;
+        .execute(params![
+            chat.chat_id,
+            chat.kind.as_str(),
+            chat.title,
+            chat.created_at
+        ])?;
     if inserted == 0 {
         return Ok(false);
     }
@@ -56,7 +61,11 @@ pub(crate) fn upsert_members(
     Ok(())
 }
 
-pub(crate) fn delete_member(conn: &Connection, chat_id: &str, user_id: &str) -> rusqlite::Result<bool> {
+pub(crate) fn delete_member(
+    conn: &Connection,
+    chat_id: &str,
+    user_id: &str,
+) -> rusqlite::Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM members WHERE chat_id = ?1 AND user_id = ?2")?
         .execute(params![chat_id, user_id])?
@@ -73,7 +82,11 @@ pub(crate) fn select_chat(conn: &Connection, chat_id: &str) -> rusqlite::Result<
     let head = conn
         .prepare_cached("SELECT kind, title, created_at FROM chats WHERE chat_id = ?1")?
         .query_row([chat_id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })
         .optional()?;
     let Some((kind, title, created_at)) = head else {
@@ -84,7 +97,9 @@ pub(crate) fn select_chat(conn: &Connection, chat_id: &str) -> rusqlite::Result<
         "SELECT user_id, role FROM members WHERE chat_id = ?1 ORDER BY joined_at, user_id",
     )?;
     let members = stmt
-        .query_map([chat_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .query_map([chat_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
         .map(|row| {
             let (user_id, role) = row?;
             let role = Role::parse(&role).ok_or_else(|| corrupt("role", &role))?;
@@ -145,11 +160,18 @@ pub(crate) fn chats_of_user(
     Ok(states)
 }
 
-fn unread_count(conn: &Connection, chat_id: &str, user_id: &str, read: u64) -> rusqlite::Result<u64> {
+fn unread_count(
+    conn: &Connection,
+    chat_id: &str,
+    user_id: &str,
+    read: u64,
+) -> rusqlite::Result<u64> {
     conn.prepare_cached(
         "SELECT COUNT(*) FROM messages WHERE chat_id = ?1 AND seq > ?2 AND sender_id <> ?3",
     )?
-    .query_row(params![chat_id, read as i64, user_id], |r| r.get::<_, i64>(0))
+    .query_row(params![chat_id, read as i64, user_id], |r| {
+        r.get::<_, i64>(0)
+    })
     .map(|n| n as u64)
 }
 
@@ -165,11 +187,22 @@ pub(crate) fn insert_messages(conn: &Connection, messages: &[Message]) -> rusqli
     )?;
     for m in messages {
         let inserted = message_stmt.execute(params![
-            m.chat_id, m.seq as i64, m.msg_id, m.sender_id, m.client_msg_id, m.body, m.ts
+            m.chat_id,
+            m.seq as i64,
+            m.msg_id,
+            m.sender_id,
+            m.client_msg_id,
+            m.body,
+            m.ts
         ])?;
         if inserted > 0 {
             dedup_stmt.execute(params![
-                m.chat_id, m.sender_id, m.client_msg_id, m.seq as i64, m.msg_id, m.ts
+                m.chat_id,
+                m.sender_id,
+                m.client_msg_id,
+                m.seq as i64,
+                m.msg_id,
+                m.ts
             ])?;
         }
     }
@@ -212,7 +245,10 @@ pub(crate) fn messages_after(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ?1 AND seq > ?2
          ORDER BY seq ASC LIMIT ?3"
     ))?
-    .query_map(params![chat_id, after_seq as i64, limit as i64], message_from_row)?
+    .query_map(
+        params![chat_id, after_seq as i64, limit as i64],
+        message_from_row,
+    )?
     .collect()
 }
 
@@ -228,7 +264,11 @@ pub(crate) fn messages_before(
              ORDER BY seq DESC LIMIT ?3"
         ))?
         .query_map(
-            params![chat_id, before_seq.min(i64::MAX as u64) as i64, limit as i64],
+            params![
+                chat_id,
+                before_seq.min(i64::MAX as u64) as i64,
+                limit as i64
+            ],
             message_from_row,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -318,7 +358,11 @@ pub(crate) fn advance_read(
     Ok(Some(seq))
 }
 
-pub(crate) fn upsert_push_device(conn: &Connection, d: &PushDevice, now_ms: i64) -> rusqlite::Result<()> {
+pub(crate) fn upsert_push_device(
+    conn: &Connection,
+    d: &PushDevice,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO push_devices (user_id, device_id, platform, token, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5)
@@ -326,11 +370,21 @@ pub(crate) fn upsert_push_device(conn: &Connection, d: &PushDevice, now_ms: i64)
          DO UPDATE SET platform = excluded.platform, token = excluded.token,
                        updated_at = excluded.updated_at",
     )?
-    .execute(params![d.user_id, d.device_id, d.platform.as_str(), d.token, now_ms])?;
+    .execute(params![
+        d.user_id,
+        d.device_id,
+        d.platform.as_str(),
+        d.token,
+        now_ms
+    ])?;
     Ok(())
 }
 
-pub(crate) fn delete_push_device(conn: &Connection, user_id: &str, device_id: &str) -> rusqlite::Result<bool> {
+pub(crate) fn delete_push_device(
+    conn: &Connection,
+    user_id: &str,
+    device_id: &str,
+) -> rusqlite::Result<bool> {
     Ok(conn
         .prepare_cached("DELETE FROM push_devices WHERE user_id = ?1 AND device_id = ?2")?
         .execute(params![user_id, device_id])?
@@ -341,10 +395,13 @@ pub(crate) fn push_devices(conn: &Connection, user_id: &str) -> rusqlite::Result
     conn.prepare_cached(
         "SELECT device_id, platform, token FROM push_devices WHERE user_id = ?1 ORDER BY device_id",
     )?
-    .query_map([user_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)))?
+    .query_map([user_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+    })?
     .map(|row| {
         let (device_id, platform, token) = row?;
-        let platform = PushPlatform::parse(&platform).ok_or_else(|| corrupt("platform", &platform))?;
+        let platform =
+            PushPlatform::parse(&platform).ok_or_else(|| corrupt("platform", &platform))?;
         Ok(PushDevice {
             user_id: user_id.to_owned(),
             device_id,
@@ -364,7 +421,10 @@ pub(crate) fn set_last_seen(conn: &Connection, user_id: &str, ts: i64) -> rusqli
     Ok(())
 }
 
-pub(crate) fn last_seen(conn: &Connection, user_ids: &[String]) -> rusqlite::Result<HashMap<String, i64>> {
+pub(crate) fn last_seen(
+    conn: &Connection,
+    user_ids: &[String],
+) -> rusqlite::Result<HashMap<String, i64>> {
     let mut stmt = conn.prepare_cached("SELECT ts FROM last_seen WHERE user_id = ?1")?;
     let mut seen = HashMap::new();
     for user in user_ids {

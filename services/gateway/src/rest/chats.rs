@@ -33,7 +33,11 @@ pub(crate) async fn create(
         members: body.members,
     };
     let (chat, created) = state.chat.create_chat(&caller, request).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(chat)))
 }
 
@@ -42,7 +46,10 @@ pub(crate) struct ChatList {
     chats: Vec<ChatListEntry>,
 }
 
-pub(crate) async fn list(State(state): State<AppState>, AuthUser(caller): AuthUser) -> Result<Json<ChatList>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    AuthUser(caller): AuthUser,
+) -> Result<Json<ChatList>, ApiError> {
     let chats = state.chat.list_chats(&caller).await?;
     Ok(Json(ChatList { chats }))
 }
@@ -67,7 +74,12 @@ pub(crate) async fn add_members(
     body: Result<Json<AddMembersBody>, JsonRejection>,
 ) -> Result<Json<Chat>, ApiError> {
     let Json(body) = body?;
-    Ok(Json(state.chat.add_members(&caller, &chat_id, body.user_ids).await?))
+    Ok(Json(
+        state
+            .chat
+            .add_members(&caller, &chat_id, body.user_ids)
+            .await?,
+    ))
 }
 
 pub(crate) async fn remove_member(
@@ -75,6 +87,9 @@ pub(crate) async fn remove_member(
     AuthUser(caller): AuthUser,
     Path((chat_id, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.chat.remove_member(&caller, &chat_id, &user_id).await?;
+    state
+        .chat
+        .remove_member(&caller, &chat_id, &user_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

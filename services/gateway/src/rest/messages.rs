@@ -68,7 +68,11 @@ pub(crate) async fn send(
         body: body.body,
     };
     let outcome = state.chat.send(&caller, request).await?;
-    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((
         status,
         Json(SentBody {

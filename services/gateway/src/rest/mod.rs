@@ -18,8 +18,14 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/chats", post(chats::create).get(chats::list))
         .route("/v1/chats/{chat_id}", get(chats::get_one))
         .route("/v1/chats/{chat_id}/members", post(chats::add_members))
-        .route("/v1/chats/{chat_id}/members/{user_id}", delete(chats::remove_member))
-        .route("/v1/chats/{chat_id}/messages", get(messages::list).post(messages::send))
+        .route(
+            "/v1/chats/{chat_id}/members/{user_id}",
+            delete(chats::remove_member),
+        )
+        .route(
+            "/v1/chats/{chat_id}/messages",
+            get(messages::list).post(messages::send),
+        )
         .route("/v1/devices", post(devices::register))
         .route("/v1/devices/{device_id}", delete(devices::unregister))
         .route("/v1/presence", get(presence::query))

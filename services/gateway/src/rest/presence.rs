@@ -37,7 +37,10 @@ pub(crate) async fn query(
         .map(str::to_owned)
         .collect();
     if user_ids.len() > MAX_PRESENCE_USERS {
-        return Err(ApiError::new(ErrorCode::TooLarge, format!("at most {MAX_PRESENCE_USERS} users")));
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!("at most {MAX_PRESENCE_USERS} users"),
+        ));
     }
     let visible = state.chat.visible_users(&caller, &user_ids).await?;
     let users = presence_entries(&state, &user_ids, &visible).await;

@@ -51,7 +51,11 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, user_id: String, dev
     });
     let (mut sink, stream) = socket.split();
     if state.registry.register(connection.clone()).is_err() {
-        let refusal = error_frame(None, ErrorCode::Forbidden, "too many devices connected for this user");
+        let refusal = error_frame(
+            None,
+            ErrorCode::Forbidden,
+            "too many devices connected for this user",
+        );
         let _ = write(&mut sink, refusal).await;
         close(&mut sink, close_code::POLICY, "too many devices").await;
         return;
@@ -185,7 +189,14 @@ fn on_text(
 ) -> (Vec<Utf8Bytes>, bool) {
     let max = session.state.config.max_frame_bytes;
     if raw.len() > max {
-        return (vec![error_frame(None, ErrorCode::TooLarge, format!("frame is larger than {max} bytes"))], true);
+        return (
+            vec![error_frame(
+                None,
+                ErrorCode::TooLarge,
+                format!("frame is larger than {max} bytes"),
+            )],
+            true,
+        );
     }
     match decode_client_frame(raw) {
         Err(e) => (vec![error_frame(e.re, e.code, e.message)], true),

@@ -37,9 +37,16 @@ pub(crate) async fn upgrade(
     }
 }
 
-fn authorize(state: &AppState, params: &HashMap<String, String>, parts: &Parts) -> Result<(String, String), ApiError> {
+fn authorize(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    parts: &Parts,
+) -> Result<(String, String), ApiError> {
     if state.is_draining() {
-        return Err(ApiError::new(ErrorCode::Unavailable, "server is draining; reconnect elsewhere"));
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "server is draining; reconnect elsewhere",
+        ));
     }
     let token = token_of(parts).or_else(|| params.get("token").cloned());
     let identity = verify(state, token)?;
@@ -49,14 +56,25 @@ fn authorize(state: &AppState, params: &HashMap<String, String>, parts: &Parts) 
     }
     let device_id = identity.device_or_default(device_param);
     if !state.registry.has_room_for(&identity.user_id, &device_id) {
-        return Err(ApiError::new(ErrorCode::Forbidden, "too many devices connected for this user"));
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "too many devices connected for this user",
+        ));
     }
     Ok((identity.user_id, device_id))
 }
 
 /// Presence of `user_ids` for a caller who may see `visible`; the rest are marked forbidden.
-pub(crate) async fn presence_entries(state: &AppState, user_ids: &[String], visible: &HashSet<String>) -> Vec<PresenceEntry> {
-    let allowed: Vec<String> = user_ids.iter().filter(|u| visible.contains(*u)).cloned().collect();
+pub(crate) async fn presence_entries(
+    state: &AppState,
+    user_ids: &[String],
+    visible: &HashSet<String>,
+) -> Vec<PresenceEntry> {
+    let allowed: Vec<String> = user_ids
+        .iter()
+        .filter(|u| visible.contains(*u))
+        .cloned()
+        .collect();
     let mut known: HashMap<String, PresenceEntry> = state
         .presence
         .query(&allowed)

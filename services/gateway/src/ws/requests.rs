@@ -42,7 +42,11 @@ pub(crate) fn text(frame: &ServerFrame) -> Utf8Bytes {
     frame.to_json().into()
 }
 
-pub(crate) fn error_frame(re: Option<String>, code: ErrorCode, message: impl Into<String>) -> Utf8Bytes {
+pub(crate) fn error_frame(
+    re: Option<String>,
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> Utf8Bytes {
     text(&ServerFrame::error(re, code, message))
 }
 
@@ -85,12 +89,24 @@ pub(crate) fn handle(session: &Arc<Session>, frame: ClientFrame) -> Reply {
     let chat = session.state.chat.clone();
     let caller = session.caller.clone();
     match frame {
-        ClientFrame::Send { id, chat_id, client_msg_id, body } => {
+        ClientFrame::Send {
+            id,
+            chat_id,
+            client_msg_id,
+            body,
+        } => {
             if let Err(wait) = session.send_limit.check() {
                 return rate_limited(Some(id), wait);
             }
             // Queued with the chat service now, so this connection's sends keep their order.
-            let sent = chat.send(&caller, SendRequest { chat_id, client_msg_id, body });
+            let sent = chat.send(
+                &caller,
+                SendRequest {
+                    chat_id,
+                    client_msg_id,
+                    body,
+                },
+            );
             later(async move {
                 vec![match sent.await {
                     Ok(o) => text(&ServerFrame::Sent {
@@ -120,8 +136,11 @@ pub(crate) fn handle(session: &Arc<Session>, frame: ClientFrame) -> Reply {
         ClientFrame::Sync { id, cursors, limit } => later(async move {
             match chat.sync(&caller, cursors, limit).await {
                 Ok(result) => {
-                    let mut frames: Vec<Utf8Bytes> =
-                        result.messages.into_iter().map(|m| text(&ServerFrame::Msg(m))).collect();
+                    let mut frames: Vec<Utf8Bytes> = result
+                        .messages
+                        .into_iter()
+                        .map(|m| text(&ServerFrame::Msg(m)))
+                        .collect();
                     frames.push(text(&ServerFrame::Synced {
                         re: id,
                         complete: result.complete,
@@ -132,10 +151,23 @@ pub(crate) fn handle(session: &Arc<Session>, frame: ClientFrame) -> Reply {
                 Err(e) => vec![chat_error(Some(id), e)],
             }
         }),
-        ClientFrame::History { id, chat_id, before_seq, limit } => later(async move {
-            let query = HistoryQuery { before_seq, after_seq: None, limit };
+        ClientFrame::History {
+            id,
+            chat_id,
+            before_seq,
+            limit,
+        } => later(async move {
+            let query = HistoryQuery {
+                before_seq,
+                after_seq: None,
+                limit,
+            };
             vec![match chat.history(&caller, &chat_id, query).await {
-                Ok(messages) => text(&ServerFrame::History { re: id, chat_id, messages }),
+                Ok(messages) => text(&ServerFrame::History {
+                    re: id,
+                    chat_id,
+                    messages,
+                }),
                 Err(e) => chat_error(Some(id), e),
             }]
         }),
@@ -157,13 +189,22 @@ pub(crate) fn handle(session: &Arc<Session>, frame: ClientFrame) -> Reply {
                     Err(e) => return vec![chat_error(Some(id), e)],
                 };
                 // Watch first, then read, so no change between the two is missed.
-                session.state.registry.watch_presence(&session.connection, &visible);
+                session
+                    .state
+                    .registry
+                    .watch_presence(&session.connection, &visible);
                 let users = presence_entries(&session.state, &user_ids, &visible).await;
-                vec![text(&ServerFrame::Presence { re: Some(id), users })]
+                vec![text(&ServerFrame::Presence {
+                    re: Some(id),
+                    users,
+                })]
             })
         }
         ClientFrame::Ping { id } => Reply {
-            handled: Handled::Now(vec![text(&ServerFrame::Pong { re: id, ts: now_ms() })]),
+            handled: Handled::Now(vec![text(&ServerFrame::Pong {
+                re: id,
+                ts: now_ms(),
+            })]),
             violation: false,
         },
     }
