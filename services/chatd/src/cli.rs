@@ -16,8 +16,18 @@ use clap::{Parser, Subcommand};
     about = "Chat backend in one process: WebSocket + REST over an embedded durable store"
 )]
 pub struct Cli {
+    /// What to do; `serve` when omitted, so a bare `chatd` (or `cargo run`) starts the server.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The command to run, defaulting to `serve` with settings from env and defaults.
+    pub fn command_or_serve(self) -> Command {
+        self.command
+            .or_else(|| Cli::parse_from(["chatd", "serve"]).command)
+            .expect("`serve` parses")
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +129,12 @@ mod tests {
     }
 
     #[test]
+    fn no_subcommand_means_serve() {
+        let cli = Cli::try_parse_from(["chatd"]).unwrap();
+        assert!(matches!(cli.command_or_serve(), Command::Serve(_)));
+    }
+
+    #[test]
     fn every_flag_parses() {
         let cli = Cli::try_parse_from([
             "chatd",
@@ -131,7 +147,7 @@ mod tests {
             "1000",
         ])
         .unwrap();
-        let Command::Serve(args) = cli.command else {
+        let Some(Command::Serve(args)) = cli.command else {
             panic!("serve expected")
         };
         assert_eq!(args.listen.port(), 9000);

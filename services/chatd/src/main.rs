@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    match Cli::parse().command_or_serve() {
         Command::Token(args) => {
             println!("{}", mint_token(&args)?);
             Ok(())

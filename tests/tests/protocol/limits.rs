@@ -110,14 +110,20 @@ async fn an_overloaded_sequencer_answers_unavailable_and_a_retry_succeeds() {
             }
         }
     }
-    assert!(!refused.is_empty(), "a queue of one must overflow under 200 pipelined sends");
+    assert!(
+        !refused.is_empty(),
+        "a queue of one must overflow under 200 pipelined sends"
+    );
     // Retrying the refused sends, one at a time, stores each exactly once.
     for i in &refused {
         alice.send_message(&chat, &format!("m{i}"), "x").await;
     }
     let (_, page) = server
         .http()
-        .get(&format!("/v1/chats/{chat}/messages?after_seq=0&limit=200"), Some(&token("alice", None)))
+        .get(
+            &format!("/v1/chats/{chat}/messages?after_seq=0&limit=200"),
+            Some(&token("alice", None)),
+        )
         .await;
     let mut ids: Vec<String> = page["messages"]
         .as_array()
