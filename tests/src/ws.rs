@@ -173,6 +173,27 @@ impl WsClient {
         reply
     }
 
+    /// Sends `count` messages without waiting (client_msg_ids `{prefix}{i}`), then returns
+    /// each one's reply, in order: `sent` or `error`.
+    pub async fn send_pipelined(
+        &mut self,
+        chat_id: &str,
+        prefix: &str,
+        count: usize,
+        body: &str,
+    ) -> Vec<Value> {
+        let ids: Vec<String> = (0..count).map(|_| self.id()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            self.send_json(json!({"type": "send", "id": id, "chat_id": chat_id, "client_msg_id": format!("{prefix}{i}"), "body": body}))
+                .await;
+        }
+        let mut replies = Vec::with_capacity(count);
+        for id in &ids {
+            replies.push(self.reply_to(id).await);
+        }
+        replies
+    }
+
     /// Runs `sync` to completion from `cursors`, returning every `msg` and the last `synced`.
     pub async fn sync_all(
         &mut self,

@@ -118,7 +118,7 @@ impl Sequencer {
     async fn process(&mut self, commands: Vec<SendCommand>) {
         self.tick += 1;
         self.evict_if_full();
-        if self.tick % PRUNE_EVERY_BATCHES == 0 {
+        if self.tick.is_multiple_of(PRUNE_EVERY_BATCHES) {
             self.prune_expired_dedup();
         }
         let mut pending: Vec<Pending> = Vec::new();

@@ -30,16 +30,9 @@ async fn sigkill_after_the_last_ack_loses_no_acked_message() {
     .await;
     let chat = direct_chat(&server).await;
     let mut alice = server.connect("alice", "phone").await;
-    for i in 0..SENDS {
-        alice
-            .send_json(json!({"type": "send", "id": format!("s{i}"), "chat_id": chat, "client_msg_id": format!("m{i}"), "body": format!("body {i}")}))
-            .await;
-    }
-    let mut acked: Vec<Value> = Vec::with_capacity(SENDS);
-    for i in 0..SENDS {
-        let reply = alice.reply_to(&format!("s{i}")).await;
+    let acked: Vec<Value> = alice.send_pipelined(&chat, "m", SENDS, "body").await;
+    for reply in &acked {
         assert_eq!(reply["type"], "sent", "{reply}");
-        acked.push(reply);
     }
     server.kill().await;
 

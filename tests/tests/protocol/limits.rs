@@ -61,13 +61,7 @@ async fn a_slow_consumer_is_disconnected_and_recovers_everything_by_sync() {
     let mut alice = server.connect("alice", "phone").await;
     let body = "s".repeat(16 * 1024);
     const COUNT: usize = 600;
-    for i in 0..COUNT {
-        alice
-            .send_json(json!({"type": "send", "id": format!("s{i}"), "chat_id": chat, "client_msg_id": format!("m{i}"), "body": body}))
-            .await;
-    }
-    for i in 0..COUNT {
-        let reply = alice.reply_to(&format!("s{i}")).await;
+    for reply in alice.send_pipelined(&chat, "m", COUNT, &body).await {
         assert_eq!(reply["type"], "sent", "{reply}");
     }
     // The sender was never held back by the slow reader.
@@ -94,18 +88,13 @@ async fn an_overloaded_sequencer_answers_unavailable_and_a_retry_succeeds() {
     let chat = direct_chat(&server, "alice", "bob").await;
     let mut alice = server.connect("alice", "phone").await;
     const COUNT: usize = 200;
-    for i in 0..COUNT {
-        alice
-            .send_json(json!({"type": "send", "id": format!("s{i}"), "chat_id": chat, "client_msg_id": format!("m{i}"), "body": "x"}))
-            .await;
-    }
+    let replies = alice.send_pipelined(&chat, "m", COUNT, "x").await;
     let mut refused = Vec::new();
-    for i in 0..COUNT {
-        let reply = alice.reply_to(&format!("s{i}")).await;
+    for (i, reply) in replies.iter().enumerate() {
         match reply["type"].as_str() {
             Some("sent") => {}
             _ => {
-                assert_eq!(error_code(&reply), "unavailable");
+                assert_eq!(error_code(reply), "unavailable");
                 refused.push(i);
             }
         }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chat_testkit::{TestServer, WsClient};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::helpers::*;
 
@@ -36,14 +36,11 @@ async fn racing_senders_produce_one_gap_free_order_for_everyone() {
         let (addr, chat) = (server.addr, chat.clone());
         tasks.push(tokio::spawn(async move {
             let mut client = WsClient::connect(addr, &name, Some("phone")).await.unwrap();
-            for i in 0..PER_SENDER {
-                client
-                    .send_json(json!({"type": "send", "id": format!("s{i}"), "chat_id": chat, "client_msg_id": format!("{name}-{i}"), "body": "race"}))
-                    .await;
-            }
+            let replies = client
+                .send_pipelined(&chat, &format!("{name}-"), PER_SENDER, "race")
+                .await;
             let mut seqs = Vec::new();
-            for i in 0..PER_SENDER {
-                let reply = client.reply_to(&format!("s{i}")).await;
+            for reply in replies {
                 assert_eq!(reply["type"], "sent", "{reply}");
                 seqs.push(reply["seq"].as_u64().unwrap());
             }

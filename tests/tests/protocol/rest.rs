@@ -186,30 +186,15 @@ async fn devices_register_and_unregister() {
     let server = TestServer::start().await;
     let http = server.http();
     let alice = token("alice", None);
-    let (status, _) = http
-        .post(
-            "/v1/devices",
-            Some(&alice),
-            json!({"device_id": "phone", "platform": "apns", "token": "abc"}),
-        )
-        .await;
-    assert_eq!(status, 204);
-    let (status, _) = http
-        .post(
-            "/v1/devices",
-            Some(&alice),
-            json!({"device_id": "phone", "platform": "pager", "token": "abc"}),
-        )
-        .await;
-    assert_eq!(status, 400);
-    let (status, _) = http
-        .post(
-            "/v1/devices",
-            Some(&alice),
-            json!({"device_id": "phone", "platform": "fcm", "token": ""}),
-        )
-        .await;
-    assert_eq!(status, 400);
+    for (platform, device_token, expected) in [
+        ("apns", "abc", 204),
+        ("pager", "abc", 400),
+        ("fcm", "", 400),
+    ] {
+        let body = json!({"device_id": "phone", "platform": platform, "token": device_token});
+        let (status, _) = http.post("/v1/devices", Some(&alice), body).await;
+        assert_eq!(status, expected, "{platform} {device_token:?}");
+    }
     let (status, _) = http
         .delete("/v1/devices/phone", Some(&token("bob", None)))
         .await;
