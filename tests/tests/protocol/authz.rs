@@ -44,6 +44,9 @@ async fn a_non_member_can_do_nothing_in_a_chat_over_websocket() {
 
     // Mallory's attempts changed nothing and leaked nothing live.
     alice.send_message(&chat, "second", "still private").await;
+    alice
+        .send_json(json!({"type": "typing", "chat_id": chat}))
+        .await;
     assert_silent(&mut mallory, |f| {
         f["type"] == "msg" || f["type"] == "typing"
     })
