@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 mod local;
+mod redis_bus;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 pub use local::LocalBus;
+pub use redis_bus::RedisBus;
 
 /// One event for the connections subscribed to a topic: a server frame serialized once,
 /// shared by every recipient, plus who must not get it.

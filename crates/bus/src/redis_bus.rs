@@ -1,0 +1,201 @@
+//! The bus over Redis Pub/Sub for the scaled-out services. Publishing goes through one
+//! task that pipelines PUBLISH commands in order; subscribing is a second task that keeps
+//! the set of wanted channels and, whenever the connection drops (Redis restart, network),
+//! reconnects with backoff and subscribes the whole set again. Redis may drop messages
+//! meanwhile; clients recover them with `sync`.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::{wire, Bus, BusMessage, Handler};
+
+/// Channel names are namespaced so the bus can share a Redis with other data.
+const CHANNEL_PREFIX: &str = "chat:";
+/// Publishes waiting for Redis before new ones are dropped.
+const PUBLISH_QUEUE: usize = 65_536;
+const MAX_PIPELINE: usize = 512;
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+enum Control {
+    Subscribe(String),
+    Unsubscribe(String),
+}
+
+type SharedHandler = Arc<RwLock<Option<Handler>>>;
+
+pub struct RedisBus {
+    publishes: mpsc::Sender<(String, Bytes)>,
+    control: mpsc::UnboundedSender<Control>,
+    wanted: Arc<Mutex<HashSet<String>>>,
+    handler: SharedHandler,
+    _stop: DropGuard,
+}
+
+impl RedisBus {
+    /// Connects (the first connection must succeed; later ones are retried forever).
+    pub async fn connect(url: &str) -> redis::RedisResult<Self> {
+        let client = redis::Client::open(url)?;
+        let publisher = ConnectionManager::new(client.clone()).await?;
+        let stop = CancellationToken::new();
+        let (publishes, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let wanted = Arc::new(Mutex::new(HashSet::new()));
+        let handler: SharedHandler = Arc::new(RwLock::new(None));
+        tokio::spawn(publish_loop(publisher, publish_rx, stop.clone()));
+        tokio::spawn(subscribe_loop(
+            client,
+            control_rx,
+            wanted.clone(),
+            handler.clone(),
+            stop.clone(),
+        ));
+        Ok(RedisBus {
+            publishes,
+            control,
+            wanted,
+            handler,
+            _stop: stop.drop_guard(),
+        })
+    }
+}
+
+impl Bus for RedisBus {
+    fn publish(&self, topic: &str, message: BusMessage) {
+        let channel = format!("{CHANNEL_PREFIX}{topic}");
+        if self
+            .publishes
+            .try_send((channel, wire::encode(&message)))
+            .is_err()
+        {
+            metrics::counter!("chat_bus_dropped_total", "reason" => "publish_queue_full")
+                .increment(1);
+        }
+    }
+
+    fn subscribe(&self, topic: &str) {
+        if self
+            .wanted
+            .lock()
+            .expect("bus lock")
+            .insert(topic.to_owned())
+        {
+            let _ = self.control.send(Control::Subscribe(topic.to_owned()));
+        }
+    }
+
+    fn unsubscribe(&self, topic: &str) {
+        if self.wanted.lock().expect("bus lock").remove(topic) {
+            let _ = self.control.send(Control::Unsubscribe(topic.to_owned()));
+        }
+    }
+
+    fn set_handler(&self, handler: Handler) {
+        *self.handler.write().expect("bus lock") = Some(handler);
+    }
+}
+
+async fn publish_loop(
+    mut conn: ConnectionManager,
+    mut rx: mpsc::Receiver<(String, Bytes)>,
+    stop: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(MAX_PIPELINE);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            n = rx.recv_many(&mut batch, MAX_PIPELINE) => if n == 0 { return },
+        }
+        let mut pipe = redis::pipe();
+        for (channel, payload) in batch.drain(..) {
+            pipe.cmd("PUBLISH")
+                .arg(channel)
+                .arg(payload.as_ref())
+                .ignore();
+        }
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            // The connection manager reconnects by itself; these events are lost to the
+            // fast path and reach clients through sync.
+            tracing::warn!(error = %e, "redis publish failed");
+            metrics::counter!("chat_redis_errors_total", "op" => "publish").increment(1);
+        }
+    }
+}
+
+async fn subscribe_loop(
+    client: redis::Client,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    wanted: Arc<Mutex<HashSet<String>>>,
+    handler: SharedHandler,
+    stop: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(50);
+    while !stop.is_cancelled() {
+        match run_subscription(&client, &mut control, &wanted, &handler, &stop).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "redis subscription lost; reconnecting");
+                metrics::counter!("chat_redis_errors_total", "op" => "subscribe").increment(1);
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One connection's life: subscribe everything wanted, then follow control and messages.
+/// Returns Ok on shutdown, Err when the connection fails.
+async fn run_subscription(
+    client: &redis::Client,
+    control: &mut mpsc::UnboundedReceiver<Control>,
+    wanted: &Mutex<HashSet<String>>,
+    handler: &SharedHandler,
+    stop: &CancellationToken,
+) -> redis::RedisResult<()> {
+    let (mut sink, mut stream) = client.get_async_pubsub().await?.split();
+    // Anything queued in `control` is already reflected in `wanted`.
+    while control.try_recv().is_ok() {}
+    let channels: Vec<String> = wanted
+        .lock()
+        .expect("bus lock")
+        .iter()
+        .map(|t| format!("{CHANNEL_PREFIX}{t}"))
+        .collect();
+    if !channels.is_empty() {
+        sink.subscribe(channels).await?;
+    }
+    tracing::info!("redis subscription established");
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            command = control.recv() => match command {
+                None => return Ok(()),
+                Some(Control::Subscribe(topic)) => sink.subscribe(format!("{CHANNEL_PREFIX}{topic}")).await?,
+                Some(Control::Unsubscribe(topic)) => sink.unsubscribe(format!("{CHANNEL_PREFIX}{topic}")).await?,
+            },
+            message = stream.next() => {
+                let Some(message) = message else {
+                    return Err(redis::RedisError::from((redis::ErrorKind::Io, "pubsub connection closed")));
+                };
+                let Some(topic) = message.get_channel_name().strip_prefix(CHANNEL_PREFIX) else { continue };
+                let Some(decoded) = wire::decode(Bytes::copy_from_slice(message.get_payload_bytes())) else {
+                    metrics::counter!("chat_bus_dropped_total", "reason" => "undecodable").increment(1);
+                    continue;
+                };
+                let current = handler.read().expect("bus lock").clone();
+                if let Some(handler) = current {
+                    handler(topic, &decoded);
+                }
+            }
+        }
+    }
+}
