@@ -27,12 +27,7 @@ async fn publish_until_seen(publisher: &RedisBus, inbox: &Inbox, topic: &str, fr
     for _ in 0..200 {
         publisher.publish(topic, BusMessage::to_all(frame));
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if inbox
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(_, m)| m.frame == Bytes::from(frame))
-        {
+        if inbox.lock().unwrap().iter().any(|(_, m)| m.frame == frame) {
             return;
         }
     }
