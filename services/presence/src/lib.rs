@@ -3,13 +3,16 @@
 //! publish on the bus.
 #![forbid(unsafe_code)]
 
+mod announce;
 mod local;
+mod redis_presence;
 
 use async_trait::async_trait;
 use chat_protocol::PresenceEntry;
 use uuid::Uuid;
 
 pub use local::LocalPresence;
+pub use redis_presence::{PresenceSweeper, RedisPresence};
 
 #[async_trait]
 pub trait Presence: Send + Sync + 'static {

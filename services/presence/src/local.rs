@@ -5,11 +5,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chat_bus::{presence_topic, Bus, BusMessage};
-use chat_protocol::{now_ms, PresenceEntry, ServerFrame};
+use chat_bus::Bus;
+use chat_protocol::{now_ms, PresenceEntry};
 use chat_store::MessageStore;
 use uuid::Uuid;
 
+use crate::announce::announce;
 use crate::Presence;
 
 pub struct LocalPresence {
@@ -26,27 +27,6 @@ impl LocalPresence {
             bus,
         }
     }
-
-    async fn announce(&self, user_id: &str, online: bool, ts: i64) {
-        if let Err(e) = self.store.set_last_seen(user_id, ts).await {
-            tracing::warn!(error = %e, user_id, "could not persist last seen");
-        }
-        let frame = ServerFrame::Presence {
-            re: None,
-            users: vec![PresenceEntry {
-                user_id: user_id.to_owned(),
-                online,
-                last_seen: Some(ts),
-                error: None,
-            }],
-        };
-        self.bus.publish(
-            &presence_topic(user_id),
-            BusMessage::to_all(frame.to_json()),
-        );
-        metrics::counter!("chat_presence_transitions_total", "to" => if online { "online" } else { "offline" })
-            .increment(1);
-    }
 }
 
 #[async_trait]
@@ -59,7 +39,14 @@ impl Presence for LocalPresence {
             set.len() == 1
         };
         if came_online {
-            self.announce(user_id, true, now_ms()).await;
+            announce(
+                self.store.as_ref(),
+                self.bus.as_ref(),
+                user_id,
+                true,
+                now_ms(),
+            )
+            .await;
         }
     }
 
@@ -75,7 +62,14 @@ impl Presence for LocalPresence {
             removed_last
         };
         if went_offline {
-            self.announce(user_id, false, now_ms()).await;
+            announce(
+                self.store.as_ref(),
+                self.bus.as_ref(),
+                user_id,
+                false,
+                now_ms(),
+            )
+            .await;
         }
     }
 

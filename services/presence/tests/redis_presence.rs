@@ -1,0 +1,133 @@
+//! Presence over a real Redis: per-user transitions across gateways, a dead gateway's
+//! users swept offline, and sessions registered again after Redis loses its data.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chat_bus::{presence_topic, Bus, LocalBus};
+use chat_presence::{Presence, PresenceSweeper, RedisPresence};
+use chat_store::{MessageStore, SqliteConfig, SqliteStore};
+use chat_test_redis::RedisServer;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+struct Fixture {
+    redis: RedisServer,
+    store: Arc<dyn MessageStore>,
+    bus: Arc<LocalBus>,
+    /// (user, online) of every presence event published.
+    events: Arc<Mutex<Vec<(String, bool)>>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn MessageStore> =
+        Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path().join("c.db"))).unwrap());
+    let bus = Arc::new(LocalBus::new());
+    let events: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+    let sink = events.clone();
+    bus.set_handler(Arc::new(move |_, message| {
+        let frame: serde_json::Value = serde_json::from_slice(&message.frame).unwrap();
+        let user = &frame["users"][0];
+        sink.lock().unwrap().push((
+            user["user_id"].as_str().unwrap().to_owned(),
+            user["online"].as_bool().unwrap(),
+        ));
+    }));
+    bus.subscribe(&presence_topic("bob"));
+    Fixture {
+        redis: RedisServer::start().await,
+        store,
+        bus,
+        events,
+        _dir: dir,
+    }
+}
+
+impl Fixture {
+    async fn gateway(&self, id: &str, ttl: Duration) -> Arc<RedisPresence> {
+        RedisPresence::connect(
+            &self.redis.url(),
+            id,
+            ttl,
+            self.store.clone(),
+            self.bus.clone(),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn events(&self) -> Vec<(String, bool)> {
+        self.events.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn online_from_first_session_to_last_across_gateways() {
+    let f = fixture().await;
+    let (a, b) = (
+        f.gateway("gw-a", Duration::from_secs(10)).await,
+        f.gateway("gw-b", Duration::from_secs(10)).await,
+    );
+    let (s1, s2) = (Uuid::new_v4(), Uuid::new_v4());
+    a.connected("bob", s1).await;
+    b.connected("bob", s2).await;
+    assert!(a.is_online("bob").await && b.is_online("bob").await);
+    a.disconnected("bob", s1).await;
+    assert!(b.is_online("bob").await, "still online on gw-b");
+    b.disconnected("bob", s2).await;
+    assert!(!a.is_online("bob").await);
+    assert_eq!(
+        f.events(),
+        vec![("bob".into(), true), ("bob".into(), false)]
+    );
+    let entry = &a.query(&["bob".into(), "nobody".into()]).await;
+    assert!(!entry[0].online && entry[0].last_seen.is_some());
+    assert!(entry[1].last_seen.is_none());
+}
+
+#[tokio::test]
+async fn a_dead_gateways_users_are_swept_offline() {
+    let f = fixture().await;
+    let ttl = Duration::from_millis(600);
+    let dying = f.gateway("gw-dying", ttl).await;
+    let stop = CancellationToken::new();
+    dying.spawn_heartbeat(stop.clone());
+    dying.connected("bob", Uuid::new_v4()).await;
+    let sweeper = PresenceSweeper::connect(&f.redis.url(), f.store.clone(), f.bus.clone())
+        .await
+        .unwrap();
+    tokio::time::sleep(ttl * 2).await;
+    assert_eq!(
+        sweeper.sweep().await.unwrap(),
+        0,
+        "a heartbeating gateway is not swept"
+    );
+    // The gateway dies without disconnecting anyone.
+    stop.cancel();
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    assert_eq!(sweeper.sweep().await.unwrap(), 1);
+    assert!(!dying.is_online("bob").await);
+    assert_eq!(f.events().last(), Some(&("bob".to_string(), false)));
+}
+
+#[tokio::test]
+async fn sessions_come_back_after_redis_loses_its_data() {
+    let mut f = fixture().await;
+    let ttl = Duration::from_millis(600);
+    let gateway = f.gateway("gw-a", ttl).await;
+    gateway.spawn_heartbeat(CancellationToken::new());
+    gateway.connected("bob", Uuid::new_v4()).await;
+    assert!(gateway.is_online("bob").await);
+    f.redis.restart().await;
+    let mut online = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if gateway.is_online("bob").await {
+            online = true;
+            break;
+        }
+    }
+    assert!(online, "the heartbeat registered bob's session again");
+}
