@@ -73,6 +73,8 @@ impl Fanout {
                     seq: message.seq,
                     sender_id: message.sender_id.clone(),
                     body: message.body.clone(),
+                    attempt: 0,
+                    devices: None,
                 };
                 if let Err(e) = self.push.enqueue(job).await {
                     metrics::counter!("chat_push_enqueue_failed_total").increment(1);

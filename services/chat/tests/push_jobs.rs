@@ -55,7 +55,8 @@ async fn offline_recipients_get_push_jobs_online_ones_do_not() {
         .claim(Duration::from_secs(5))
         .await
         .unwrap()
-        .expect("a job for bob");
+        .expect("a job for bob")
+        .job;
     assert_eq!(job.user_id, "bob");
     assert_eq!(job.chat_id, created.chat_id);
     assert_eq!(job.seq, sent.seq);

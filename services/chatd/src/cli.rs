@@ -61,6 +61,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CHAT_PUSH_QUEUE", default_value_t = 100_000)]
     pub push_queue: usize,
 
+    /// Attempts per push job before it is dead-lettered.
+    #[arg(long, env = "CHAT_PUSH_MAX_ATTEMPTS", default_value_t = 5)]
+    pub push_max_attempts: u32,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "CHAT_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -81,6 +85,7 @@ impl ServeArgs {
             jwt_secret: None,
             sqlite_synchronous: Synchronous::Full,
             push_queue: 100_000,
+            push_max_attempts: 5,
             log_format: "text".into(),
             gateway: GatewayConfig::default(),
             chat: ChatConfig::default(),

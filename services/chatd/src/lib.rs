@@ -62,7 +62,13 @@ impl Chatd {
             presence.clone(),
             push_queue.clone(),
         );
-        let worker = PushWorker::new(push_queue, store.clone(), presence.clone(), Vec::new());
+        let worker = PushWorker::new(
+            push_queue,
+            store.clone(),
+            presence.clone(),
+            Vec::new(),
+            args.push_max_attempts,
+        );
         let gateway = Gateway::new(
             args.gateway.clone(),
             chat.clone(),

@@ -3,12 +3,14 @@
 #![forbid(unsafe_code)]
 
 mod local_queue;
+mod redis_queue;
 mod worker;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use local_queue::LocalPushQueue;
+pub use redis_queue::{RedisPushQueue, RedisQueueConfig};
 pub use worker::{Outcome, PushProvider, PushWorker, SendError};
 
 /// One notification to make: a new message in `chat_id` for `user_id`.
@@ -20,6 +22,20 @@ pub struct PushJob {
     pub sender_id: String,
     /// The message text, for providers configured to show previews.
     pub body: String,
+    /// Attempts made before this one.
+    #[serde(default)]
+    pub attempt: u32,
+    /// On a retry, the devices still to reach (the others already got it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<String>>,
+}
+
+/// A job handed to one worker; it must be acked (done), retried or dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    pub job: PushJob,
+    /// Queue-specific handle (the Redis stream entry id; empty in process).
+    pub receipt: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +46,15 @@ pub enum QueueError {
     Unavailable(String),
 }
 
-/// A durable (or, in `chatd`, in-process) queue of push jobs.
+/// A queue of push jobs: in-process in `chatd`, a Redis Stream with a consumer group in
+/// the scaled-out mode (durable, at-least-once, re-claimed from dead workers).
 #[async_trait]
 pub trait PushQueue: Send + Sync + 'static {
     async fn enqueue(&self, job: PushJob) -> Result<(), QueueError>;
     /// The next job, waiting up to `wait` for one.
-    async fn claim(&self, wait: std::time::Duration) -> Result<Option<PushJob>, QueueError>;
+    async fn claim(&self, wait: std::time::Duration) -> Result<Option<ClaimedJob>, QueueError>;
+    /// The job is finished (delivered, or nothing left to do).
+    async fn ack(&self, job: &ClaimedJob) -> Result<(), QueueError>;
+    /// Parks a job that failed for good, for operators to inspect; acks the original.
+    async fn dead_letter(&self, job: &ClaimedJob, reason: &str) -> Result<(), QueueError>;
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, Mutex};
 
-use crate::{PushJob, PushQueue, QueueError};
+use crate::{ClaimedJob, PushJob, PushQueue, QueueError};
 
 pub struct LocalPushQueue {
     tx: mpsc::Sender<PushJob>,
@@ -29,8 +29,21 @@ impl PushQueue for LocalPushQueue {
         self.tx.try_send(job).map_err(|_| QueueError::Full)
     }
 
-    async fn claim(&self, wait: Duration) -> Result<Option<PushJob>, QueueError> {
+    async fn claim(&self, wait: Duration) -> Result<Option<ClaimedJob>, QueueError> {
         let mut rx = self.rx.lock().await;
-        Ok(tokio::time::timeout(wait, rx.recv()).await.ok().flatten())
+        let job = tokio::time::timeout(wait, rx.recv()).await.ok().flatten();
+        Ok(job.map(|job| ClaimedJob {
+            job,
+            receipt: String::new(),
+        }))
+    }
+
+    async fn ack(&self, _job: &ClaimedJob) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    async fn dead_letter(&self, job: &ClaimedJob, reason: &str) -> Result<(), QueueError> {
+        tracing::warn!(user_id = %job.job.user_id, chat_id = %job.job.chat_id, reason, "push job dead-lettered");
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The push worker: skips users who came online, sends to each registered device through
-//! its platform's provider, removes dead tokens, and counts devices with no provider.
+//! its platform's provider, removes dead tokens, retries transient failures only for the
+//! devices that failed, and dead-letters after the last attempt.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,10 +13,10 @@ use chat_push::{LocalPushQueue, Outcome, PushJob, PushProvider, PushQueue, PushW
 use chat_store::{MessageStore, PushDevice, SqliteConfig, SqliteStore};
 use uuid::Uuid;
 
-/// A provider that records what it was asked to send and refuses one token as dead.
+/// A provider that records what it sends, refuses one token as dead and fails another
+/// transiently.
 struct Recorder {
     platform: PushPlatform,
-    dead_token: &'static str,
     sent: Mutex<Vec<(String, u64)>>,
 }
 
@@ -26,14 +27,14 @@ impl PushProvider for Recorder {
     }
 
     async fn send(&self, device: &PushDevice, job: &PushJob) -> Result<(), SendError> {
-        if device.token == self.dead_token {
-            return Err(SendError::BadToken);
+        match device.token.as_str() {
+            "dead" => Err(SendError::BadToken),
+            "flaky" => Err(SendError::Failed("503".into())),
+            token => {
+                self.sent.lock().unwrap().push((token.to_owned(), job.seq));
+                Ok(())
+            }
         }
-        self.sent
-            .lock()
-            .unwrap()
-            .push((device.token.clone(), job.seq));
-        Ok(())
     }
 }
 
@@ -44,6 +45,8 @@ fn job(user: &str, seq: u64) -> PushJob {
         seq,
         sender_id: "alice".into(),
         body: "hi".into(),
+        attempt: 0,
+        devices: None,
     }
 }
 
@@ -56,8 +59,16 @@ fn device(user: &str, id: &str, platform: PushPlatform, token: &str) -> PushDevi
     }
 }
 
-#[tokio::test]
-async fn worker_reacts_to_each_case() {
+struct Fixture {
+    store: Arc<dyn MessageStore>,
+    presence: Arc<LocalPresence>,
+    queue: Arc<LocalPushQueue>,
+    apns: Arc<Recorder>,
+    worker: PushWorker,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture(max_attempts: u32) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn MessageStore> =
         Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path().join("chat.db"))).unwrap());
@@ -65,7 +76,6 @@ async fn worker_reacts_to_each_case() {
     let queue = Arc::new(LocalPushQueue::new(16));
     let apns = Arc::new(Recorder {
         platform: PushPlatform::Apns,
-        dead_token: "dead",
         sent: Mutex::new(Vec::new()),
     });
     let worker = PushWorker::new(
@@ -73,37 +83,53 @@ async fn worker_reacts_to_each_case() {
         store.clone(),
         presence.clone(),
         vec![apns.clone()],
+        max_attempts,
     );
-    let wait = Duration::from_millis(200);
+    Fixture {
+        store,
+        presence,
+        queue,
+        apns,
+        worker,
+        _dir: dir,
+    }
+}
 
-    assert_eq!(worker.try_execute_task(wait).await, Outcome::Empty);
+const WAIT: Duration = Duration::from_millis(200);
 
-    queue.enqueue(job("nobody", 1)).await.unwrap();
-    assert_eq!(worker.try_execute_task(wait).await, Outcome::NoDevices);
+#[tokio::test]
+async fn worker_reacts_to_each_case() {
+    let f = fixture(3);
+    assert_eq!(f.worker.try_execute_task(WAIT).await, Outcome::Empty);
 
-    store
+    f.queue.enqueue(job("nobody", 1)).await.unwrap();
+    assert_eq!(f.worker.try_execute_task(WAIT).await, Outcome::NoDevices);
+
+    f.store
         .upsert_push_device(&device("bob", "phone", PushPlatform::Apns, "good"))
         .await
         .unwrap();
-    store
+    f.store
         .upsert_push_device(&device("bob", "old-phone", PushPlatform::Apns, "dead"))
         .await
         .unwrap();
-    store
+    f.store
         .upsert_push_device(&device("bob", "android", PushPlatform::Fcm, "f1"))
         .await
         .unwrap();
-    queue.enqueue(job("bob", 7)).await.unwrap();
+    f.queue.enqueue(job("bob", 7)).await.unwrap();
     assert_eq!(
-        worker.try_execute_task(wait).await,
+        f.worker.try_execute_task(WAIT).await,
         Outcome::Processed {
             sent: 1,
             unconfigured: 1,
-            failed: 1
+            removed: 1,
+            retried: 0
         }
     );
-    assert_eq!(*apns.sent.lock().unwrap(), vec![("good".to_string(), 7)]);
-    let left: Vec<String> = store
+    assert_eq!(*f.apns.sent.lock().unwrap(), vec![("good".to_string(), 7)]);
+    let left: Vec<String> = f
+        .store
         .push_devices("bob")
         .await
         .unwrap()
@@ -116,12 +142,43 @@ async fn worker_reacts_to_each_case() {
         "the dead token is removed"
     );
 
-    presence.connected("bob", Uuid::new_v4()).await;
-    queue.enqueue(job("bob", 8)).await.unwrap();
-    assert_eq!(worker.try_execute_task(wait).await, Outcome::UserOnline);
+    f.presence.connected("bob", Uuid::new_v4()).await;
+    f.queue.enqueue(job("bob", 8)).await.unwrap();
+    assert_eq!(f.worker.try_execute_task(WAIT).await, Outcome::UserOnline);
     assert_eq!(
-        apns.sent.lock().unwrap().len(),
+        f.apns.sent.lock().unwrap().len(),
         1,
         "no push to a user who is online"
     );
+}
+
+#[tokio::test]
+async fn transient_failures_retry_only_the_failed_devices_then_dead_letter() {
+    let f = fixture(2);
+    f.store
+        .upsert_push_device(&device("bob", "phone", PushPlatform::Apns, "good"))
+        .await
+        .unwrap();
+    f.store
+        .upsert_push_device(&device("bob", "tablet", PushPlatform::Apns, "flaky"))
+        .await
+        .unwrap();
+    f.queue.enqueue(job("bob", 1)).await.unwrap();
+    assert_eq!(
+        f.worker.try_execute_task(WAIT).await,
+        Outcome::Processed {
+            sent: 1,
+            unconfigured: 0,
+            removed: 0,
+            retried: 1
+        }
+    );
+    // The retry targets the tablet only, so the phone is not notified twice.
+    let retry = f.queue.claim(WAIT).await.unwrap().expect("requeued");
+    assert_eq!(retry.job.attempt, 1);
+    assert_eq!(retry.job.devices, Some(vec!["tablet".to_string()]));
+    f.queue.enqueue(retry.job).await.unwrap();
+    assert_eq!(f.worker.try_execute_task(WAIT).await, Outcome::DeadLettered);
+    assert_eq!(f.apns.sent.lock().unwrap().len(), 1);
+    assert_eq!(f.worker.try_execute_task(WAIT).await, Outcome::Empty);
 }

@@ -1,0 +1,237 @@
+//! The push queue on a Redis Stream with a consumer group: jobs survive restarts, each is
+//! handed to one worker, a worker that dies mid-job leaves it pending and another worker
+//! re-claims it after `reclaim_after`, and failed jobs go to a dead-letter stream.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
+};
+use redis::AsyncCommands;
+
+use crate::{ClaimedJob, PushJob, PushQueue, QueueError};
+
+const GROUP: &str = "push-workers";
+const FIELD: &str = "job";
+
+#[derive(Debug, Clone)]
+pub struct RedisQueueConfig {
+    pub url: String,
+    /// This worker's consumer name (unique per process).
+    pub consumer: String,
+    /// Stream of jobs.
+    pub stream: String,
+    /// Stream of jobs that failed for good.
+    pub dead_stream: String,
+    /// A job pending this long with its worker is assumed abandoned and re-claimed.
+    pub reclaim_after: Duration,
+    /// Approximate cap on the stream's length.
+    pub max_len: usize,
+}
+
+impl RedisQueueConfig {
+    pub fn new(url: &str, consumer: &str) -> Self {
+        RedisQueueConfig {
+            url: url.to_owned(),
+            consumer: consumer.to_owned(),
+            stream: "chat:push:jobs".into(),
+            dead_stream: "chat:push:dead".into(),
+            reclaim_after: Duration::from_secs(60),
+            max_len: 1_000_000,
+        }
+    }
+}
+
+pub struct RedisPushQueue {
+    config: RedisQueueConfig,
+    /// For XADD / XACK and re-claims.
+    commands: ConnectionManager,
+    /// Only for the blocking XREADGROUP, which would hold up other commands on a shared
+    /// multiplexed connection.
+    blocking: ConnectionManager,
+}
+
+fn unavailable(e: redis::RedisError) -> QueueError {
+    metrics::counter!("chat_redis_errors_total", "op" => "push_queue").increment(1);
+    QueueError::Unavailable(e.to_string())
+}
+
+impl RedisPushQueue {
+    pub async fn connect(config: RedisQueueConfig) -> Result<Self, QueueError> {
+        let client = redis::Client::open(config.url.as_str()).map_err(unavailable)?;
+        let commands = ConnectionManager::new(client.clone())
+            .await
+            .map_err(unavailable)?;
+        // Blocking reads wait up to the caller's `wait`; let responses take that long.
+        let blocking_config =
+            ConnectionManagerConfig::new().set_response_timeout(Some(Duration::from_secs(35)));
+        let blocking = ConnectionManager::new_with_config(client, blocking_config)
+            .await
+            .map_err(unavailable)?;
+        let queue = RedisPushQueue {
+            config,
+            commands,
+            blocking,
+        };
+        queue.ensure_group().await?;
+        Ok(queue)
+    }
+
+    /// Creates the stream and group unless they exist (also after Redis lost its data).
+    async fn ensure_group(&self) -> Result<(), QueueError> {
+        let created: redis::RedisResult<()> = self
+            .commands
+            .clone()
+            .xgroup_create_mkstream(&self.config.stream, GROUP, "0")
+            .await;
+        match created {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    fn parse(entry: &StreamId) -> Option<ClaimedJob> {
+        let raw: String = entry.get(FIELD)?;
+        match serde_json::from_str::<PushJob>(&raw) {
+            Ok(job) => Some(ClaimedJob {
+                job,
+                receipt: entry.id.clone(),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, id = %entry.id, "undecodable push job");
+                None
+            }
+        }
+    }
+
+    /// Takes over one job left pending too long by another (presumably dead) worker.
+    async fn reclaim(&self) -> redis::RedisResult<Option<ClaimedJob>> {
+        let reply: StreamAutoClaimReply = self
+            .commands
+            .clone()
+            .xautoclaim_options(
+                &self.config.stream,
+                GROUP,
+                &self.config.consumer,
+                self.config.reclaim_after.as_millis() as u64,
+                "0-0",
+                StreamAutoClaimOptions::default().count(1),
+            )
+            .await?;
+        Ok(reply.claimed.first().and_then(Self::parse).inspect(|_| {
+            metrics::counter!("chat_push_reclaimed_total").increment(1);
+        }))
+    }
+
+    /// After a failed read: a missing group (Redis lost its data) is created again and the
+    /// claim comes back empty; anything else is reported.
+    async fn recover(&self, e: redis::RedisError) -> Result<Option<ClaimedJob>, QueueError> {
+        if e.code() == Some("NOGROUP") {
+            tracing::warn!("push consumer group missing; creating it again");
+            self.ensure_group().await?;
+            return Ok(None);
+        }
+        Err(unavailable(e))
+    }
+
+    /// How many jobs are waiting or in progress (for tests and metrics).
+    pub async fn pending_len(&self) -> Result<usize, QueueError> {
+        self.commands
+            .clone()
+            .xlen(&self.config.stream)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// The jobs in the dead-letter stream.
+    pub async fn dead_letters(&self) -> Result<Vec<PushJob>, QueueError> {
+        let entries: redis::streams::StreamRangeReply = self
+            .commands
+            .clone()
+            .xrange_all(&self.config.dead_stream)
+            .await
+            .map_err(unavailable)?;
+        Ok(entries
+            .ids
+            .iter()
+            .filter_map(Self::parse)
+            .map(|c| c.job)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl PushQueue for RedisPushQueue {
+    async fn enqueue(&self, job: PushJob) -> Result<(), QueueError> {
+        let payload = serde_json::to_string(&job).expect("jobs serialize");
+        let _: String = self
+            .commands
+            .clone()
+            .xadd_maxlen(
+                &self.config.stream,
+                redis::streams::StreamMaxlen::Approx(self.config.max_len),
+                "*",
+                &[(FIELD, payload)],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn claim(&self, wait: Duration) -> Result<Option<ClaimedJob>, QueueError> {
+        match self.reclaim().await {
+            Ok(Some(job)) => return Ok(Some(job)),
+            Ok(None) => {}
+            Err(e) => return self.recover(e).await,
+        }
+        let options = StreamReadOptions::default()
+            .group(GROUP, &self.config.consumer)
+            .count(1)
+            .block(wait.as_millis().max(1) as usize);
+        let read: redis::RedisResult<Option<StreamReadReply>> = self
+            .blocking
+            .clone()
+            .xread_options(&[&self.config.stream], &[">"], &options)
+            .await;
+        let reply = match read {
+            Ok(reply) => reply,
+            Err(e) => return self.recover(e).await,
+        };
+        Ok(reply
+            .and_then(|r| r.keys.into_iter().next())
+            .and_then(|k| k.ids.first().and_then(Self::parse)))
+    }
+
+    async fn ack(&self, job: &ClaimedJob) -> Result<(), QueueError> {
+        let mut conn = self.commands.clone();
+        // Acked and deleted: the stream holds only work still to do.
+        let _: () = redis::pipe()
+            .xack(&self.config.stream, GROUP, &[&job.receipt])
+            .ignore()
+            .xdel(&self.config.stream, &[&job.receipt])
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn dead_letter(&self, job: &ClaimedJob, reason: &str) -> Result<(), QueueError> {
+        let payload = serde_json::to_string(&job.job).expect("jobs serialize");
+        let _: String = self
+            .commands
+            .clone()
+            .xadd(
+                &self.config.dead_stream,
+                "*",
+                &[(FIELD, payload.as_str()), ("reason", reason)],
+            )
+            .await
+            .map_err(unavailable)?;
+        metrics::counter!("chat_push_dead_lettered_total").increment(1);
+        self.ack(job).await
+    }
+}

@@ -1,0 +1,107 @@
+//! The Redis Stream push queue against a real redis-server: claim and ack, re-claim of a
+//! dead worker's job, dead letters, and surviving a worker restart.
+
+use std::time::Duration;
+
+use chat_push::{PushJob, PushQueue, RedisPushQueue, RedisQueueConfig};
+use chat_test_redis::RedisServer;
+
+fn job(seq: u64) -> PushJob {
+    PushJob {
+        user_id: "bob".into(),
+        chat_id: "c".into(),
+        seq,
+        sender_id: "alice".into(),
+        body: "hi".into(),
+        attempt: 0,
+        devices: None,
+    }
+}
+
+async fn queue(redis: &RedisServer, consumer: &str, reclaim_after: Duration) -> RedisPushQueue {
+    let mut config = RedisQueueConfig::new(&redis.url(), consumer);
+    config.reclaim_after = reclaim_after;
+    RedisPushQueue::connect(config).await.unwrap()
+}
+
+const WAIT: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn jobs_are_claimed_once_and_acked() {
+    let redis = RedisServer::start().await;
+    let a = queue(&redis, "worker-a", Duration::from_secs(60)).await;
+    let b = queue(&redis, "worker-b", Duration::from_secs(60)).await;
+    a.enqueue(job(1)).await.unwrap();
+    a.enqueue(job(2)).await.unwrap();
+    let first = a.claim(WAIT).await.unwrap().unwrap();
+    let second = b.claim(WAIT).await.unwrap().unwrap();
+    assert_eq!(
+        (first.job.seq, second.job.seq),
+        (1, 2),
+        "each job goes to one worker, in order"
+    );
+    assert!(b.claim(WAIT).await.unwrap().is_none());
+    a.ack(&first).await.unwrap();
+    b.ack(&second).await.unwrap();
+    assert_eq!(a.pending_len().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_dead_workers_job_is_reclaimed_not_lost() {
+    let redis = RedisServer::start().await;
+    let reclaim_after = Duration::from_millis(400);
+    {
+        let dying = queue(&redis, "worker-dying", reclaim_after).await;
+        dying.enqueue(job(7)).await.unwrap();
+        let claimed = dying.claim(WAIT).await.unwrap().unwrap();
+        assert_eq!(claimed.job.seq, 7);
+        // Dropped without ack: the worker died mid-job.
+    }
+    let survivor = queue(&redis, "worker-survivor", reclaim_after).await;
+    assert!(
+        survivor
+            .claim(Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_none(),
+        "not before the timeout"
+    );
+    tokio::time::sleep(reclaim_after).await;
+    let reclaimed = survivor.claim(WAIT).await.unwrap().expect("re-claimed");
+    assert_eq!(reclaimed.job.seq, 7);
+    survivor.ack(&reclaimed).await.unwrap();
+    tokio::time::sleep(reclaim_after).await;
+    assert!(
+        survivor.claim(WAIT).await.unwrap().is_none(),
+        "acked jobs never come back"
+    );
+}
+
+#[tokio::test]
+async fn dead_letters_keep_the_job_and_leave_the_queue() {
+    let redis = RedisServer::start().await;
+    let q = queue(&redis, "w", Duration::from_secs(60)).await;
+    q.enqueue(job(3)).await.unwrap();
+    let claimed = q.claim(WAIT).await.unwrap().unwrap();
+    q.dead_letter(&claimed, "provider failures").await.unwrap();
+    assert_eq!(q.dead_letters().await.unwrap(), vec![job(3)]);
+    assert_eq!(q.pending_len().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_queue_recreates_its_group_after_redis_loses_it() {
+    let mut redis = RedisServer::start().await;
+    let q = queue(&redis, "w", Duration::from_secs(60)).await;
+    redis.restart().await;
+    // The first claim after the loss recreates the group; enqueue and claim work again.
+    let mut delivered = None;
+    for _ in 0..40 {
+        let _ = q.enqueue(job(9)).await;
+        if let Ok(Some(claimed)) = q.claim(WAIT).await {
+            delivered = Some(claimed);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(delivered.expect("queue recovered").job.seq, 9);
+}
