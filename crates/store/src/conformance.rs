@@ -117,11 +117,18 @@ pub async fn append_is_idempotent(store: Arc<dyn MessageStore>) {
         .unwrap();
     let batch = vec![message("g", 1, "alice", 10), message("g", 2, "alice", 11)];
     store.append(batch.clone()).await.unwrap();
-    // A retried batch, and a conflicting write of an existing seq, change nothing.
+    // A retried batch changes nothing.
     store.append(batch.clone()).await.unwrap();
+    // Another message at a taken seq fails the whole batch, including its new messages.
     let mut conflicting = message("g", 2, "alice", 99);
-    conflicting.body = "other".into();
-    store.append(vec![conflicting]).await.unwrap();
+    conflicting.msg_id = "another-writer".into();
+    let result = store
+        .append(vec![message("g", 3, "alice", 12), conflicting])
+        .await;
+    assert!(
+        matches!(result, Err(crate::StoreError::Conflict(_))),
+        "{result:?}"
+    );
     let stored = store.messages_after("g", 0, 100).await.unwrap();
     assert_eq!(stored, batch);
     assert_eq!(store.get_chat("g").await.unwrap().unwrap().head_seq, 2);

@@ -44,8 +44,9 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Users who share at least one chat with `user_id` (not including the user).
     async fn contacts_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
 
-    /// Durably writes messages (with their dedup entries). Writing a (chat_id, seq) that
-    /// exists already is a no-op, so a retried batch is harmless.
+    /// Durably writes messages (with their dedup entries). Writing a message that is
+    /// stored already is a no-op, so a retried batch is harmless; a different message at
+    /// an existing (chat_id, seq) fails the whole batch with `StoreError::Conflict`.
     async fn append(&self, messages: Vec<Message>) -> StoreResult<()>;
     /// Head seq of a chat and its dedup entries written at or after `dedup_since_ms`.
     async fn sequencer_state(

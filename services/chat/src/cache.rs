@@ -1,5 +1,6 @@
 //! Chat metadata (kind, members, roles) cached in memory, so membership checks on the hot
-//! paths (send, recv, typing) do not read the store. Member changes invalidate entries.
+//! paths (send, recv, typing) do not read the store. Member changes invalidate entries;
+//! entries loaded under an older ownership generation are reloaded.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,8 @@ pub(crate) struct ChatCache {
 }
 
 struct Inner {
-    chats: HashMap<String, Arc<Chat>>,
+    /// chat id -> (ownership generation it was loaded under, chat).
+    chats: HashMap<String, (u64, Arc<Chat>)>,
     /// Bumped on every invalidation, so a load that raced one is not cached.
     generation: u64,
 }
@@ -29,16 +31,21 @@ impl ChatCache {
         }
     }
 
-    /// The chat, from memory or else the store. `None` when it does not exist.
+    /// The chat, from memory or else the store; `None` when it does not exist. While this
+    /// instance did not own the chat another may have changed its members, so an entry
+    /// cached under another `owner_generation` is loaded again.
     pub(crate) async fn get(
         &self,
         store: &dyn MessageStore,
         chat_id: &str,
+        owner_generation: u64,
     ) -> StoreResult<Option<Arc<Chat>>> {
         let generation = {
             let inner = self.inner.lock().expect("cache lock");
-            if let Some(chat) = inner.chats.get(chat_id) {
-                return Ok(Some(chat.clone()));
+            if let Some((cached_under, chat)) = inner.chats.get(chat_id) {
+                if *cached_under == owner_generation {
+                    return Ok(Some(chat.clone()));
+                }
             }
             inner.generation
         };
@@ -52,7 +59,9 @@ impl ChatCache {
                 // Crude but bounded: start over rather than track recency on every hit.
                 inner.chats.clear();
             }
-            inner.chats.insert(chat_id.to_owned(), chat.clone());
+            inner
+                .chats
+                .insert(chat_id.to_owned(), (owner_generation, chat.clone()));
         }
         Ok(Some(chat))
     }

@@ -13,6 +13,9 @@ pub enum ChatError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// This instance does not (or no longer) order the chat; ask its current owner.
+    #[error("{0}")]
+    Moved(String),
     /// A backend is down or overloaded; the client may retry.
     #[error("{0}")]
     Unavailable(String),
@@ -28,7 +31,7 @@ impl ChatError {
             ChatError::TooLarge(_) => ErrorCode::TooLarge,
             ChatError::Forbidden(_) => ErrorCode::Forbidden,
             ChatError::NotFound(_) => ErrorCode::NotFound,
-            ChatError::Unavailable(_) => ErrorCode::Unavailable,
+            ChatError::Unavailable(_) | ChatError::Moved(_) => ErrorCode::Unavailable,
             ChatError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -45,6 +48,10 @@ impl ChatError {
         ChatError::Forbidden("not a member of this chat".into())
     }
 
+    pub(crate) fn moved() -> Self {
+        ChatError::Moved("chat is moving to another instance, retry".into())
+    }
+
     pub(crate) fn no_chat() -> Self {
         ChatError::NotFound("no such chat".into())
     }
@@ -56,6 +63,10 @@ impl From<StoreError> for ChatError {
             StoreError::Unavailable(_) | StoreError::Closed => {
                 tracing::warn!(error = %e, "store unavailable");
                 ChatError::Unavailable("message store unavailable, retry later".into())
+            }
+            StoreError::Conflict(detail) => {
+                tracing::warn!(%detail, "seq conflict: another writer ordered this chat");
+                ChatError::moved()
             }
             StoreError::Internal(detail) => {
                 tracing::error!(%detail, "store error");

@@ -8,10 +8,12 @@ mod cache;
 mod config;
 mod error;
 mod fanout;
+pub mod ownership;
 mod sequencer;
 mod service;
 
 pub use api::{Caller, ChatApi, CreateChat, HistoryQuery, SendOutcome, SendRequest, SyncResult};
 pub use config::ChatConfig;
 pub use error::ChatError;
+pub use ownership::{partition_of, Ownership, OwnsEverything};
 pub use service::ChatService;

@@ -17,6 +17,7 @@ use crate::api::{SendOutcome, SendRequest};
 use crate::cache::ChatCache;
 use crate::error::ChatError;
 use crate::fanout::Fanout;
+use crate::ownership::Ownership;
 
 /// The most sends one append takes.
 const MAX_BATCH: usize = 1024;
@@ -52,6 +53,8 @@ impl Heads {
 
 /// What the sequencer knows of one chat.
 struct ChatOrder {
+    /// The ownership generation this state was loaded under.
+    generation: u64,
     head_seq: u64,
     /// (sender, client_msg_id) -> the outcome of the first send.
     recent: HashMap<(String, String), SendOutcome>,
@@ -63,6 +66,7 @@ pub(crate) struct Sequencer {
     chats: Arc<ChatCache>,
     fanout: Arc<Fanout>,
     heads: Arc<Heads>,
+    ownership: Arc<dyn Ownership>,
     dedup_window: Duration,
     capacity: usize,
     orders: HashMap<String, ChatOrder>,
@@ -71,6 +75,7 @@ pub(crate) struct Sequencer {
 
 /// A message accepted into the current batch, waiting for the append.
 struct Pending {
+    generation: u64,
     chat: Arc<Chat>,
     message: Message,
     origin: Option<Uuid>,
@@ -89,6 +94,7 @@ impl Sequencer {
         chats: Arc<ChatCache>,
         fanout: Arc<Fanout>,
         heads: Arc<Heads>,
+        ownership: Arc<dyn Ownership>,
         dedup_window: Duration,
         capacity: usize,
         queue: usize,
@@ -99,6 +105,7 @@ impl Sequencer {
             chats,
             fanout,
             heads,
+            ownership,
             dedup_window,
             capacity: capacity.max(1),
             orders: HashMap::new(),
@@ -146,6 +153,14 @@ impl Sequencer {
                 metrics::counter!("chat_messages_stored_total").increment(batch_size as u64);
                 let mut deliveries = Vec::with_capacity(pending.len());
                 for p in pending {
+                    // Durable, but acked only if this instance still owns the chat under
+                    // the same lease; otherwise the client retries at the new owner,
+                    // whose dedup state (loaded from the store) knows this message.
+                    if self.ownership.owns(&p.message.chat_id) != Some(p.generation) {
+                        self.orders.remove(&p.message.chat_id);
+                        let _ = p.reply.send(Err(ChatError::moved()));
+                        continue;
+                    }
                     self.heads
                         .raise(&p.message.chat_id, p.message.seq, self.capacity);
                     self.fanout.message(&p.chat, &p.message, p.origin);
@@ -191,7 +206,14 @@ impl Sequencer {
             request,
             reply,
         } = command;
-        let chat = match self.chats.get(self.store.as_ref(), &request.chat_id).await {
+        let Some(generation) = self.ownership.owns(&request.chat_id) else {
+            return Err((reply, ChatError::moved()));
+        };
+        let chat = match self
+            .chats
+            .get(self.store.as_ref(), &request.chat_id, generation)
+            .await
+        {
             Ok(Some(chat)) => chat,
             Ok(None) => return Err((reply, ChatError::no_chat())),
             Err(e) => return Err((reply, e.into())),
@@ -199,7 +221,7 @@ impl Sequencer {
         if chat.member(&sender_id).is_none() {
             return Err((reply, ChatError::not_member()));
         }
-        if let Err(e) = self.load_order(&request.chat_id).await {
+        if let Err(e) = self.load_order(&request.chat_id, generation).await {
             return Err((reply, e));
         }
         let order = self
@@ -231,6 +253,7 @@ impl Sequencer {
         );
         touched.insert(message.chat_id.clone());
         pending.push(Pending {
+            generation,
             chat,
             message,
             origin: session,
@@ -239,8 +262,13 @@ impl Sequencer {
         Ok(None)
     }
 
-    async fn load_order(&mut self, chat_id: &str) -> Result<(), ChatError> {
-        if self.orders.contains_key(chat_id) {
+    /// Loads the chat's order state from the store unless it is held under `generation`.
+    async fn load_order(&mut self, chat_id: &str, generation: u64) -> Result<(), ChatError> {
+        if self
+            .orders
+            .get(chat_id)
+            .is_some_and(|o| o.generation == generation)
+        {
             return Ok(());
         }
         let since = now_ms() - self.dedup_window.as_millis() as i64;
@@ -263,6 +291,7 @@ impl Sequencer {
         self.orders.insert(
             chat_id.to_owned(),
             ChatOrder {
+                generation,
                 head_seq: state.head_seq,
                 recent,
                 last_used: self.tick,

@@ -24,6 +24,7 @@ use crate::cache::ChatCache;
 use crate::config::ChatConfig;
 use crate::error::ChatError;
 use crate::fanout::Fanout;
+use crate::ownership::Ownership;
 use crate::sequencer::{Heads, SendCommand, Sequencer};
 
 const MAX_TITLE_BYTES: usize = 256;
@@ -38,6 +39,7 @@ pub struct ChatService {
     chats: Arc<ChatCache>,
     fanout: Arc<Fanout>,
     heads: Arc<Heads>,
+    ownership: Arc<dyn Ownership>,
     sequencer: mpsc::Sender<SendCommand>,
 }
 
@@ -49,6 +51,7 @@ impl ChatService {
         bus: Arc<dyn Bus>,
         presence: Arc<dyn Presence>,
         push: Arc<dyn PushQueue>,
+        ownership: Arc<dyn Ownership>,
     ) -> Arc<Self> {
         let chats = Arc::new(ChatCache::new(config.sequencer_cached_chats));
         let fanout = Arc::new(Fanout::new(bus, presence, push));
@@ -58,6 +61,7 @@ impl ChatService {
             chats.clone(),
             fanout.clone(),
             heads.clone(),
+            ownership.clone(),
             config.dedup_window,
             config.sequencer_cached_chats,
             config.sequencer_queue,
@@ -68,6 +72,7 @@ impl ChatService {
             chats,
             fanout,
             heads,
+            ownership,
             sequencer,
         })
     }
@@ -85,9 +90,11 @@ impl ChatService {
         caller: &Caller,
         chat_id: &str,
     ) -> Result<Arc<Chat>, ChatError> {
+        // Chat-scoped requests go to the chat's owner, whose membership view is current.
+        let generation = self.ownership.owns(chat_id).ok_or_else(ChatError::moved)?;
         let chat = self
             .chats
-            .get(self.store.as_ref(), chat_id)
+            .get(self.store.as_ref(), chat_id, generation)
             .await?
             .ok_or_else(ChatError::no_chat)?;
         if chat.member(&caller.user_id).is_none() {

@@ -8,7 +8,9 @@ use chat_bus::LocalBus;
 use chat_presence::{LocalPresence, Presence};
 use chat_protocol::ChatKind;
 use chat_push::{LocalPushQueue, PushQueue};
-use chat_service::{Caller, ChatApi, ChatConfig, ChatService, CreateChat, SendRequest};
+use chat_service::{
+    Caller, ChatApi, ChatConfig, ChatService, CreateChat, OwnsEverything, SendRequest,
+};
 use chat_store::{MessageStore, SqliteConfig, SqliteStore};
 use uuid::Uuid;
 
@@ -34,6 +36,7 @@ async fn offline_recipients_get_push_jobs_online_ones_do_not() {
         bus,
         presence.clone(),
         queue.clone(),
+        Arc::new(OwnsEverything),
     );
 
     let group = CreateChat {

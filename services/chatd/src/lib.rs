@@ -17,7 +17,7 @@ use chat_bus::LocalBus;
 use chat_gateway::Gateway;
 use chat_presence::LocalPresence;
 use chat_push::{LocalPushQueue, PushWorker};
-use chat_service::ChatService;
+use chat_service::{ChatService, OwnsEverything};
 use chat_store::{SqliteConfig, SqliteStore};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +61,7 @@ impl Chatd {
             bus.clone(),
             presence.clone(),
             push_queue.clone(),
+            Arc::new(OwnsEverything),
         );
         let worker = PushWorker::new(
             push_queue,

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chat_protocol::{Chat, ChatKind, Member, Message, PushPlatform, Role};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::error::SeqConflict;
 use crate::types::{DedupEntry, PushDevice, SequencerState, UserChatState, Watermarks};
 
 const MESSAGE_COLUMNS: &str = "chat_id, seq, msg_id, sender_id, client_msg_id, body, ts";
@@ -204,6 +205,20 @@ pub(crate) fn insert_messages(conn: &Connection, messages: &[Message]) -> rusqli
                 m.msg_id,
                 m.ts
             ])?;
+        } else {
+            // Present already: the same message (a retried batch) is fine; another one
+            // means two writers handed out this seq, and this whole job rolls back.
+            let existing: String = conn
+                .prepare_cached("SELECT msg_id FROM messages WHERE chat_id = ?1 AND seq = ?2")?
+                .query_row(params![m.chat_id, m.seq as i64], |r| r.get(0))?;
+            if existing != m.msg_id {
+                return Err(rusqlite::Error::ToSqlConversionFailure(Box::new(
+                    SeqConflict(format!(
+                        "chat {} seq {} holds {existing}, not {}",
+                        m.chat_id, m.seq, m.msg_id
+                    )),
+                )));
+            }
         }
     }
     Ok(())
