@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::api::{SendOutcome, SendRequest};
 use crate::cache::ChatCache;
+use crate::config::ChatConfig;
 use crate::error::ChatError;
 use crate::fanout::Fanout;
 use crate::ownership::Ownership;
@@ -95,19 +96,17 @@ impl Sequencer {
         fanout: Arc<Fanout>,
         heads: Arc<Heads>,
         ownership: Arc<dyn Ownership>,
-        dedup_window: Duration,
-        capacity: usize,
-        queue: usize,
+        config: &ChatConfig,
     ) -> mpsc::Sender<SendCommand> {
-        let (tx, rx) = mpsc::channel(queue.max(1));
+        let (tx, rx) = mpsc::channel(config.sequencer_queue.max(1));
         let sequencer = Sequencer {
             store,
             chats,
             fanout,
             heads,
             ownership,
-            dedup_window,
-            capacity: capacity.max(1),
+            dedup_window: config.dedup_window,
+            capacity: config.sequencer_cached_chats.max(1),
             orders: HashMap::new(),
             tick: 0,
         };

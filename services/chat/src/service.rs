@@ -62,9 +62,7 @@ impl ChatService {
             fanout.clone(),
             heads.clone(),
             ownership.clone(),
-            config.dedup_window,
-            config.sequencer_cached_chats,
-            config.sequencer_queue,
+            &config,
         );
         Arc::new(ChatService {
             config,
