@@ -3,7 +3,6 @@
 #![forbid(unsafe_code)]
 
 mod cli;
-mod logging;
 mod token;
 
 use std::net::SocketAddr;
@@ -23,7 +22,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use cli::{Cli, Command, ServeArgs, TokenArgs};
-pub use logging::init_logging;
 pub use token::mint_token;
 
 /// File name of the database inside the data directory.

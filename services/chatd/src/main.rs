@@ -1,6 +1,7 @@
 //! The `chatd` binary: parse the command line, then hand over to the library.
 
-use chatd::{init_logging, mint_token, Chatd, Cli, Command};
+use chat_ops::{cancel_on_signal, init_logging};
+use chatd::{mint_token, Chatd, Cli, Command};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
@@ -21,22 +22,4 @@ async fn main() -> anyhow::Result<()> {
                 .await
         }
     }
-}
-
-/// SIGINT or SIGTERM starts a graceful drain.
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown signal received; draining");
-    shutdown.cancel();
 }

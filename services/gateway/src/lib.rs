@@ -6,7 +6,6 @@
 mod auth;
 mod config;
 mod error;
-pub mod metrics;
 mod registry;
 mod rest;
 mod server;

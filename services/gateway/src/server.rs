@@ -32,7 +32,7 @@ impl Gateway {
         keys: JwtKeys,
         shutdown: CancellationToken,
     ) -> Self {
-        crate::metrics::handle();
+        chat_ops::metrics::handle();
         let server_id: Arc<str> = config
             .server_id
             .clone()
@@ -58,7 +58,7 @@ impl Gateway {
         let max_body = self.state.config.max_frame_bytes;
         crate::rest::routes()
             .route("/v1/ws", get(crate::ws::upgrade))
-            .layer(axum::middleware::from_fn(crate::metrics::track_http))
+            .layer(axum::middleware::from_fn(chat_ops::metrics::track_http))
             .layer(axum::extract::DefaultBodyLimit::max(max_body))
             .with_state(self.state.clone())
     }

@@ -31,7 +31,7 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
-pub(crate) async fn track_http(request: Request, next: Next) -> Response {
+pub async fn track_http(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()

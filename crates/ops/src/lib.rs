@@ -1,0 +1,12 @@
+//! Operational plumbing every binary shares: log setup, the shutdown signal, the process's
+//! Prometheus recorder, and the `/healthz`, `/readyz`, `/metrics` endpoints.
+#![forbid(unsafe_code)]
+
+mod health;
+mod logging;
+pub mod metrics;
+mod signals;
+
+pub use health::{ops_routes, ReadyCheck};
+pub use logging::init_logging;
+pub use signals::cancel_on_signal;
