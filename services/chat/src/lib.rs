@@ -8,6 +8,7 @@ mod cache;
 mod config;
 mod error;
 mod fanout;
+pub mod lease;
 pub mod ownership;
 mod sequencer;
 mod service;

@@ -1,0 +1,97 @@
+//! Partition leases against a real Redis: instances split the partitions, never serve the
+//! same partition at once, take over a dead instance's partitions, and survive a Redis
+//! restart without overlap.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_service::lease::{LeaseConfig, PartitionLeases};
+use chat_test_redis::RedisServer;
+use tokio_util::sync::CancellationToken;
+
+const PARTITIONS: u32 = 8;
+const TTL: Duration = Duration::from_millis(600);
+
+/// A running lease manager; aborting its task is a crash (no release).
+async fn instance(
+    redis: &RedisServer,
+    id: &str,
+) -> (Arc<PartitionLeases>, tokio::task::JoinHandle<()>) {
+    let config = LeaseConfig {
+        instance_id: id.into(),
+        advertise_url: format!("http://{id}"),
+        partitions: PARTITIONS,
+        ttl: TTL,
+    };
+    let leases = Arc::new(
+        PartitionLeases::connect(&redis.url(), config)
+            .await
+            .unwrap(),
+    );
+    let runner = leases.clone();
+    let task = tokio::spawn(async move { runner.run(CancellationToken::new()).await });
+    (leases, task)
+}
+
+/// Samples both instances for `duration`, failing on any overlap; returns the last view.
+async fn watch(
+    a: &PartitionLeases,
+    b: &PartitionLeases,
+    duration: Duration,
+) -> (Vec<u32>, Vec<u32>) {
+    let deadline = tokio::time::Instant::now() + duration;
+    loop {
+        let (sa, sb) = (a.serving(), b.serving());
+        let overlap: HashSet<_> = sa.iter().filter(|p| sb.contains(p)).collect();
+        assert!(overlap.is_empty(), "both serve {overlap:?}");
+        if tokio::time::Instant::now() >= deadline {
+            return (sa, sb);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_split_partitions_and_take_over_from_the_dead() {
+    let redis = RedisServer::start().await;
+    let (a, _stop_a) = instance(&redis, "a").await;
+    let (b, b_task) = instance(&redis, "b").await;
+    let (sa, sb) = watch(&a, &b, TTL * 8).await;
+    assert_eq!(
+        sa.len() + sb.len(),
+        PARTITIONS as usize,
+        "every partition served: {sa:?} {sb:?}"
+    );
+    assert_eq!(sa.len(), sb.len(), "a fair split: {sa:?} {sb:?}");
+
+    // b dies without releasing (no clean shutdown): a serves everything after expiry + one TTL.
+    b_task.abort();
+    let (sa, _) = watch(&a, &b, Duration::from_millis(10)).await;
+    assert!(sa.len() < PARTITIONS as usize);
+    let mut all = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if a.serving().len() == PARTITIONS as usize {
+            all = true;
+            break;
+        }
+    }
+    assert!(all, "a took over b's partitions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_never_makes_two_owners() {
+    let mut redis = RedisServer::start().await;
+    let (a, _sa) = instance(&redis, "a").await;
+    let (b, _sb) = instance(&redis, "b").await;
+    watch(&a, &b, TTL * 8).await;
+    redis.restart().await;
+    // Through the restart and the re-acquisition that follows, no partition has two owners.
+    let (sa, sb) = watch(&a, &b, TTL * 10).await;
+    assert_eq!(
+        sa.len() + sb.len(),
+        PARTITIONS as usize,
+        "served again after the restart"
+    );
+}
