@@ -5,8 +5,10 @@
 mod health;
 mod logging;
 pub mod metrics;
+mod serve;
 mod signals;
 
 pub use health::{ops_routes, ReadyCheck};
 pub use logging::init_logging;
+pub use serve::serve_until;
 pub use signals::cancel_on_signal;

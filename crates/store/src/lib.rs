@@ -3,6 +3,7 @@
 //! SQLite store and networked stores are interchangeable.
 #![forbid(unsafe_code)]
 
+mod args;
 pub mod conformance;
 mod error;
 pub mod sqlite;
@@ -13,6 +14,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chat_protocol::{Chat, Member, Message};
 
+pub use args::StoreArgs;
 pub use error::{StoreError, StoreResult};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use types::{DedupEntry, PushDevice, SequencerState, UserChatState, Watermarks};

@@ -5,19 +5,20 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use chat_protocol::{Chat, ChatKind, ChatListEntry, Message, PushPlatform, SyncedChat};
 use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::ChatError;
 
 /// Who is asking: the user, their device, and the WebSocket session (none for REST).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Caller {
     pub user_id: String,
     pub device_id: String,
     pub session: Option<Uuid>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendRequest {
     pub chat_id: String,
     pub client_msg_id: String,
@@ -25,7 +26,7 @@ pub struct SendRequest {
 }
 
 /// The durable result of a send. `created` is false when the send repeated an earlier one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendOutcome {
     pub chat_id: String,
     pub client_msg_id: String,
@@ -35,21 +36,21 @@ pub struct SendOutcome {
     pub created: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateChat {
     pub kind: ChatKind,
     pub title: Option<String>,
     pub members: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct HistoryQuery {
     pub before_seq: Option<u64>,
     pub after_seq: Option<u64>,
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SyncResult {
     /// Missed messages, ascending per chat.
     pub messages: Vec<Message>,

@@ -10,6 +10,8 @@ mod error;
 mod fanout;
 pub mod lease;
 pub mod ownership;
+pub mod process;
+pub mod rpc;
 mod sequencer;
 mod service;
 

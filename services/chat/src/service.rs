@@ -561,7 +561,7 @@ fn member_ids(chat: &Chat) -> impl Iterator<Item = &str> {
     chat.members.iter().map(|m| m.user_id.as_str())
 }
 
-fn validate_send(request: &SendRequest, max_body_bytes: usize) -> Result<(), ChatError> {
+pub(crate) fn validate_send(request: &SendRequest, max_body_bytes: usize) -> Result<(), ChatError> {
     if !is_valid_client_token(&request.chat_id) {
         return Err(ChatError::BadRequest("chat_id must be 1-64 bytes".into()));
     }

@@ -6,6 +6,7 @@
 mod auth;
 mod config;
 mod error;
+pub mod process;
 mod registry;
 mod rest;
 mod server;

@@ -5,6 +5,7 @@
 
 mod announce;
 mod local;
+pub mod process;
 mod redis_presence;
 
 use async_trait::async_trait;

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod local_queue;
+pub mod process;
 mod redis_queue;
 mod worker;
 

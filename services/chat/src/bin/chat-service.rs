@@ -1,0 +1,15 @@
+//! The `chat-service` binary: parse the settings, then hand over to the library.
+
+use chat_ops::{cancel_on_signal, init_logging};
+use chat_service::process::{run, ChatServiceArgs};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = ChatServiceArgs::parse();
+    init_logging(&args.log_format);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    run(args, shutdown).await
+}

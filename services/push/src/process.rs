@@ -1,0 +1,106 @@
+//! The chat-push process of the scaled-out mode: works the Redis Stream of push jobs.
+//! Providers (APNs, FCM) are not wired yet; jobs for devices without a provider are
+//! counted and finished.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chat_bus::RedisBus;
+use chat_ops::{ops_routes, serve_until, ReadyCheck};
+use chat_presence::RedisPresence;
+use chat_store::StoreArgs;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{PushWorker, RedisPushQueue, RedisQueueConfig};
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "chat-push",
+    version,
+    about = "Push worker: delivers queued push jobs (scaled-out mode)"
+)]
+pub struct PushArgs {
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8083")]
+    pub listen: SocketAddr,
+
+    /// Redis holding the push queue and presence.
+    #[arg(
+        long,
+        env = "CHAT_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/"
+    )]
+    pub redis_url: String,
+
+    /// This worker's consumer name in the queue's group (default: push- and a random suffix).
+    #[arg(long, env = "CHAT_PUSH_CONSUMER")]
+    pub consumer: Option<String>,
+
+    /// Attempts per job before it is dead-lettered.
+    #[arg(long, env = "CHAT_PUSH_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
+
+    /// A job held this long by a worker that did not finish it is re-claimed by another.
+    #[arg(long, env = "CHAT_PUSH_RECLAIM_AFTER", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub reclaim_after: Duration,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "CHAT_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+
+    /// The store, for registered devices.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+pub async fn run(args: PushArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let consumer = args
+        .consumer
+        .clone()
+        .unwrap_or_else(|| format!("push-{:06x}", rand::random_range(0..0xFF_FFFFu32)));
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("bind {}", args.listen))?;
+    let store = args.store.open_dyn().context("open the message store")?;
+    let mut queue_config = RedisQueueConfig::new(&args.redis_url, &consumer);
+    queue_config.reclaim_after = args.reclaim_after;
+    let queue = Arc::new(
+        RedisPushQueue::connect(queue_config)
+            .await
+            .map_err(|e| anyhow::anyhow!("connect Redis (push queue): {e}"))?,
+    );
+    let bus = Arc::new(
+        RedisBus::connect(&args.redis_url)
+            .await
+            .context("connect Redis (bus)")?,
+    );
+    // Only asked whether users are online; this process holds no sessions.
+    let presence = RedisPresence::connect(
+        &args.redis_url,
+        &consumer,
+        Duration::from_secs(15),
+        store.clone(),
+        bus,
+    )
+    .await
+    .context("connect Redis (presence)")?;
+    let worker = PushWorker::new(
+        queue,
+        store.clone(),
+        presence,
+        Vec::new(),
+        args.max_attempts,
+    );
+    let working = tokio::spawn(worker.run(shutdown.clone()));
+    tracing::info!(%consumer, "push worker started");
+    let ready: ReadyCheck = Arc::new(move || {
+        let store = store.clone();
+        Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
+    });
+    let served = serve_until("chat-push", listener, ops_routes(ready), shutdown).await;
+    let _ = working.await;
+    served.context("serve")
+}
