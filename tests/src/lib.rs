@@ -1,13 +1,15 @@
 //! Test kit for the integration suites: launch `chatd` in-process on port 0 or as a real
 //! process, and talk to it with real WebSocket and HTTP clients.
 
+mod cluster;
 mod http;
 mod process;
 mod server;
 mod ws;
 
+pub use cluster::{binary, Cluster, LEASE_TTL, PARTITIONS, PRESENCE_TTL};
 pub use http::Http;
-pub use process::ChatdProcess;
+pub use process::{ChatdProcess, ServiceProcess};
 pub use server::TestServer;
 pub use ws::{WsClient, WsError};
 

@@ -10,27 +10,30 @@ use tokio::process::{Child, Command};
 
 use crate::{Http, WsClient, TEST_SECRET};
 
-pub struct ChatdProcess {
+/// Any of our binaries as a child process, listening on a port it chose.
+pub struct ServiceProcess {
     pub addr: SocketAddr,
     child: Child,
 }
 
-impl ChatdProcess {
-    /// Starts `binary serve` on a free port over `data_dir` and waits until it listens.
-    pub async fn spawn(binary: &Path, data_dir: &Path, extra_args: &[&str]) -> Self {
-        let mut child = Command::new(binary)
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra_args)
-            .env("CHAT_JWT_SECRET", TEST_SECRET)
+impl ServiceProcess {
+    /// Starts `binary` with `args` (which must make it listen on 127.0.0.1:0 and log JSON)
+    /// and `env`, and waits for its `"{name} listening"` log line.
+    pub async fn spawn(binary: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary);
+        command
+            .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
             .spawn()
-            .expect("spawn chatd");
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+        let ready_message = format!("{name} listening");
         let stderr = child.stderr.take().expect("stderr piped");
         let mut lines = BufReader::new(stderr).lines();
         let addr = tokio::time::timeout(Duration::from_secs(30), async {
@@ -38,18 +41,75 @@ impl ChatdProcess {
                 let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
                     continue;
                 };
-                if entry["fields"]["message"] == "chatd listening" {
+                if entry["fields"]["message"] == ready_message.as_str() {
                     let addr = entry["fields"]["addr"].as_str().expect("addr field");
                     return addr.parse::<SocketAddr>().expect("socket address");
                 }
             }
-            panic!("chatd exited before listening");
+            panic!("{name} exited before listening");
         })
         .await
-        .expect("chatd did not start listening in time");
-        // Keep draining the log so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        ChatdProcess { addr, child }
+        .unwrap_or_else(|_| panic!("{name} did not start listening in time"));
+        // Keep draining the log (echoed with TEST_LOG) so the child never blocks on a full pipe.
+        let echo = std::env::var_os("TEST_LOG").is_some();
+        let label = name.to_owned();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if echo {
+                    eprintln!("[{label}] {line}");
+                }
+            }
+        });
+        ServiceProcess { addr, child }
+    }
+
+    /// SIGKILL: no drain, no flush.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("kill process");
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM, then waits for the exit; true when it exited with success.
+    pub async fn terminate(mut self) -> bool {
+        let pid = self.child.id().expect("running child");
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("process did not exit after SIGTERM")
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+}
+
+/// `chatd serve` as a child process over a data directory.
+pub struct ChatdProcess {
+    pub addr: SocketAddr,
+    process: ServiceProcess,
+}
+
+impl ChatdProcess {
+    /// Starts `binary serve` on a free port over `data_dir` and waits until it listens.
+    pub async fn spawn(binary: &Path, data_dir: &Path, extra_args: &[&str]) -> Self {
+        let data_dir = data_dir.to_str().expect("utf-8 path");
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+            data_dir,
+        ];
+        args.extend_from_slice(extra_args);
+        let process =
+            ServiceProcess::spawn(binary, "chatd", &args, &[("CHAT_JWT_SECRET", TEST_SECRET)])
+                .await;
+        ChatdProcess {
+            addr: process.addr,
+            process,
+        }
     }
 
     pub fn http(&self) -> Http {
@@ -62,22 +122,11 @@ impl ChatdProcess {
             .expect("connects")
     }
 
-    /// SIGKILL: no drain, no flush.
-    pub async fn kill(mut self) {
-        self.child.start_kill().expect("kill chatd");
-        let _ = self.child.wait().await;
+    pub async fn kill(self) {
+        self.process.kill().await;
     }
 
-    /// SIGTERM, then waits for a clean exit; returns the exit status success.
-    pub async fn terminate(mut self) -> bool {
-        let pid = self.child.id().expect("running child");
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("chatd did not exit after SIGTERM")
-            .map(|s| s.success())
-            .unwrap_or(false)
+    pub async fn terminate(self) -> bool {
+        self.process.terminate().await
     }
 }

@@ -65,6 +65,14 @@ impl WsClient {
         self.send_text(frame.to_string()).await;
     }
 
+    /// Sends a frame; false when the connection is gone.
+    pub async fn try_send_json(&mut self, frame: Value) -> bool {
+        self.socket
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .is_ok()
+    }
+
     pub async fn send_text(&mut self, text: String) {
         self.socket
             .send(Message::Text(text.into()))
@@ -171,6 +179,33 @@ impl WsClient {
             .await;
         assert_eq!(reply["type"], "sent", "send failed: {reply}");
         reply
+    }
+
+    /// Sends until acked, retrying `unavailable` answers with the same client_msg_id (the
+    /// client's side of guarantee 2). None when the connection dies meanwhile.
+    pub async fn send_retrying(
+        &mut self,
+        chat_id: &str,
+        client_msg_id: &str,
+        body: &str,
+        deadline: Duration,
+    ) -> Option<Value> {
+        let give_up = tokio::time::Instant::now() + deadline;
+        loop {
+            let id = self.id();
+            let frame = json!({"type": "send", "id": id, "chat_id": chat_id, "client_msg_id": client_msg_id, "body": body});
+            if !self.try_send_json(frame).await {
+                return None;
+            }
+            let reply = self.try_wait_for(WAIT, |f| f["re"] == id.as_str()).await?;
+            match (reply["type"].as_str(), reply["code"].as_str()) {
+                (Some("sent"), _) => return Some(reply),
+                (Some("error"), Some("unavailable")) if tokio::time::Instant::now() < give_up => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                _ => panic!("send {client_msg_id} failed for good: {reply}"),
+            }
+        }
     }
 
     /// Sends `count` messages without waiting (client_msg_ids `{prefix}{i}`), then returns

@@ -1,0 +1,201 @@
+//! The scaled-out mode on loopback for tests: a real redis-server and the four service
+//! binaries as child processes sharing one SQLite file, each on a port it chose.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chat_test_redis::RedisServer;
+use redis::AsyncCommands;
+
+use crate::process::ServiceProcess;
+use crate::{Http, WsClient, TEST_SECRET};
+
+/// Partitions in test clusters: few, so each instance owns several.
+pub const PARTITIONS: u32 = 8;
+/// Lease TTL in test clusters: failover takes up to two of these.
+pub const LEASE_TTL: Duration = Duration::from_millis(1000);
+/// Presence TTL of test gateways.
+pub const PRESENCE_TTL: Duration = Duration::from_millis(1000);
+
+pub struct Cluster {
+    pub redis: RedisServer,
+    pub gateways: Vec<Option<ServiceProcess>>,
+    pub chat_services: Vec<Option<ServiceProcess>>,
+    pub presence: ServiceProcess,
+    pub push: ServiceProcess,
+    /// Environment every process gets: Redis, the shared SQLite file, the JWT secret.
+    env: Vec<(&'static str, String)>,
+    _data: tempfile::TempDir,
+}
+
+async fn spawn(env: &[(&'static str, String)], name: &str, args: &[&str]) -> ServiceProcess {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    ServiceProcess::spawn(&binary(name), name, args, &env).await
+}
+
+/// A workspace binary, built next to the test executable (`cargo test --workspace` builds
+/// every binary before it runs tests).
+pub fn binary(name: &str) -> PathBuf {
+    let mut dir = std::env::current_exe().expect("test executable path");
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+impl Cluster {
+    /// Starts Redis, `chat_services` chat-service instances, presence, push and `gateways`
+    /// gateways, and waits until every partition is served.
+    pub async fn start(gateways: usize, chat_services: usize) -> Self {
+        crate::init_test_logging();
+        let redis = RedisServer::start().await;
+        let data = tempfile::tempdir().expect("temp dir");
+        let sqlite_path = data
+            .path()
+            .join("chat.db")
+            .to_str()
+            .expect("utf-8 path")
+            .to_owned();
+        let env = vec![
+            ("CHAT_REDIS_URL", redis.url()),
+            ("CHAT_SQLITE_PATH", sqlite_path),
+            ("CHAT_JWT_SECRET", TEST_SECRET.to_owned()),
+            ("CHAT_LOG_FORMAT", "json".to_owned()),
+        ];
+        let presence = spawn(
+            &env,
+            "chat-presence",
+            &["--listen", "127.0.0.1:0", "--sweep-interval", "200ms"],
+        )
+        .await;
+        let push = spawn(
+            &env,
+            "chat-push",
+            &["--listen", "127.0.0.1:0", "--reclaim-after", "2s"],
+        )
+        .await;
+        let mut cluster = Cluster {
+            redis,
+            gateways: Vec::new(),
+            chat_services: Vec::new(),
+            presence,
+            push,
+            env,
+            _data: data,
+        };
+        for i in 0..chat_services {
+            let process = cluster.spawn_chat_service(i).await;
+            cluster.chat_services.push(Some(process));
+        }
+        for i in 0..gateways {
+            let process = cluster.spawn_gateway(i).await;
+            cluster.gateways.push(Some(process));
+        }
+        cluster.wait_until_served().await;
+        cluster
+    }
+
+    pub async fn spawn_chat_service(&self, i: usize) -> ServiceProcess {
+        let id = format!("chat-{i}");
+        let partitions = PARTITIONS.to_string();
+        let ttl = format!("{}ms", LEASE_TTL.as_millis());
+        spawn(
+            &self.env,
+            "chat-service",
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--instance-id",
+                &id,
+                "--partitions",
+                &partitions,
+                "--lease-ttl",
+                &ttl,
+            ],
+        )
+        .await
+    }
+
+    pub async fn spawn_gateway(&self, i: usize) -> ServiceProcess {
+        let id = format!("gw-{i}");
+        let ttl = format!("{}ms", PRESENCE_TTL.as_millis());
+        spawn(
+            &self.env,
+            "chat-gateway",
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--server-id",
+                &id,
+                "--presence-ttl",
+                &ttl,
+                "--send-rate",
+                "100000",
+                "--send-burst",
+                "100000",
+            ],
+        )
+        .await
+    }
+
+    /// Waits until every partition has an owner that has finished its takeover wait.
+    pub async fn wait_until_served(&self) {
+        let client = redis::Client::open(self.redis.url()).expect("redis url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection");
+        for _ in 0..300 {
+            let mut owned = 0;
+            for p in 0..PARTITIONS {
+                let lease: Option<String> =
+                    conn.get(format!("chat:lease:{p}")).await.unwrap_or(None);
+                owned += lease.is_some() as u32;
+            }
+            if owned == PARTITIONS {
+                // A new owner serves one lease TTL after acquiring.
+                tokio::time::sleep(LEASE_TTL + LEASE_TTL / 2).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("partitions never all had owners");
+    }
+
+    pub fn gateway_addr(&self, i: usize) -> std::net::SocketAddr {
+        self.gateways[i].as_ref().expect("gateway running").addr
+    }
+
+    pub fn http(&self, gateway: usize) -> Http {
+        Http::new(self.gateway_addr(gateway))
+    }
+
+    pub async fn connect(&self, gateway: usize, user: &str, device: &str) -> WsClient {
+        WsClient::connect(self.gateway_addr(gateway), user, Some(device))
+            .await
+            .expect("connects")
+    }
+
+    pub async fn kill_gateway(&mut self, i: usize) {
+        self.gateways[i]
+            .take()
+            .expect("gateway running")
+            .kill()
+            .await;
+    }
+
+    pub async fn kill_chat_service(&mut self, i: usize) {
+        self.chat_services[i]
+            .take()
+            .expect("chat service running")
+            .kill()
+            .await;
+    }
+}

@@ -1,0 +1,140 @@
+//! Clients on different gateways exchange 1:1 and group messages with the guarantees.
+
+use std::time::Duration;
+
+use chat_testkit::{token, Cluster};
+use serde_json::{json, Map};
+
+fn is_msg_of(chat: &str) -> impl Fn(&serde_json::Value) -> bool + '_ {
+    move |f| f["type"] == "msg" && f["chat_id"] == chat
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_on_different_gateways_talk_with_every_guarantee() {
+    let cluster = Cluster::start(2, 2).await;
+    let http = cluster.http(0);
+    let direct = http
+        .create_chat(
+            &token("alice", None),
+            json!({"kind": "direct", "members": ["bob"]}),
+        )
+        .await;
+    let group = http
+        .create_chat(
+            &token("alice", None),
+            json!({"kind": "group", "title": "g", "members": ["bob", "carol"]}),
+        )
+        .await;
+    // Creating the same direct chat through the other gateway finds the same chat.
+    let (status, again) = cluster
+        .http(1)
+        .post(
+            "/v1/chats",
+            Some(&token("bob", None)),
+            json!({"kind": "direct", "members": ["alice"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, again["chat_id"].as_str()),
+        (200, Some(direct.as_str()))
+    );
+
+    let mut alice = cluster.connect(0, "alice", "phone").await;
+    let mut bob_phone = cluster.connect(1, "bob", "phone").await;
+    let mut bob_laptop = cluster.connect(0, "bob", "laptop").await;
+    let mut carol = cluster.connect(1, "carol", "phone").await;
+    assert_ne!(alice.hello["server_id"], bob_phone.hello["server_id"]);
+
+    // Presence crosses gateways.
+    let presence = alice
+        .request(json!({"type": "presence_sub", "user_ids": ["bob"]}))
+        .await;
+    assert_eq!(presence["users"][0]["online"], true);
+
+    // Durable ack, fan-out to every device on every gateway, order.
+    let deadline = Duration::from_secs(20);
+    for i in 1..=20 {
+        let sent = alice
+            .send_retrying(&direct, &format!("d{i}"), "hi", deadline)
+            .await
+            .unwrap();
+        assert_eq!(sent["seq"], i);
+    }
+    for bob in [&mut bob_phone, &mut bob_laptop] {
+        let mut seqs = Vec::new();
+        for _ in 0..20 {
+            seqs.push(
+                bob.wait_for(is_msg_of(&direct)).await["seq"]
+                    .as_u64()
+                    .unwrap(),
+            );
+        }
+        assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+    }
+    // Idempotent across gateways.
+    let repeat = bob_laptop.request(json!({"type": "ping"})).await;
+    assert_eq!(repeat["type"], "pong");
+    let mut alice_on_gw1 = cluster.connect(1, "alice", "tablet").await;
+    let first = alice_on_gw1
+        .send_retrying(&direct, "d1", "hi", deadline)
+        .await
+        .unwrap();
+    assert_eq!(first["seq"], 1);
+
+    // Groups, receipts and typing across gateways.
+    let sent = carol
+        .send_retrying(&group, "g1", "group hello", deadline)
+        .await
+        .unwrap();
+    for client in [&mut alice, &mut bob_phone] {
+        let msg = client.wait_for(is_msg_of(&group)).await;
+        assert_eq!(msg["msg_id"], sent["msg_id"]);
+    }
+    bob_phone
+        .request(json!({"type": "read", "chat_id": group, "seq": 1}))
+        .await;
+    let receipt = carol
+        .wait_for(|f| f["type"] == "receipt" && f["kind"] == "read")
+        .await;
+    assert_eq!(receipt["user_id"], "bob");
+    alice
+        .send_json(json!({"type": "typing", "chat_id": group}))
+        .await;
+    let typing = carol.wait_for(|f| f["type"] == "typing").await;
+    assert_eq!(typing["user_id"], "alice");
+
+    // Gap-free catch-up for a device that was never connected.
+    let mut bob_new = cluster.connect(1, "bob", "new").await;
+    let (messages, synced) = bob_new.sync_all(Map::new(), 7).await;
+    assert_eq!(synced["complete"], true);
+    let direct_seqs: Vec<u64> = messages
+        .iter()
+        .filter(|m| m["chat_id"] == direct)
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(direct_seqs, (1..=20).collect::<Vec<_>>());
+
+    // Authorization holds through the internal API.
+    let mut mallory = cluster.connect(1, "mallory", "phone").await;
+    let denied = mallory
+        .request(json!({"type": "history", "chat_id": direct}))
+        .await;
+    assert_eq!(denied["code"], "forbidden");
+    let (status, _) = cluster
+        .http(1)
+        .get(
+            &format!("/v1/chats/{direct}/messages"),
+            Some(&token("mallory", None)),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, page) = cluster
+        .http(1)
+        .get(
+            &format!("/v1/chats/{direct}/messages?limit=5"),
+            Some(&token("bob", None)),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["messages"].as_array().unwrap().len(), 5);
+}

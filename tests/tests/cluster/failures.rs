@@ -1,0 +1,1 @@
+//! Losing a process: a gateway, a chat-service instance mid-storm, Redis mid-storm.
