@@ -183,6 +183,25 @@ impl Cluster {
             .expect("connects")
     }
 
+    /// Which chat-service instance (by index) holds the lease of `chat_id`'s partition.
+    pub async fn owner_of(&self, chat_id: &str) -> usize {
+        let partition = chat_service::partition_of(chat_id, PARTITIONS);
+        let client = redis::Client::open(self.redis.url()).expect("redis url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection");
+        let lease: String = conn
+            .get(format!("chat:lease:{partition}"))
+            .await
+            .expect("partition has an owner");
+        let holder = lease.rsplit_once(':').map_or(lease.as_str(), |(h, _)| h);
+        holder
+            .strip_prefix("chat-")
+            .and_then(|i| i.parse().ok())
+            .expect("instance ids are chat-N")
+    }
+
     pub async fn kill_gateway(&mut self, i: usize) {
         self.gateways[i]
             .take()

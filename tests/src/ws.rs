@@ -25,6 +25,8 @@ pub struct WsClient {
     next_id: u64,
     /// Set when the server closed the connection.
     pub closed: Option<Option<CloseFrame>>,
+    /// `unavailable` answers `send_retrying` has retried on this connection.
+    pub retries: u64,
 }
 
 impl WsClient {
@@ -49,6 +51,7 @@ impl WsClient {
             hello: Value::Null,
             next_id: 0,
             closed: None,
+            retries: 0,
         };
         client.hello = client.next_frame().await.expect("hello frame");
         assert_eq!(client.hello["type"], "hello", "first frame must be hello");
@@ -201,6 +204,7 @@ impl WsClient {
             match (reply["type"].as_str(), reply["code"].as_str()) {
                 (Some("sent"), _) => return Some(reply),
                 (Some("error"), Some("unavailable")) if tokio::time::Instant::now() < give_up => {
+                    self.retries += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 _ => panic!("send {client_msg_id} failed for good: {reply}"),
