@@ -127,6 +127,10 @@ async fn assert_converged(cluster: &Cluster, chat: &str, acks: &HashMap<String, 
     );
     let mut reader = cluster.connect(0, "reader", "audit").await;
     let (messages, _) = reader.sync_all(Map::new(), 1000).await;
+    assert!(
+        messages.iter().all(|m| m["chat_id"] == chat),
+        "the reader is in the storm's chat only"
+    );
     let seqs: Vec<u64> = messages
         .iter()
         .map(|m| m["seq"].as_u64().unwrap())
