@@ -14,6 +14,8 @@ use crate::{Http, WsClient, TEST_SECRET};
 pub const PARTITIONS: u32 = 8;
 /// Lease TTL in test clusters: failover takes up to two of these.
 pub const LEASE_TTL: Duration = Duration::from_millis(1000);
+/// Groups above this many members use a group topic in test clusters.
+pub const LARGE_GROUP_MEMBERS: usize = 3;
 /// Presence TTL of test gateways.
 pub const PRESENCE_TTL: Duration = Duration::from_millis(1000);
 
@@ -68,6 +70,8 @@ impl Cluster {
             ("CHAT_SQLITE_PATH", sqlite_path),
             ("CHAT_JWT_SECRET", TEST_SECRET.to_owned()),
             ("CHAT_LOG_FORMAT", "json".to_owned()),
+            // Small, so the storm's group fans out on its group topic.
+            ("CHAT_LARGE_GROUP_MEMBERS", LARGE_GROUP_MEMBERS.to_string()),
         ];
         let presence = spawn(
             &env,

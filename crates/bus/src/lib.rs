@@ -1,5 +1,6 @@
 //! The bus: how events reach the gateways that hold the recipients' connections. Topics
-//! are per user (`user:{id}`) and per watched user's presence (`presence:{id}`). The bus
+//! are per user (`user:{id}`), per large group (`group:{chat_id}`) and per watched user's
+//! presence (`presence:{id}`). The bus
 //! is a fast path that may drop events; clients recover anything missed with `sync`.
 #![forbid(unsafe_code)]
 
@@ -53,6 +54,11 @@ pub trait Bus: Send + Sync + 'static {
 /// The topic of every event for a user's devices.
 pub fn user_topic(user_id: &str) -> String {
     format!("user:{user_id}")
+}
+
+/// The topic of a large group's events, published once for all its members.
+pub fn group_topic(chat_id: &str) -> String {
+    format!("group:{chat_id}")
 }
 
 /// The topic of a user's presence changes.

@@ -88,6 +88,11 @@ pub async fn chats_and_members(store: Arc<dyn MessageStore>) {
     contacts.sort();
     assert_eq!(contacts, vec!["bob".to_string(), "carol".to_string()]);
 
+    assert_eq!(
+        store.large_groups_of("carol", 2).await.unwrap(),
+        vec!["g1".to_string()]
+    );
+    assert!(store.large_groups_of("carol", 3).await.unwrap().is_empty());
     assert!(store.remove_member("g1", "carol").await.unwrap());
     assert!(!store.remove_member("g1", "carol").await.unwrap());
     assert!(store.chat_ids_of_user("carol").await.unwrap().is_empty());

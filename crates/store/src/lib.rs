@@ -45,6 +45,8 @@ pub trait MessageStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<UserChatState>>;
     /// Users who share at least one chat with `user_id` (not including the user).
     async fn contacts_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
+    /// Groups of `user_id` with more than `more_than` members (they fan out on a group topic).
+    async fn large_groups_of(&self, user_id: &str, more_than: usize) -> StoreResult<Vec<String>>;
 
     /// Durably writes messages (with their dedup entries). Writing a message that is
     /// stored already is a no-op, so a retried batch is harmless; a different message at

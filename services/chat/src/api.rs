@@ -128,9 +128,16 @@ pub trait ChatApi: Send + Sync + 'static {
     ) -> Result<(), ChatError>;
     async fn unregister_device(&self, caller: &Caller, device_id: &str) -> Result<bool, ChatError>;
 
+    /// The caller's groups large enough to fan out on a group topic (gateways subscribe
+    /// to those while the user is connected).
+    async fn large_groups(&self, caller: &Caller) -> Result<Vec<String>, ChatError>;
+
     /// Ok when the backends the service needs are reachable.
     async fn ready(&self) -> Result<(), ChatError>;
 
     /// The largest body `send` accepts, in bytes.
     fn max_body_bytes(&self) -> usize;
+
+    /// Groups with more members than this fan out on a group topic.
+    fn large_group_members(&self) -> usize;
 }

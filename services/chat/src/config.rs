@@ -24,6 +24,11 @@ pub struct ChatConfig {
     #[arg(long, env = "CHAT_SEQUENCER_CACHED_CHATS", default_value_t = 100_000)]
     pub sequencer_cached_chats: usize,
 
+    /// Groups with more members than this fan out once on a group topic that gateways
+    /// subscribe to, instead of once per member.
+    #[arg(long, env = "CHAT_LARGE_GROUP_MEMBERS", default_value_t = 100)]
+    pub large_group_members: usize,
+
     /// Most messages one `sync` reply may carry.
     #[arg(long, env = "CHAT_MAX_SYNC_LIMIT", default_value_t = 5000)]
     pub max_sync_limit: u32,
@@ -37,6 +42,7 @@ impl Default for ChatConfig {
             dedup_window: Duration::from_secs(24 * 3600),
             sequencer_queue: 65_536,
             sequencer_cached_chats: 100_000,
+            large_group_members: 100,
             max_sync_limit: 5000,
         }
     }

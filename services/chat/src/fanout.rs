@@ -1,12 +1,13 @@
 //! Fan-out: turns chat events into server frames, serialized once, and publishes them on
-//! each member's user topic; queues push jobs for recipients with no device online.
+//! each member's user topic (or once on a large group's topic); queues push jobs for
+//! recipients with no device online.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chat_bus::{user_topic, Bus, BusMessage};
+use chat_bus::{group_topic, user_topic, Bus, BusMessage};
 use chat_presence::Presence;
-use chat_protocol::{Chat, ChatEvent, Message, ReceiptKind, ServerFrame};
+use chat_protocol::{Chat, ChatEvent, ChatKind, Message, ReceiptKind, ServerFrame};
 use chat_push::{PushJob, PushQueue};
 use uuid::Uuid;
 
@@ -14,6 +15,8 @@ pub(crate) struct Fanout {
     bus: Arc<dyn Bus>,
     presence: Arc<dyn Presence>,
     push: Arc<dyn PushQueue>,
+    /// Groups larger than this publish once on their group topic.
+    large_group_members: usize,
 }
 
 impl Fanout {
@@ -21,14 +24,22 @@ impl Fanout {
         bus: Arc<dyn Bus>,
         presence: Arc<dyn Presence>,
         push: Arc<dyn PushQueue>,
+        large_group_members: usize,
     ) -> Self {
         Fanout {
             bus,
             presence,
             push,
+            large_group_members,
         }
     }
 
+    pub(crate) fn is_large(&self, chat: &Chat) -> bool {
+        chat.kind == ChatKind::Group && chat.members.len() > self.large_group_members
+    }
+
+    /// One publish per member's user topic, or a single one on the group topic of a
+    /// large group; either way the frame is serialized once.
     fn to_members(
         &self,
         chat: &Chat,
@@ -37,20 +48,30 @@ impl Fanout {
         skip_user: Option<&str>,
     ) {
         let frame = Bytes::from(frame.to_json());
+        if self.is_large(chat) {
+            let message = BusMessage {
+                frame,
+                skip_session,
+                skip_user: skip_user.map(str::to_owned),
+            };
+            self.bus.publish(&group_topic(&chat.chat_id), message);
+            metrics::counter!("chat_fanout_publishes_total").increment(1);
+            return;
+        }
+        let mut publishes = 0;
         for member in &chat.members {
             if skip_user == Some(member.user_id.as_str()) {
                 continue;
             }
-            self.bus.publish(
-                &user_topic(&member.user_id),
-                BusMessage {
-                    frame: frame.clone(),
-                    skip_session,
-                    skip_user: None,
-                },
-            );
+            let message = BusMessage {
+                frame: frame.clone(),
+                skip_session,
+                skip_user: None,
+            };
+            self.bus.publish(&user_topic(&member.user_id), message);
+            publishes += 1;
         }
-        metrics::counter!("chat_fanout_publishes_total").increment(chat.members.len() as u64);
+        metrics::counter!("chat_fanout_publishes_total").increment(publishes);
     }
 
     /// A new message: every member's devices but the sending session get it.

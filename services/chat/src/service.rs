@@ -54,7 +54,7 @@ impl ChatService {
         ownership: Arc<dyn Ownership>,
     ) -> Arc<Self> {
         let chats = Arc::new(ChatCache::new(config.sequencer_cached_chats));
-        let fanout = Arc::new(Fanout::new(bus, presence, push));
+        let fanout = Arc::new(Fanout::new(bus, presence, push, config.large_group_members));
         let heads = Arc::new(Heads::default());
         let sequencer = Sequencer::spawn(
             store.clone(),
@@ -548,12 +548,23 @@ impl ChatApi for ChatService {
             .await?)
     }
 
+    async fn large_groups(&self, caller: &Caller) -> Result<Vec<String>, ChatError> {
+        Ok(self
+            .store
+            .large_groups_of(&caller.user_id, self.config.large_group_members)
+            .await?)
+    }
+
     async fn ready(&self) -> Result<(), ChatError> {
         Ok(self.store.ping().await?)
     }
 
     fn max_body_bytes(&self) -> usize {
         self.config.max_body_bytes
+    }
+
+    fn large_group_members(&self) -> usize {
+        self.config.large_group_members
     }
 }
 

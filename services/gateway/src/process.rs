@@ -44,6 +44,10 @@ pub struct GatewayArgs {
     #[arg(long, env = "CHAT_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Groups with more members than this fan out on a group topic (same setting as chat-service).
+    #[arg(long, env = "CHAT_LARGE_GROUP_MEMBERS", default_value_t = 100)]
+    pub large_group_members: usize,
+
     /// A gateway that stops heartbeating for this long has its users taken offline.
     #[arg(long, env = "CHAT_PRESENCE_TTL", default_value = "15s", value_parser = humantime::parse_duration)]
     pub presence_ttl: Duration,
@@ -93,6 +97,7 @@ pub async fn run(mut args: GatewayArgs, shutdown: CancellationToken) -> anyhow::
     let chat = RemoteChat::connect(RemoteChatConfig {
         redis_url: args.redis_url.clone(),
         max_body_bytes: args.max_body_bytes,
+        large_group_members: args.large_group_members,
         request_timeout: args.internal_timeout,
         send_queue: 65_536,
     })

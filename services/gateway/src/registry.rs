@@ -1,12 +1,13 @@
 //! The gateway's connection registry: which sessions of which users are connected here,
-//! who watches whose presence, and the bus handler that hands each event to the right
-//! connections' outbound queues without ever blocking.
+//! which large groups those users are in, who watches whose presence, and the bus handler
+//! that hands each event to the right connections' outbound queues without ever blocking.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
-use chat_bus::{presence_topic, user_topic, Bus, BusMessage};
+use chat_bus::{group_topic, presence_topic, user_topic, Bus, BusMessage};
+use chat_protocol::{ChatEvent, ChatKind, ServerFrame};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -31,20 +32,36 @@ struct Maps {
     watchers: HashMap<String, HashMap<Uuid, Arc<Connection>>>,
     /// session -> users it watches, to undo on disconnect.
     watching: HashMap<Uuid, HashSet<String>>,
+    /// large group -> its members connected here.
+    group_members: HashMap<String, HashSet<String>>,
+    /// user connected here -> their large groups.
+    groups_of_user: HashMap<String, HashSet<String>>,
 }
 
 pub(crate) struct Registry {
     maps: RwLock<Maps>,
     bus: Arc<dyn Bus>,
     max_devices_per_user: usize,
+    large_group_members: usize,
+}
+
+/// A change to a user's large-group membership seen in a `chat` frame.
+enum GroupChange {
+    Join(String),
+    Leave(String),
 }
 
 impl Registry {
-    pub(crate) fn new(bus: Arc<dyn Bus>, max_devices_per_user: usize) -> Arc<Self> {
+    pub(crate) fn new(
+        bus: Arc<dyn Bus>,
+        max_devices_per_user: usize,
+        large_group_members: usize,
+    ) -> Arc<Self> {
         let registry = Arc::new(Registry {
             maps: RwLock::new(Maps::default()),
             bus: bus.clone(),
             max_devices_per_user,
+            large_group_members,
         });
         let weak = Arc::downgrade(&registry);
         bus.set_handler(Arc::new(move |topic, message| {
@@ -95,6 +112,15 @@ impl Registry {
                 if conns.is_empty() {
                     maps.by_user.remove(&connection.user_id);
                     unsubscribe.push(user_topic(&connection.user_id));
+                    for chat_id in maps
+                        .groups_of_user
+                        .remove(&connection.user_id)
+                        .unwrap_or_default()
+                    {
+                        if leave_group(&mut maps, &chat_id, &connection.user_id) {
+                            unsubscribe.push(group_topic(&chat_id));
+                        }
+                    }
                 }
             }
             for watched in maps
@@ -115,6 +141,63 @@ impl Registry {
             self.bus.unsubscribe(&topic);
         }
         metrics::gauge!("chat_ws_connections").decrement(1.0);
+    }
+
+    /// Records that `user_id` (if still connected here) is in these large groups, and
+    /// subscribes the groups' topics this gateway did not have yet.
+    pub(crate) fn join_groups(&self, user_id: &str, chat_ids: &[String]) {
+        let mut subscribe = Vec::new();
+        {
+            let mut maps = self.maps.write().expect("registry lock");
+            if !maps.by_user.contains_key(user_id) {
+                return;
+            }
+            for chat_id in chat_ids {
+                let members = maps.group_members.entry(chat_id.clone()).or_default();
+                if members.is_empty() {
+                    subscribe.push(group_topic(chat_id));
+                }
+                members.insert(user_id.to_owned());
+                maps.groups_of_user
+                    .entry(user_id.to_owned())
+                    .or_default()
+                    .insert(chat_id.clone());
+            }
+        }
+        for topic in subscribe {
+            self.bus.subscribe(&topic);
+        }
+    }
+
+    fn leave_groups(&self, user_id: &str, chat_id: &str) {
+        let empty = {
+            let mut maps = self.maps.write().expect("registry lock");
+            if let Some(groups) = maps.groups_of_user.get_mut(user_id) {
+                groups.remove(chat_id);
+            }
+            leave_group(&mut maps, chat_id, user_id)
+        };
+        if empty {
+            self.bus.unsubscribe(&group_topic(chat_id));
+        }
+    }
+
+    /// Large-group membership news in a `chat` frame for `user_id`. Only `chat` frames are
+    /// parsed; they are rare, and the prefix check keeps every other frame cheap.
+    fn group_change(&self, user_id: &str, frame: &str) -> Option<GroupChange> {
+        if !frame.starts_with(r#"{"type":"chat""#) {
+            return None;
+        }
+        let ServerFrame::Chat { event, chat } = serde_json::from_str::<ServerFrame>(frame).ok()?
+        else {
+            return None;
+        };
+        let large = chat.kind == ChatKind::Group && chat.members.len() > self.large_group_members;
+        match event {
+            ChatEvent::Removed => Some(GroupChange::Leave(chat.chat_id)),
+            _ if large && chat.member(user_id).is_some() => Some(GroupChange::Join(chat.chat_id)),
+            _ => None,
+        }
     }
 
     /// Makes `connection` receive presence changes of `users`.
@@ -145,6 +228,13 @@ impl Registry {
             tracing::error!(topic, "bus message is not UTF-8; dropped");
             return;
         };
+        if let Some(user) = topic.strip_prefix("user:") {
+            match self.group_change(user, frame.as_str()) {
+                Some(GroupChange::Join(chat_id)) => self.join_groups(user, &[chat_id]),
+                Some(GroupChange::Leave(chat_id)) => self.leave_groups(user, &chat_id),
+                None => {}
+            }
+        }
         let maps = self.maps.read().expect("registry lock");
         if let Some(user) = topic.strip_prefix("user:") {
             if message.skip_user.as_deref() == Some(user) {
@@ -155,12 +245,34 @@ impl Registry {
                     deliver(conn, &frame);
                 }
             }
+        } else if let Some(chat_id) = topic.strip_prefix("group:") {
+            let members = maps.group_members.get(chat_id).into_iter().flatten();
+            for user in members.filter(|u| message.skip_user.as_deref() != Some(u.as_str())) {
+                for conn in maps.by_user.get(user).into_iter().flatten() {
+                    if Some(conn.session) != message.skip_session {
+                        deliver(conn, &frame);
+                    }
+                }
+            }
         } else if let Some(user) = topic.strip_prefix("presence:") {
             for conn in maps.watchers.get(user).into_iter().flat_map(|w| w.values()) {
                 deliver(conn, &frame);
             }
         }
     }
+}
+
+/// Removes a user from a group's local members; true when nobody here is left in it.
+fn leave_group(maps: &mut Maps, chat_id: &str, user_id: &str) -> bool {
+    let Some(members) = maps.group_members.get_mut(chat_id) else {
+        return false;
+    };
+    members.remove(user_id);
+    if members.is_empty() {
+        maps.group_members.remove(chat_id);
+        return true;
+    }
+    false
 }
 
 fn deliver(conn: &Connection, frame: &Utf8Bytes) {

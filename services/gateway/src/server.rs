@@ -38,7 +38,7 @@ impl Gateway {
             .clone()
             .unwrap_or_else(|| format!("gw-{:06x}", rand::rng().random_range(0..0xFF_FFFF)))
             .into();
-        let registry = Registry::new(bus, config.max_devices_per_user);
+        let registry = Registry::new(bus, config.max_devices_per_user, chat.large_group_members());
         Gateway {
             state: AppState {
                 chat,

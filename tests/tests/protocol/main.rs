@@ -4,6 +4,7 @@ mod authz;
 mod bad_input;
 mod delivery;
 mod helpers;
+mod large_groups;
 mod limits;
 mod ordering;
 mod presence;

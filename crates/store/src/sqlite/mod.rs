@@ -181,6 +181,13 @@ impl MessageStore for SqliteStore {
             .await
     }
 
+    async fn large_groups_of(&self, user_id: &str, more_than: usize) -> StoreResult<Vec<String>> {
+        let user_id = user_id.to_owned();
+        self.reads
+            .read(move |c| queries::large_groups_of(c, &user_id, more_than))
+            .await
+    }
+
     async fn contacts_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
         let user_id = user_id.to_owned();
         self.reads

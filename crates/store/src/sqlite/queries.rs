@@ -133,6 +133,22 @@ pub(crate) fn contacts_of(conn: &Connection, user_id: &str) -> rusqlite::Result<
     .collect()
 }
 
+pub(crate) fn large_groups_of(
+    conn: &Connection,
+    user_id: &str,
+    more_than: usize,
+) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached(
+        "SELECT mine.chat_id FROM members mine
+         JOIN chats c ON c.chat_id = mine.chat_id AND c.kind = 'group'
+         WHERE mine.user_id = ?1
+           AND (SELECT COUNT(*) FROM members m WHERE m.chat_id = mine.chat_id) > ?2
+         ORDER BY mine.chat_id",
+    )?
+    .query_map(params![user_id, more_than as i64], |r| r.get(0))?
+    .collect()
+}
+
 pub(crate) fn chats_of_user(
     conn: &Connection,
     user_id: &str,

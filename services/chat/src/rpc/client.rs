@@ -25,6 +25,8 @@ use crate::service::validate_send;
 pub struct RemoteChatConfig {
     pub redis_url: String,
     pub max_body_bytes: usize,
+    /// Must match the chat services' `CHAT_LARGE_GROUP_MEMBERS`.
+    pub large_group_members: usize,
     /// Deadline of one internal request (a send batch includes an fsync).
     pub request_timeout: Duration,
     /// Sends waiting to be dispatched before new ones are refused as unavailable.
@@ -41,6 +43,7 @@ pub struct RemoteChat {
     routes: Arc<Routes>,
     sends: mpsc::Sender<QueuedSend>,
     max_body_bytes: usize,
+    large_group_members: usize,
 }
 
 const MAX_SEND_BATCH: usize = 512;
@@ -63,6 +66,7 @@ impl RemoteChat {
             routes,
             sends,
             max_body_bytes: config.max_body_bytes,
+            large_group_members: config.large_group_members,
         }))
     }
 
@@ -428,6 +432,18 @@ impl ChatApi for RemoteChat {
         }
     }
 
+    async fn large_groups(&self, caller: &Caller) -> Result<Vec<String>, ChatError> {
+        match self
+            .call(Call::LargeGroups {
+                caller: caller.clone(),
+            })
+            .await?
+        {
+            Answer::ChatIds(ids) => Ok(ids),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn ready(&self) -> Result<(), ChatError> {
         match self.call(Call::Ready).await? {
             Answer::Done => Ok(()),
@@ -437,5 +453,9 @@ impl ChatApi for RemoteChat {
 
     fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
+    }
+
+    fn large_group_members(&self) -> usize {
+        self.large_group_members
     }
 }

@@ -111,6 +111,7 @@ async fn execute(chat: &dyn ChatApi, call: Call) -> Result<Answer, ChatError> {
         Call::UnregisterDevice { caller, device_id } => {
             Answer::Existed(chat.unregister_device(&caller, &device_id).await?)
         }
+        Call::LargeGroups { caller } => Answer::ChatIds(chat.large_groups(&caller).await?),
         Call::Ready => {
             chat.ready().await?;
             Answer::Done

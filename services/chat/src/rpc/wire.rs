@@ -74,6 +74,9 @@ pub(crate) enum Call {
         caller: Caller,
         device_id: String,
     },
+    LargeGroups {
+        caller: Caller,
+    },
     Ready,
 }
 
@@ -110,6 +113,7 @@ pub(crate) enum Answer {
     Messages(Vec<Message>),
     Synced(SyncResult),
     Users(HashSet<String>),
+    ChatIds(Vec<String>),
     Existed(bool),
     Done,
 }

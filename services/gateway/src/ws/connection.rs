@@ -62,6 +62,7 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, user_id: String, dev
     }
     metrics::counter!("chat_ws_connections_total").increment(1);
     state.presence.connected(&user_id, session_id).await;
+    subscribe_large_groups(&state, &user_id, &device_id, session_id);
 
     let hello = ServerFrame::Hello {
         proto: PROTOCOL_VERSION,
@@ -179,6 +180,26 @@ async fn serve(
             }
         }
     }
+}
+
+/// Starts receiving the user's large groups (their events come on group topics). Runs
+/// beside the connection: events before it completes are recovered by the client's sync.
+fn subscribe_large_groups(state: &AppState, user_id: &str, device_id: &str, session: Uuid) {
+    let caller = Caller {
+        user_id: user_id.to_owned(),
+        device_id: device_id.to_owned(),
+        session: Some(session),
+    };
+    let (chat, registry) = (state.chat.clone(), state.registry.clone());
+    tokio::spawn(async move {
+        match chat.large_groups(&caller).await {
+            Ok(groups) if !groups.is_empty() => registry.join_groups(&caller.user_id, &groups),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, user_id = %caller.user_id, "cannot list large groups; their live events will be missed until sync")
+            }
+        }
+    });
 }
 
 /// Decodes and dispatches one text frame; returns frames to write now and whether it was a violation.

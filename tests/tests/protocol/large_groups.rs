@@ -1,0 +1,85 @@
+//! Groups above the large-group size fan out once on a group topic; members get exactly
+//! what they would get from per-user fan-out, whenever they joined or connected.
+
+use std::time::Duration;
+
+use chat_testkit::{token, TestServer, WsClient};
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// Sends probes until `receiver` sees one: its gateway subscribes to large groups in the
+/// background after connecting.
+async fn until_subscribed(sender: &mut WsClient, receiver: &mut WsClient, chat: &str) {
+    for i in 0..100 {
+        sender
+            .send_message(
+                chat,
+                &format!("probe-{}-{i}", receiver.hello["session_id"]),
+                "probe",
+            )
+            .await;
+        if receiver
+            .try_wait_for(Duration::from_millis(100), is_msg_of(chat))
+            .await
+            .is_some()
+        {
+            return;
+        }
+    }
+    panic!("never subscribed to the group topic");
+}
+
+#[tokio::test]
+async fn large_groups_deliver_like_small_ones() {
+    let server = TestServer::start_with(|a| a.chat.large_group_members = 2).await;
+    let mut bob = server.connect("bob", "phone").await;
+    let chat = group_chat(&server, "alice", &["bob", "carol", "dave"]).await;
+    // Bob was connected when the group was made: the `chat` frame subscribed him.
+    assert_eq!(
+        bob.wait_for(|f| f["type"] == "chat").await["event"],
+        "added"
+    );
+    let mut alice = server.connect("alice", "phone").await;
+    let mut alice_laptop = server.connect("alice", "laptop").await;
+    // Carol connects afterwards: her gateway looks her large groups up.
+    let mut carol = server.connect("carol", "phone").await;
+    until_subscribed(&mut alice, &mut carol, &chat).await;
+    let mut mallory = server.connect("mallory", "phone").await;
+
+    let sent = alice.send_message(&chat, "big-1", "to everyone").await;
+    for client in [&mut bob, &mut carol, &mut alice_laptop] {
+        let msg = client
+            .wait_for(|f| is_msg_of(&chat)(f) && f["client_msg_id"] == "big-1")
+            .await;
+        assert_eq!(msg["seq"], sent["seq"]);
+    }
+    assert_silent(&mut alice, |f| f["client_msg_id"] == "big-1").await;
+    assert_silent(&mut mallory, is_msg_of(&chat)).await;
+
+    // Typing skips the typist's own devices on the group topic too.
+    alice
+        .send_json(json!({"type": "typing", "chat_id": chat}))
+        .await;
+    assert_eq!(
+        carol.wait_for(|f| f["type"] == "typing").await["user_id"],
+        "alice"
+    );
+    assert_silent(&mut alice_laptop, |f| f["type"] == "typing").await;
+
+    // A removed member stops receiving the group's events.
+    let (status, _) = server
+        .http()
+        .delete(
+            &format!("/v1/chats/{chat}/members/carol"),
+            Some(&token("alice", None)),
+        )
+        .await;
+    assert_eq!(status, 204);
+    carol
+        .wait_for(|f| f["type"] == "chat" && f["event"] == "removed")
+        .await;
+    alice.send_message(&chat, "big-2", "without carol").await;
+    bob.wait_for(|f| f["client_msg_id"] == "big-2").await;
+    assert_silent(&mut carol, |f| f["client_msg_id"] == "big-2").await;
+}
