@@ -120,6 +120,7 @@ pub async fn run(args: ChatServiceArgs, shutdown: CancellationToken) -> anyhow::
     );
     tracing::info!(%instance_id, %advertise_url, partitions = args.partitions, "chat service starting");
 
+    let maintenance = tokio::spawn(chat.clone().run_maintenance(shutdown.clone()));
     let lease_task = {
         let (leases, shutdown) = (leases.clone(), shutdown.clone());
         tokio::spawn(async move { leases.run(shutdown).await })
@@ -131,6 +132,6 @@ pub async fn run(args: ChatServiceArgs, shutdown: CancellationToken) -> anyhow::
     });
     let router = rpc_routes(chat.clone()).merge(ops_routes(ready));
     let served = serve_until("chat-service", listener, router, shutdown).await;
-    let _ = lease_task.await;
+    let _ = tokio::join!(lease_task, maintenance);
     served.context("serve")
 }

@@ -75,6 +75,21 @@ impl ChatService {
         })
     }
 
+    /// Prunes dedup entries every hour until `shutdown`. Safe to run on every instance.
+    pub async fn run_maintenance(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = interval.tick() => match self.prune_dedup().await {
+                    Ok(n) if n > 0 => tracing::info!(pruned = n, "dedup entries past the window deleted"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "dedup pruning failed"),
+                },
+            }
+        }
+    }
+
     /// Deletes dedup entries past the window (with an hour's margin); call periodically.
     pub async fn prune_dedup(&self) -> Result<u64, ChatError> {
         let margin = std::time::Duration::from_secs(3600);

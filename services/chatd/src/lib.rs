@@ -27,9 +27,6 @@ pub use token::mint_token;
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "chat.db";
 
-/// How often dedup entries past the window are deleted.
-const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
-
 /// A built `chatd`, bound to its port, not yet serving.
 pub struct Chatd {
     listener: TcpListener,
@@ -99,29 +96,12 @@ impl Chatd {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "chatd listening");
         let worker = tokio::spawn(self.worker.run(self.shutdown.clone()));
-        let maintenance = tokio::spawn(prune_dedup_periodically(
-            self.chat.clone(),
-            self.shutdown.clone(),
-        ));
+        let maintenance = tokio::spawn(self.chat.clone().run_maintenance(self.shutdown.clone()));
         let served = self.gateway.serve(self.listener).await;
         let _ = tokio::join!(worker, maintenance);
         self.store.close();
         tracing::info!("chatd stopped");
         served.context("serve")
-    }
-}
-
-async fn prune_dedup_periodically(chat: Arc<ChatService>, shutdown: CancellationToken) {
-    let mut interval = tokio::time::interval(PRUNE_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = interval.tick() => match chat.prune_dedup().await {
-                Ok(n) if n > 0 => tracing::info!(pruned = n, "dedup entries past the window deleted"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "dedup pruning failed"),
-            },
-        }
     }
 }
 
