@@ -8,7 +8,6 @@ mod token;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use chat_auth::{load_or_create_secret, JwtKeys};
