@@ -68,6 +68,8 @@ pub struct ChatServiceArgs {
 
 /// Runs until `shutdown`, then releases its partitions and stops.
 pub async fn run(args: ChatServiceArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // Install the recorder before anything counts, or early counts are lost.
+    chat_ops::metrics::handle();
     let instance_id = args
         .instance_id
         .clone()

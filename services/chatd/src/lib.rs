@@ -39,6 +39,8 @@ pub struct Chatd {
 impl Chatd {
     /// Opens the store, wires every service and binds the listener. `shutdown` stops it.
     pub async fn build(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        // Install the recorder before anything counts, or early counts are lost.
+        chat_ops::metrics::handle();
         let secret = resolve_secret(args.jwt_secret.clone(), &args.data_dir)?;
         let keys = JwtKeys::new(secret.as_bytes()).context("invalid JWT secret")?;
         let mut store_config = SqliteConfig::new(args.data_dir.join(DATABASE_FILE));

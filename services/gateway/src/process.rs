@@ -70,6 +70,8 @@ pub struct GatewayArgs {
 
 /// Serves until `shutdown`, then drains its clients.
 pub async fn run(mut args: GatewayArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // Install the recorder before anything counts, or early counts are lost.
+    chat_ops::metrics::handle();
     let keys = JwtKeys::new(args.jwt_secret.as_bytes()).context("invalid JWT secret")?;
     let server_id = args
         .gateway

@@ -49,6 +49,8 @@ pub struct PresenceArgs {
 }
 
 pub async fn run(args: PresenceArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // Install the recorder before anything counts, or early counts are lost.
+    chat_ops::metrics::handle();
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("bind {}", args.listen))?;

@@ -57,6 +57,8 @@ pub struct PushArgs {
 }
 
 pub async fn run(args: PushArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // Install the recorder before anything counts, or early counts are lost.
+    chat_ops::metrics::handle();
     let consumer = args
         .consumer
         .clone()

@@ -138,3 +138,57 @@ async fn clients_on_different_gateways_talk_with_every_guarantee() {
     assert_eq!(status, 200);
     assert_eq!(page["messages"].as_array().unwrap().len(), 5);
 }
+
+/// The number in a Prometheus text line starting with `series`, or 0 when absent.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_an_offline_user_reaches_the_push_worker() {
+    let cluster = Cluster::start(2, 2).await;
+    let direct = cluster
+        .http(0)
+        .create_chat(
+            &token("alice", None),
+            json!({"kind": "direct", "members": ["dora"]}),
+        )
+        .await;
+    // Dora is offline with a registered (APNs) device; no provider is configured yet.
+    let (status, _) = cluster
+        .http(1)
+        .post(
+            "/v1/devices",
+            Some(&token("dora", None)),
+            json!({"device_id": "phone", "platform": "apns", "token": "t"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let mut alice = cluster.connect(0, "alice", "phone").await;
+    alice
+        .send_retrying(&direct, "to-offline", "hello?", Duration::from_secs(20))
+        .await
+        .unwrap();
+
+    // chat-service queued a job on the Redis Stream; chat-push claimed it, found dora's
+    // device and, with no APNs provider, counted it.
+    let metrics_url = format!("http://{}/metrics", cluster.push.addr);
+    let series = r#"chat_push_skipped_total{reason="no_provider"}"#;
+    for _ in 0..100 {
+        let text = reqwest::get(&metrics_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metric(&text, series) >= 1.0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the push worker never processed the job");
+}
