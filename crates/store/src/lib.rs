@@ -6,6 +6,7 @@
 mod args;
 pub mod conformance;
 mod error;
+pub mod scylla;
 pub mod sqlite;
 mod types;
 
@@ -16,6 +17,7 @@ use chat_protocol::{Chat, Member, Message};
 
 pub use args::StoreArgs;
 pub use error::{StoreError, StoreResult};
+pub use scylla::{ScyllaConfig, ScyllaStore};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use types::{DedupEntry, PushDevice, SequencerState, UserChatState, Watermarks};
 

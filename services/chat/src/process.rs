@@ -81,7 +81,11 @@ pub async fn run(args: ChatServiceArgs, shutdown: CancellationToken) -> anyhow::
         Some(url) => url.clone(),
         None => format!("http://{}", listener.local_addr()?),
     };
-    let store = args.store.open_dyn().context("open the message store")?;
+    let store = args
+        .store
+        .open_with_dedup_window(args.chat.dedup_window)
+        .await
+        .context("open the message store")?;
     let bus = Arc::new(
         RedisBus::connect(&args.redis_url)
             .await

@@ -54,7 +54,7 @@ pub async fn run(args: PresenceArgs, shutdown: CancellationToken) -> anyhow::Res
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("bind {}", args.listen))?;
-    let store = args.store.open_dyn().context("open the message store")?;
+    let store = args.store.open().await.context("open the message store")?;
     let bus = Arc::new(
         RedisBus::connect(&args.redis_url)
             .await

@@ -66,7 +66,7 @@ pub async fn run(args: PushArgs, shutdown: CancellationToken) -> anyhow::Result<
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("bind {}", args.listen))?;
-    let store = args.store.open_dyn().context("open the message store")?;
+    let store = args.store.open().await.context("open the message store")?;
     let mut queue_config = RedisQueueConfig::new(&args.redis_url, &consumer);
     queue_config.reclaim_after = args.reclaim_after;
     let queue = Arc::new(
