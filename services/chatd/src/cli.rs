@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chat_gateway::GatewayConfig;
+use chat_push::PushArgs;
 use chat_service::ChatConfig;
 use chat_store::Synchronous;
 use clap::{Parser, Subcommand};
@@ -61,10 +62,6 @@ pub struct ServeArgs {
     #[arg(long, env = "CHAT_PUSH_QUEUE", default_value_t = 100_000)]
     pub push_queue: usize,
 
-    /// Attempts per push job before it is dead-lettered.
-    #[arg(long, env = "CHAT_PUSH_MAX_ATTEMPTS", default_value_t = 5)]
-    pub push_max_attempts: u32,
-
     /// Log format: `text` or `json`.
     #[arg(long, env = "CHAT_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -74,6 +71,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub chat: ChatConfig,
+
+    #[command(flatten)]
+    pub push: PushArgs,
 }
 
 impl ServeArgs {
@@ -85,12 +85,19 @@ impl ServeArgs {
             jwt_secret: None,
             sqlite_synchronous: Synchronous::Full,
             push_queue: 100_000,
-            push_max_attempts: 5,
             log_format: "text".into(),
             gateway: GatewayConfig::default(),
             chat: ChatConfig::default(),
+            push: PushDefaults::parse_from(["chatd"]).push,
         }
     }
+}
+
+/// Parses the push settings alone, to get their defaults.
+#[derive(Parser)]
+struct PushDefaults {
+    #[command(flatten)]
+    push: PushArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -59,12 +59,17 @@ impl Chatd {
             push_queue.clone(),
             Arc::new(OwnsEverything),
         );
+        let providers = args
+            .push
+            .providers
+            .build()
+            .map_err(|e| anyhow::anyhow!("push providers: {e}"))?;
         let worker = PushWorker::new(
             push_queue,
             store.clone(),
             presence.clone(),
-            Vec::new(),
-            args.push_max_attempts,
+            providers,
+            args.push.policy(),
         );
         let gateway = Gateway::new(
             args.gateway.clone(),

@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 mod local_queue;
+mod policy_args;
 pub mod process;
+pub mod providers;
 mod redis_queue;
 mod worker;
 
@@ -11,8 +13,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use local_queue::LocalPushQueue;
+pub use policy_args::PushArgs;
 pub use redis_queue::{RedisPushQueue, RedisQueueConfig};
-pub use worker::{Outcome, PushProvider, PushWorker, SendError};
+pub use worker::{Outcome, PushPolicy, PushProvider, PushWorker, SendError};
 
 /// One notification to make: a new message in `chat_id` for `user_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,10 +26,10 @@ pub struct PushJob {
     pub sender_id: String,
     /// The message text, for providers configured to show previews.
     pub body: String,
-    /// Attempts made before this one.
+    /// Attempts made before this one (kept for jobs written by older versions).
     #[serde(default)]
     pub attempt: u32,
-    /// On a retry, the devices still to reach (the others already got it).
+    /// Only these devices (a dead letter names the one device that failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices: Option<Vec<String>>,
 }
@@ -56,6 +59,10 @@ pub trait PushQueue: Send + Sync + 'static {
     async fn claim(&self, wait: std::time::Duration) -> Result<Option<ClaimedJob>, QueueError>;
     /// The job is finished (delivered, or nothing left to do).
     async fn ack(&self, job: &ClaimedJob) -> Result<(), QueueError>;
-    /// Parks a job that failed for good, for operators to inspect; acks the original.
-    async fn dead_letter(&self, job: &ClaimedJob, reason: &str) -> Result<(), QueueError>;
+    /// Parks a job (usually narrowed to one device) that failed for good, for operators.
+    async fn dead_letter(&self, job: &PushJob, reason: &str) -> Result<(), QueueError>;
+    /// Whether this job already reached this device (a re-claimed job skips it).
+    async fn was_delivered(&self, job: &ClaimedJob, device_id: &str) -> bool;
+    /// Remembers that this job reached this device.
+    async fn record_delivered(&self, job: &ClaimedJob, device_id: &str);
 }

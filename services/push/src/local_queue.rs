@@ -42,8 +42,16 @@ impl PushQueue for LocalPushQueue {
         Ok(())
     }
 
-    async fn dead_letter(&self, job: &ClaimedJob, reason: &str) -> Result<(), QueueError> {
-        tracing::warn!(user_id = %job.job.user_id, chat_id = %job.job.chat_id, reason, "push job dead-lettered");
+    async fn dead_letter(&self, job: &PushJob, reason: &str) -> Result<(), QueueError> {
+        metrics::counter!("chat_push_dead_lettered_total").increment(1);
+        tracing::warn!(user_id = %job.user_id, chat_id = %job.chat_id, devices = ?job.devices, reason, "push job dead-lettered");
         Ok(())
     }
+
+    /// In process, a claimed job is never handed out twice.
+    async fn was_delivered(&self, _job: &ClaimedJob, _device_id: &str) -> bool {
+        false
+    }
+
+    async fn record_delivered(&self, _job: &ClaimedJob, _device_id: &str) {}
 }

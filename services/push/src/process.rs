@@ -1,6 +1,5 @@
-//! The chat-push process of the scaled-out mode: works the Redis Stream of push jobs.
-//! Providers (APNs, FCM) are not wired yet; jobs for devices without a provider are
-//! counted and finished.
+//! The chat-push process of the scaled-out mode: works the Redis Stream of push jobs into
+//! the configured providers (APNs, FCM).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use chat_store::StoreArgs;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{PushWorker, RedisPushQueue, RedisQueueConfig};
+use crate::{PushArgs, PushWorker, RedisPushQueue, RedisQueueConfig};
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -22,7 +21,7 @@ use crate::{PushWorker, RedisPushQueue, RedisQueueConfig};
     version,
     about = "Push worker: delivers queued push jobs (scaled-out mode)"
 )]
-pub struct PushArgs {
+pub struct PushServiceArgs {
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8083")]
     pub listen: SocketAddr,
@@ -39,10 +38,6 @@ pub struct PushArgs {
     #[arg(long, env = "CHAT_PUSH_CONSUMER")]
     pub consumer: Option<String>,
 
-    /// Attempts per job before it is dead-lettered.
-    #[arg(long, env = "CHAT_PUSH_MAX_ATTEMPTS", default_value_t = 5)]
-    pub max_attempts: u32,
-
     /// A job held this long by a worker that did not finish it is re-claimed by another.
     #[arg(long, env = "CHAT_PUSH_RECLAIM_AFTER", default_value = "60s", value_parser = humantime::parse_duration)]
     pub reclaim_after: Duration,
@@ -54,9 +49,12 @@ pub struct PushArgs {
     /// The store, for registered devices.
     #[command(flatten)]
     pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub push: PushArgs,
 }
 
-pub async fn run(args: PushArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(args: PushServiceArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     // Install the recorder before anything counts, or early counts are lost.
     chat_ops::metrics::handle();
     let consumer = args
@@ -89,15 +87,21 @@ pub async fn run(args: PushArgs, shutdown: CancellationToken) -> anyhow::Result<
     )
     .await
     .context("connect Redis (presence)")?;
+    let providers = args
+        .push
+        .providers
+        .build()
+        .map_err(|e| anyhow::anyhow!("push providers: {e}"))?;
+    let platforms: Vec<&str> = providers.iter().map(|p| p.platform().as_str()).collect();
     let worker = PushWorker::new(
         queue,
         store.clone(),
         presence,
-        Vec::new(),
-        args.max_attempts,
+        providers,
+        args.push.policy(),
     );
     let working = tokio::spawn(worker.run(shutdown.clone()));
-    tracing::info!(%consumer, "push worker started");
+    tracing::info!(%consumer, ?platforms, "push worker started");
     let ready: ReadyCheck = Arc::new(move || {
         let store = store.clone();
         Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })

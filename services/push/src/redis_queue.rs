@@ -14,6 +14,12 @@ use redis::AsyncCommands;
 use crate::{ClaimedJob, PushJob, PushQueue, QueueError};
 
 const GROUP: &str = "push-workers";
+/// How long "this job reached this device" is remembered (longer than any re-claim).
+const DELIVERED_MARK_SECS: u64 = 24 * 3600;
+
+fn delivered_key(receipt: &str, device_id: &str) -> String {
+    format!("chat:push:delivered:{receipt}:{device_id}")
+}
 const FIELD: &str = "job";
 
 #[derive(Debug, Clone)]
@@ -219,8 +225,8 @@ impl PushQueue for RedisPushQueue {
         Ok(())
     }
 
-    async fn dead_letter(&self, job: &ClaimedJob, reason: &str) -> Result<(), QueueError> {
-        let payload = serde_json::to_string(&job.job).expect("jobs serialize");
+    async fn dead_letter(&self, job: &PushJob, reason: &str) -> Result<(), QueueError> {
+        let payload = serde_json::to_string(job).expect("jobs serialize");
         let _: String = self
             .commands
             .clone()
@@ -232,6 +238,24 @@ impl PushQueue for RedisPushQueue {
             .await
             .map_err(unavailable)?;
         metrics::counter!("chat_push_dead_lettered_total").increment(1);
-        self.ack(job).await
+        Ok(())
+    }
+
+    async fn was_delivered(&self, job: &ClaimedJob, device_id: &str) -> bool {
+        let key = delivered_key(&job.receipt, device_id);
+        self.commands.clone().exists(key).await.unwrap_or(false)
+    }
+
+    async fn record_delivered(&self, job: &ClaimedJob, device_id: &str) {
+        let key = delivered_key(&job.receipt, device_id);
+        let recorded: redis::RedisResult<()> = self
+            .commands
+            .clone()
+            .set_ex(key, 1, DELIVERED_MARK_SECS)
+            .await;
+        if let Err(e) = recorded {
+            // Worst case a re-claimed job notifies this device twice.
+            tracing::warn!(error = %e, "delivery mark not recorded");
+        }
     }
 }

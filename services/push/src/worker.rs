@@ -1,33 +1,75 @@
-//! The push worker: claims a job, skips it if the user came online meanwhile, and hands it
-//! to the provider of each registered device. `try_execute_task` does one job so tests can
-//! drain the queue deterministically; `run` loops it until shutdown.
+//! The push worker: claims a job, skips it if the user came online meanwhile, builds the
+//! notification (preview or not, badge = total unread) and hands it to the provider of each
+//! registered device — retrying transient failures with exponential backoff and jitter,
+//! removing dead tokens, dead-lettering what keeps failing. `try_execute_task` does one
+//! job so tests can drain the queue deterministically; `run` loops it until shutdown.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chat_presence::Presence;
 use chat_protocol::PushPlatform;
 use chat_store::{MessageStore, PushDevice};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
+use crate::providers::Notification;
 use crate::{ClaimedJob, PushJob, PushQueue};
 
 /// Why a provider did not deliver.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// The token is dead (APNs 410 / FCM UNREGISTERED); it is removed.
+    /// The token is dead (APNs 410 / BadDeviceToken, FCM UNREGISTERED / INVALID_ARGUMENT):
+    /// it is removed.
     #[error("token no longer valid")]
     BadToken,
-    #[error("provider error: {0}")]
-    Failed(String),
+    /// Worth another attempt (5xx, 429, timeouts), after `retry_after` if the provider said.
+    #[error("transient: {reason}")]
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Will fail again (bad payload, bad credentials): dead-lettered at once.
+    #[error("permanent: {0}")]
+    Permanent(String),
 }
 
 /// A push provider (APNs, FCM) for one platform.
 #[async_trait]
 pub trait PushProvider: Send + Sync + 'static {
     fn platform(&self) -> PushPlatform;
-    async fn send(&self, device: &PushDevice, job: &PushJob) -> Result<(), SendError>;
+    async fn send(&self, device: &PushDevice, notification: &Notification)
+        -> Result<(), SendError>;
+}
+
+/// How the worker treats users and failures.
+#[derive(Debug, Clone)]
+pub struct PushPolicy {
+    /// Attempts per device before it is dead-lettered.
+    pub max_attempts: u32,
+    /// Show the sender and text; otherwise "New message".
+    pub preview: bool,
+    /// Notifications per user per minute; the rest are dropped (the next one carries the
+    /// current badge, and each chat collapses to its latest notification anyway).
+    pub user_rate_per_minute: u32,
+    /// First retry delay; doubled per attempt, with full jitter, up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for PushPolicy {
+    fn default() -> Self {
+        PushPolicy {
+            max_attempts: 5,
+            preview: false,
+            user_rate_per_minute: 30,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+        }
+    }
 }
 
 /// What one `try_execute_task` did.
@@ -37,19 +79,20 @@ pub enum Outcome {
     Empty,
     /// The user had a device online by the time the job ran.
     UserOnline,
+    /// The user is over their notification rate.
+    RateLimited,
     /// The user has no registered device (left to reach).
     NoDevices,
-    /// Devices were tried: delivered, without a provider configured, dead tokens removed,
-    /// and transient failures queued again for another attempt.
+    /// Devices were tried: delivered, skipped for lack of a provider, dead tokens removed,
+    /// and given up on (dead-lettered); `retries` counts the repeated attempts.
     Processed {
         sent: usize,
         unconfigured: usize,
         removed: usize,
-        retried: usize,
+        dead_lettered: usize,
+        retries: usize,
     },
-    /// Transient failures and no attempts left: parked in the dead letters.
-    DeadLettered,
-    /// The queue or the store failed; the job stays with the queue for a later attempt.
+    /// The store failed; the job stays with the queue for a later attempt.
     Deferred,
 }
 
@@ -58,15 +101,8 @@ pub struct PushWorker {
     store: Arc<dyn MessageStore>,
     presence: Arc<dyn Presence>,
     providers: Vec<Arc<dyn PushProvider>>,
-    max_attempts: u32,
-}
-
-/// What became of a job that needs another attempt.
-enum Retry {
-    Requeued,
-    DeadLettered,
-    /// Neither worked (queue down): the job stays pending and is re-claimed later.
-    Left,
+    policy: PushPolicy,
+    per_user: DefaultKeyedRateLimiter<String>,
 }
 
 #[derive(Default)]
@@ -74,7 +110,8 @@ struct Tally {
     sent: usize,
     unconfigured: usize,
     removed: usize,
-    transient: Vec<String>,
+    dead_lettered: usize,
+    retries: usize,
 }
 
 impl PushWorker {
@@ -83,14 +120,16 @@ impl PushWorker {
         store: Arc<dyn MessageStore>,
         presence: Arc<dyn Presence>,
         providers: Vec<Arc<dyn PushProvider>>,
-        max_attempts: u32,
+        policy: PushPolicy,
     ) -> Self {
+        let rate = NonZeroU32::new(policy.user_rate_per_minute.max(1)).expect("non-zero");
         PushWorker {
             queue,
             store,
             presence,
             providers,
-            max_attempts: max_attempts.max(1),
+            per_user: RateLimiter::keyed(Quota::per_minute(rate)),
+            policy,
         }
     }
 
@@ -106,14 +145,9 @@ impl PushWorker {
             }
         };
         let outcome = self.work(&claimed).await;
-        // Requeued and dead-lettered jobs were acked on the way; deferred ones stay with
-        // the queue, which hands them out again (at-least-once).
-        let finished_here = matches!(
-            outcome,
-            Outcome::UserOnline | Outcome::NoDevices | Outcome::Processed { retried: 0, .. }
-        );
-        if finished_here {
+        if outcome != Outcome::Deferred {
             if let Err(e) = self.queue.ack(&claimed).await {
+                // Not acked: the queue hands it out again; delivered devices are skipped.
                 tracing::warn!(error = %e, "push job not acked; it will run again");
             }
         }
@@ -129,14 +163,8 @@ impl PushWorker {
         let devices = match self.store.push_devices(&job.user_id).await {
             Ok(devices) => devices,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot load push devices");
-                return match self
-                    .retry_or_dead_letter(claimed, None, "store unavailable")
-                    .await
-                {
-                    Retry::DeadLettered => Outcome::DeadLettered,
-                    Retry::Requeued | Retry::Left => Outcome::Deferred,
-                };
+                tracing::warn!(error = %e, "cannot load push devices; the job will be re-claimed");
+                return Outcome::Deferred;
             }
         };
         let devices: Vec<PushDevice> = devices
@@ -151,51 +179,91 @@ impl PushWorker {
             metrics::counter!("chat_push_skipped_total", "reason" => "no_devices").increment(1);
             return Outcome::NoDevices;
         }
-        let tally = self.deliver(job, &devices).await;
-        if tally.transient.is_empty() {
-            return Outcome::Processed {
-                sent: tally.sent,
-                unconfigured: tally.unconfigured,
-                removed: tally.removed,
-                retried: 0,
-            };
+        if self.per_user.check_key(&job.user_id).is_err() {
+            metrics::counter!("chat_push_skipped_total", "reason" => "rate_limited").increment(1);
+            return Outcome::RateLimited;
         }
-        let retried = tally.transient.len();
-        match self
-            .retry_or_dead_letter(claimed, Some(tally.transient), "provider failures")
-            .await
-        {
-            Retry::Requeued => Outcome::Processed {
-                sent: tally.sent,
-                unconfigured: tally.unconfigured,
-                removed: tally.removed,
-                retried,
-            },
-            Retry::DeadLettered => Outcome::DeadLettered,
-            Retry::Left => Outcome::Deferred,
+        let notification = self.notification(job).await;
+        let mut tally = Tally::default();
+        for device in &devices {
+            if self.queue.was_delivered(claimed, &device.device_id).await {
+                continue;
+            }
+            self.deliver(claimed, device, &notification, &mut tally)
+                .await;
+        }
+        Outcome::Processed {
+            sent: tally.sent,
+            unconfigured: tally.unconfigured,
+            removed: tally.removed,
+            dead_lettered: tally.dead_lettered,
+            retries: tally.retries,
         }
     }
 
-    async fn deliver(&self, job: &PushJob, devices: &[PushDevice]) -> Tally {
-        let mut tally = Tally::default();
-        for device in devices {
-            let Some(provider) = self
-                .providers
+    async fn notification(&self, job: &PushJob) -> Notification {
+        let badge = match self.store.chats_of_user(&job.user_id, "push").await {
+            Ok(chats) => chats
                 .iter()
-                .find(|p| p.platform() == device.platform)
-            else {
-                tally.unconfigured += 1;
-                metrics::counter!("chat_push_skipped_total", "reason" => "no_provider")
-                    .increment(1);
-                continue;
-            };
-            match provider.send(device, job).await {
+                .map(|c| c.unread)
+                .sum::<u64>()
+                .min(u32::MAX as u64) as u32,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot count unread for the badge");
+                0
+            }
+        };
+        let (title, body) = if self.policy.preview {
+            let body: String = job.body.chars().take(200).collect();
+            (Some(job.sender_id.clone()), body)
+        } else {
+            (None, "New message".to_owned())
+        };
+        Notification {
+            chat_id: job.chat_id.clone(),
+            seq: job.seq,
+            title,
+            body,
+            badge,
+        }
+    }
+
+    /// One device: attempts with backoff until delivered, dead, or out of attempts.
+    async fn deliver(
+        &self,
+        claimed: &ClaimedJob,
+        device: &PushDevice,
+        notification: &Notification,
+        tally: &mut Tally,
+    ) {
+        let Some(provider) = self
+            .providers
+            .iter()
+            .find(|p| p.platform() == device.platform)
+        else {
+            tally.unconfigured += 1;
+            metrics::counter!("chat_push_skipped_total", "reason" => "no_provider").increment(1);
+            return;
+        };
+        let platform = device.platform.as_str();
+        for attempt in 1..=self.policy.max_attempts {
+            let started = Instant::now();
+            let result = provider.send(device, notification).await;
+            metrics::histogram!("chat_push_send_seconds", "platform" => platform)
+                .record(started.elapsed().as_secs_f64());
+            match result {
                 Ok(()) => {
                     tally.sent += 1;
-                    metrics::counter!("chat_push_sent_total").increment(1);
+                    metrics::counter!("chat_push_sent_total", "platform" => platform).increment(1);
+                    self.queue
+                        .record_delivered(claimed, &device.device_id)
+                        .await;
+                    return;
                 }
                 Err(SendError::BadToken) => {
                     tally.removed += 1;
+                    metrics::counter!("chat_push_failed_total", "reason" => "bad_token")
+                        .increment(1);
                     metrics::counter!("chat_push_tokens_removed_total").increment(1);
                     if let Err(e) = self
                         .store
@@ -204,51 +272,61 @@ impl PushWorker {
                     {
                         tracing::warn!(error = %e, "cannot remove dead push token");
                     }
+                    return;
                 }
-                Err(SendError::Failed(reason)) => {
-                    tracing::warn!(%reason, "push failed");
-                    metrics::counter!("chat_push_failed_total", "reason" => "provider")
+                Err(SendError::Permanent(reason)) => {
+                    metrics::counter!("chat_push_failed_total", "reason" => "permanent")
                         .increment(1);
-                    tally.transient.push(device.device_id.clone());
+                    self.dead_letter(claimed, device, &reason, tally).await;
+                    return;
+                }
+                Err(SendError::Transient {
+                    reason,
+                    retry_after,
+                }) => {
+                    metrics::counter!("chat_push_failed_total", "reason" => "transient")
+                        .increment(1);
+                    if attempt == self.policy.max_attempts {
+                        self.dead_letter(claimed, device, &reason, tally).await;
+                        return;
+                    }
+                    tally.retries += 1;
+                    metrics::counter!("chat_push_retried_total").increment(1);
+                    tracing::info!(%reason, attempt, "push failed; retrying");
+                    tokio::time::sleep(self.backoff(attempt, retry_after)).await;
                 }
             }
         }
-        tally
     }
 
-    /// Queues the job again for the devices still to reach (acking the original), or
-    /// dead-letters it when out of attempts.
-    async fn retry_or_dead_letter(
+    /// Exponential backoff with full jitter; a provider's Retry-After is a floor.
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let ceiling = self
+            .policy
+            .backoff_base
+            .saturating_mul(1u32 << (attempt - 1).min(16))
+            .min(self.policy.backoff_max);
+        let jittered = ceiling.mul_f64(rand::rng().random_range(0.0..=1.0));
+        jittered
+            .max(retry_after.unwrap_or_default())
+            .min(self.policy.backoff_max.max(retry_after.unwrap_or_default()))
+    }
+
+    async fn dead_letter(
         &self,
         claimed: &ClaimedJob,
-        devices: Option<Vec<String>>,
+        device: &PushDevice,
         reason: &str,
-    ) -> Retry {
-        let job = &claimed.job;
-        if job.attempt + 1 >= self.max_attempts {
-            return match self.queue.dead_letter(claimed, reason).await {
-                Ok(()) => Retry::DeadLettered,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot dead-letter push job");
-                    Retry::Left
-                }
-            };
-        }
-        let next = PushJob {
-            attempt: job.attempt + 1,
-            devices: devices.or_else(|| job.devices.clone()),
-            ..job.clone()
+        tally: &mut Tally,
+    ) {
+        tally.dead_lettered += 1;
+        let parked = PushJob {
+            devices: Some(vec![device.device_id.clone()]),
+            ..claimed.job.clone()
         };
-        metrics::counter!("chat_push_retried_total").increment(1);
-        if let Err(e) = self.queue.enqueue(next).await {
-            tracing::warn!(error = %e, "cannot requeue push job; it will be re-claimed");
-            return Retry::Left;
+        if let Err(e) = self.queue.dead_letter(&parked, reason).await {
+            tracing::warn!(error = %e, "cannot dead-letter push job");
         }
-        if let Err(e) = self.queue.ack(claimed).await {
-            // The requeued copy and the original may both run: a duplicate, never a loss.
-            tracing::warn!(error = %e, "push job not acked after requeue");
-        }
-        Retry::Requeued
     }
 
     /// Works jobs until `shutdown` is cancelled.

@@ -78,13 +78,22 @@ async fn a_dead_workers_job_is_reclaimed_not_lost() {
 }
 
 #[tokio::test]
-async fn dead_letters_keep_the_job_and_leave_the_queue() {
+async fn dead_letters_keep_the_job_and_delivery_marks_survive_a_reclaim() {
     let redis = RedisServer::start().await;
     let q = queue(&redis, "w", Duration::from_secs(60)).await;
     q.enqueue(job(3)).await.unwrap();
     let claimed = q.claim(WAIT).await.unwrap().unwrap();
-    q.dead_letter(&claimed, "provider failures").await.unwrap();
-    assert_eq!(q.dead_letters().await.unwrap(), vec![job(3)]);
+    let parked = PushJob {
+        devices: Some(vec!["phone".into()]),
+        ..job(3)
+    };
+    q.dead_letter(&parked, "provider failures").await.unwrap();
+    assert_eq!(q.dead_letters().await.unwrap(), vec![parked]);
+    // A re-claimed job knows which devices it already reached.
+    assert!(!q.was_delivered(&claimed, "tablet").await);
+    q.record_delivered(&claimed, "tablet").await;
+    assert!(q.was_delivered(&claimed, "tablet").await);
+    q.ack(&claimed).await.unwrap();
     assert_eq!(q.pending_len().await.unwrap(), 0);
 }
 

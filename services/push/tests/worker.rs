@@ -1,44 +1,77 @@
-//! The push worker: skips users who came online, sends to each registered device through
-//! its platform's provider, removes dead tokens, retries transient failures only for the
-//! devices that failed, and dead-letters after the last attempt.
+//! The push worker with an in-process provider: which devices it tries, what it skips, and
+//! that a re-claimed job does not notify a device twice.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_bus::LocalBus;
-use chat_presence::{LocalPresence, Presence};
+use chat_presence::LocalPresence;
 use chat_protocol::PushPlatform;
-use chat_push::{LocalPushQueue, Outcome, PushJob, PushProvider, PushQueue, PushWorker, SendError};
+use chat_push::providers::Notification;
+use chat_push::{
+    ClaimedJob, LocalPushQueue, Outcome, PushJob, PushPolicy, PushProvider, PushQueue, PushWorker,
+    QueueError, SendError,
+};
 use chat_store::{MessageStore, PushDevice, SqliteConfig, SqliteStore};
-use uuid::Uuid;
 
-/// A provider that records what it sends, refuses one token as dead and fails another
-/// transiently.
+/// Records what it sends.
 struct Recorder {
-    platform: PushPlatform,
     sent: Mutex<Vec<(String, u64)>>,
 }
 
 #[async_trait]
 impl PushProvider for Recorder {
     fn platform(&self) -> PushPlatform {
-        self.platform
+        PushPlatform::Apns
     }
 
-    async fn send(&self, device: &PushDevice, job: &PushJob) -> Result<(), SendError> {
-        match device.token.as_str() {
-            "dead" => Err(SendError::BadToken),
-            "flaky" => Err(SendError::Failed("503".into())),
-            token => {
-                self.sent.lock().unwrap().push((token.to_owned(), job.seq));
-                Ok(())
-            }
-        }
+    async fn send(
+        &self,
+        device: &PushDevice,
+        notification: &Notification,
+    ) -> Result<(), SendError> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((device.token.clone(), notification.seq));
+        Ok(())
     }
 }
 
-fn job(user: &str, seq: u64) -> PushJob {
+/// A queue that hands out one job and remembers deliveries, like a re-claim would see them.
+struct Reclaimed {
+    inner: LocalPushQueue,
+    delivered: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl PushQueue for Reclaimed {
+    async fn enqueue(&self, job: PushJob) -> Result<(), QueueError> {
+        self.inner.enqueue(job).await
+    }
+    async fn claim(&self, wait: Duration) -> Result<Option<ClaimedJob>, QueueError> {
+        self.inner.claim(wait).await
+    }
+    async fn ack(&self, job: &ClaimedJob) -> Result<(), QueueError> {
+        self.inner.ack(job).await
+    }
+    async fn dead_letter(&self, job: &PushJob, reason: &str) -> Result<(), QueueError> {
+        self.inner.dead_letter(job, reason).await
+    }
+    async fn was_delivered(&self, _job: &ClaimedJob, device_id: &str) -> bool {
+        self.delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|d| d == device_id)
+    }
+    async fn record_delivered(&self, _job: &ClaimedJob, device_id: &str) {
+        self.delivered.lock().unwrap().push(device_id.to_owned());
+    }
+}
+
+fn job(user: &str, seq: u64, devices: Option<Vec<String>>) -> PushJob {
     PushJob {
         user_id: user.into(),
         chat_id: "c".into(),
@@ -46,139 +79,72 @@ fn job(user: &str, seq: u64) -> PushJob {
         sender_id: "alice".into(),
         body: "hi".into(),
         attempt: 0,
-        devices: None,
+        devices,
     }
 }
 
-fn device(user: &str, id: &str, platform: PushPlatform, token: &str) -> PushDevice {
-    PushDevice {
-        user_id: user.into(),
-        device_id: id.into(),
-        platform,
-        token: token.into(),
-    }
-}
-
-struct Fixture {
-    store: Arc<dyn MessageStore>,
-    presence: Arc<LocalPresence>,
-    queue: Arc<LocalPushQueue>,
-    apns: Arc<Recorder>,
-    worker: PushWorker,
-    _dir: tempfile::TempDir,
-}
-
-fn fixture(max_attempts: u32) -> Fixture {
+#[tokio::test]
+async fn worker_tries_each_device_once_and_skips_what_it_cannot_reach() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn MessageStore> =
         Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path().join("chat.db"))).unwrap());
     let presence = Arc::new(LocalPresence::new(store.clone(), Arc::new(LocalBus::new())));
-    let queue = Arc::new(LocalPushQueue::new(16));
-    let apns = Arc::new(Recorder {
-        platform: PushPlatform::Apns,
+    let queue = Arc::new(Reclaimed {
+        inner: LocalPushQueue::new(16),
+        delivered: Mutex::new(vec!["tablet".into()]),
+    });
+    let recorder = Arc::new(Recorder {
         sent: Mutex::new(Vec::new()),
     });
     let worker = PushWorker::new(
         queue.clone(),
         store.clone(),
-        presence.clone(),
-        vec![apns.clone()],
-        max_attempts,
-    );
-    Fixture {
-        store,
         presence,
-        queue,
-        apns,
-        worker,
-        _dir: dir,
+        vec![recorder.clone()],
+        PushPolicy::default(),
+    );
+    let wait = Duration::from_millis(200);
+
+    assert_eq!(worker.try_execute_task(wait).await, Outcome::Empty);
+    queue.enqueue(job("nobody", 1, None)).await.unwrap();
+    assert_eq!(worker.try_execute_task(wait).await, Outcome::NoDevices);
+
+    for (id, platform, token) in [
+        ("phone", PushPlatform::Apns, "p"),
+        ("tablet", PushPlatform::Apns, "t"),
+        ("android", PushPlatform::Fcm, "a"),
+    ] {
+        let device = PushDevice {
+            user_id: "bob".into(),
+            device_id: id.into(),
+            platform,
+            token: token.into(),
+        };
+        store.upsert_push_device(&device).await.unwrap();
     }
-}
-
-const WAIT: Duration = Duration::from_millis(200);
-
-#[tokio::test]
-async fn worker_reacts_to_each_case() {
-    let f = fixture(3);
-    assert_eq!(f.worker.try_execute_task(WAIT).await, Outcome::Empty);
-
-    f.queue.enqueue(job("nobody", 1)).await.unwrap();
-    assert_eq!(f.worker.try_execute_task(WAIT).await, Outcome::NoDevices);
-
-    f.store
-        .upsert_push_device(&device("bob", "phone", PushPlatform::Apns, "good"))
-        .await
-        .unwrap();
-    f.store
-        .upsert_push_device(&device("bob", "old-phone", PushPlatform::Apns, "dead"))
-        .await
-        .unwrap();
-    f.store
-        .upsert_push_device(&device("bob", "android", PushPlatform::Fcm, "f1"))
-        .await
-        .unwrap();
-    f.queue.enqueue(job("bob", 7)).await.unwrap();
+    queue.enqueue(job("bob", 7, None)).await.unwrap();
+    // The tablet was reached before (a re-claimed job); android has no provider here.
     assert_eq!(
-        f.worker.try_execute_task(WAIT).await,
+        worker.try_execute_task(wait).await,
         Outcome::Processed {
             sent: 1,
             unconfigured: 1,
-            removed: 1,
-            retried: 0
-        }
-    );
-    assert_eq!(*f.apns.sent.lock().unwrap(), vec![("good".to_string(), 7)]);
-    let left: Vec<String> = f
-        .store
-        .push_devices("bob")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.device_id)
-        .collect();
-    assert_eq!(
-        left,
-        vec!["android".to_string(), "phone".to_string()],
-        "the dead token is removed"
-    );
-
-    f.presence.connected("bob", Uuid::new_v4()).await;
-    f.queue.enqueue(job("bob", 8)).await.unwrap();
-    assert_eq!(f.worker.try_execute_task(WAIT).await, Outcome::UserOnline);
-    assert_eq!(
-        f.apns.sent.lock().unwrap().len(),
-        1,
-        "no push to a user who is online"
-    );
-}
-
-#[tokio::test]
-async fn transient_failures_retry_only_the_failed_devices_then_dead_letter() {
-    let f = fixture(2);
-    f.store
-        .upsert_push_device(&device("bob", "phone", PushPlatform::Apns, "good"))
-        .await
-        .unwrap();
-    f.store
-        .upsert_push_device(&device("bob", "tablet", PushPlatform::Apns, "flaky"))
-        .await
-        .unwrap();
-    f.queue.enqueue(job("bob", 1)).await.unwrap();
-    assert_eq!(
-        f.worker.try_execute_task(WAIT).await,
-        Outcome::Processed {
-            sent: 1,
-            unconfigured: 0,
             removed: 0,
-            retried: 1
+            dead_lettered: 0,
+            retries: 0
         }
     );
-    // The retry targets the tablet only, so the phone is not notified twice.
-    let retry = f.queue.claim(WAIT).await.unwrap().expect("requeued");
-    assert_eq!(retry.job.attempt, 1);
-    assert_eq!(retry.job.devices, Some(vec!["tablet".to_string()]));
-    f.queue.enqueue(retry.job).await.unwrap();
-    assert_eq!(f.worker.try_execute_task(WAIT).await, Outcome::DeadLettered);
-    assert_eq!(f.apns.sent.lock().unwrap().len(), 1);
-    assert_eq!(f.worker.try_execute_task(WAIT).await, Outcome::Empty);
+    assert_eq!(*recorder.sent.lock().unwrap(), vec![("p".to_string(), 7)]);
+
+    // A job narrowed to one device reaches only that one.
+    queue.delivered.lock().unwrap().clear();
+    queue
+        .enqueue(job("bob", 8, Some(vec!["tablet".into()])))
+        .await
+        .unwrap();
+    worker.try_execute_task(wait).await;
+    assert_eq!(
+        recorder.sent.lock().unwrap().last(),
+        Some(&("t".to_string(), 8))
+    );
 }

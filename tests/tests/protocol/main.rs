@@ -8,5 +8,6 @@ mod large_groups;
 mod limits;
 mod ordering;
 mod presence;
+mod push;
 mod rest;
 mod session;

@@ -1,13 +1,13 @@
 //! The `chat-push` binary: parse the settings, then hand over to the library.
 
 use chat_ops::{cancel_on_signal, init_logging};
-use chat_push::process::{run, PushArgs};
+use chat_push::process::{run, PushServiceArgs};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = PushArgs::parse();
+    let args = PushServiceArgs::parse();
     init_logging(&args.log_format);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));

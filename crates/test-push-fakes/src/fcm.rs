@@ -1,0 +1,200 @@
+//! A fake FCM HTTP v1 with its OAuth2 token endpoint: the JWT-bearer assertion must verify
+//! with the service account's public key and carry the right issuer, audience and scope;
+//! sends must bear an access token this server issued.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::json;
+
+const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
+
+/// One accepted send.
+#[derive(Debug, Clone)]
+pub struct FcmRequest {
+    pub project: String,
+    pub message: serde_json::Value,
+}
+
+/// A scripted answer: HTTP status, FCM `error.status`, `errorCode` detail, Retry-After.
+#[derive(Debug, Clone)]
+pub struct FcmReply {
+    pub status: u16,
+    pub error_status: &'static str,
+    pub error_code: Option<&'static str>,
+    pub retry_after_secs: Option<u64>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    key: Arc<DecodingKey>,
+    client_email: String,
+    token_uri: Arc<Mutex<String>>,
+    issued: Arc<Mutex<HashSet<String>>>,
+    accepted: Arc<Mutex<Vec<FcmRequest>>>,
+    rejected: Arc<Mutex<Vec<String>>>,
+    script: Arc<Mutex<VecDeque<FcmReply>>>,
+}
+
+pub struct FakeFcm {
+    pub url: String,
+    shared: Shared,
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: String,
+    assertion: String,
+}
+
+#[derive(Deserialize)]
+struct Assertion {
+    iss: String,
+    scope: String,
+}
+
+impl FakeFcm {
+    pub async fn start(public_key_pem: &str, client_email: &str) -> Self {
+        let shared = Shared {
+            key: Arc::new(
+                DecodingKey::from_rsa_pem(public_key_pem.as_bytes()).expect("RSA public key"),
+            ),
+            client_email: client_email.into(),
+            token_uri: Arc::default(),
+            issued: Arc::default(),
+            accepted: Arc::default(),
+            rejected: Arc::default(),
+            script: Arc::default(),
+        };
+        let router = Router::new()
+            .route("/token", post(token))
+            .route("/v1/projects/{project}/{action}", post(send))
+            .with_state(shared.clone());
+        let url = crate::serve(router).await;
+        *shared.token_uri.lock().unwrap() = format!("{url}/token");
+        FakeFcm { url, shared }
+    }
+
+    /// A service-account JSON file's content pointing its token_uri at this fake.
+    pub fn service_account_json(&self, project_id: &str, private_key_pem: &str) -> String {
+        json!({
+            "type": "service_account",
+            "project_id": project_id,
+            "client_email": self.shared.client_email,
+            "private_key": private_key_pem,
+            "token_uri": self.shared.token_uri.lock().unwrap().clone(),
+        })
+        .to_string()
+    }
+
+    pub fn script(&self, replies: impl IntoIterator<Item = FcmReply>) {
+        self.shared.script.lock().unwrap().extend(replies);
+    }
+
+    pub fn accepted(&self) -> Vec<FcmRequest> {
+        self.shared.accepted.lock().unwrap().clone()
+    }
+
+    pub fn rejected(&self) -> Vec<String> {
+        self.shared.rejected.lock().unwrap().clone()
+    }
+
+    /// Access tokens handed out so far.
+    pub fn tokens_issued(&self) -> usize {
+        self.shared.issued.lock().unwrap().len()
+    }
+}
+
+fn oauth_error(shared: &Shared, why: &str) -> Response {
+    shared.rejected.lock().unwrap().push(why.to_owned());
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": "invalid_grant", "error_description": why})),
+    )
+        .into_response()
+}
+
+async fn token(State(shared): State<Shared>, Form(form): Form<TokenForm>) -> Response {
+    if form.grant_type != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+        return oauth_error(&shared, "unsupported grant_type");
+    }
+    let mut validation = Validation::new(Algorithm::RS256);
+    let token_uri = shared.token_uri.lock().unwrap().clone();
+    validation.set_audience(&[token_uri]);
+    validation.set_required_spec_claims(&["exp", "iat", "aud", "iss"]);
+    let claims = match jsonwebtoken::decode::<Assertion>(&form.assertion, &shared.key, &validation)
+    {
+        Ok(data) => data.claims,
+        Err(e) => return oauth_error(&shared, &format!("bad assertion: {e}")),
+    };
+    if claims.iss != shared.client_email || claims.scope != SCOPE {
+        return oauth_error(&shared, "wrong issuer or scope");
+    }
+    let mut issued = shared.issued.lock().unwrap();
+    let access = format!("fake-access-{}", issued.len() + 1);
+    issued.insert(access.clone());
+    Json(json!({"access_token": access, "expires_in": 3600, "token_type": "Bearer"}))
+        .into_response()
+}
+
+fn fcm_error(status: u16, error_status: &str, code: Option<&str>) -> Response {
+    let mut error =
+        json!({"error": {"code": status, "message": "scripted", "status": error_status}});
+    if let Some(code) = code {
+        error["error"]["details"] = json!([{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}]);
+    }
+    (StatusCode::from_u16(status).unwrap(), Json(error)).into_response()
+}
+
+async fn send(
+    State(shared): State<Shared>,
+    Path((project, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<serde_json::Value>,
+) -> Response {
+    let reject = |why: &str, status: u16, error_status: &str| {
+        shared.rejected.lock().unwrap().push(why.to_owned());
+        fcm_error(status, error_status, None)
+    };
+    if action != "messages:send" {
+        return reject("unknown action", 404, "NOT_FOUND");
+    }
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    if !bearer.is_some_and(|b| shared.issued.lock().unwrap().contains(&b)) {
+        return reject("missing or unknown access token", 401, "UNAUTHENTICATED");
+    }
+    let message = body["message"].clone();
+    if !message["token"].is_string() || !message["notification"].is_object() {
+        return reject(
+            "message without token or notification",
+            400,
+            "INVALID_ARGUMENT",
+        );
+    }
+    shared.accepted.lock().unwrap().push(FcmRequest {
+        project: project.clone(),
+        message,
+    });
+    let scripted = shared.script.lock().unwrap().pop_front();
+    match scripted {
+        None => Json(json!({"name": format!("projects/{project}/messages/1")})).into_response(),
+        Some(r) => {
+            let mut response = fcm_error(r.status, r.error_status, r.error_code);
+            if let Some(secs) = r.retry_after_secs {
+                response.headers_mut().insert("retry-after", secs.into());
+            }
+            response
+        }
+    }
+}

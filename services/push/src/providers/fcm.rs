@@ -1,0 +1,230 @@
+//! FCM HTTP v1: an OAuth2 access token from the service account (JWT-bearer grant to the
+//! account's `token_uri`, cached until shortly before it expires), then
+//! `POST /v1/projects/{project}/messages:send`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_protocol::PushPlatform;
+use chat_store::PushDevice;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use super::http::{http2_client, retry_after, unix_now};
+use super::Notification;
+use crate::worker::{PushProvider, SendError};
+
+const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
+/// An access token is renewed this long before Google says it expires.
+const RENEW_EARLY_SECS: u64 = 60;
+
+/// The fields of a Google service-account JSON file that FCM needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceAccount {
+    pub project_id: String,
+    pub client_email: String,
+    pub private_key: String,
+    pub token_uri: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct FcmConfig {
+    pub account: ServiceAccount,
+    /// `https://fcm.googleapis.com` in production.
+    pub endpoint: String,
+    pub timeout: Duration,
+}
+
+pub struct FcmProvider {
+    config: FcmConfig,
+    key: EncodingKey,
+    client: reqwest::Client,
+    /// (expires at, access token)
+    access: Mutex<Option<(u64, String)>>,
+}
+
+#[derive(Serialize)]
+struct Assertion<'a> {
+    iss: &'a str,
+    scope: &'a str,
+    aud: &'a str,
+    iat: u64,
+    exp: u64,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: u64,
+}
+
+impl FcmProvider {
+    pub fn new(config: FcmConfig) -> Result<Self, String> {
+        let key = EncodingKey::from_rsa_pem(config.account.private_key.as_bytes())
+            .map_err(|e| format!("FCM service account key: {e}"))?;
+        let client = http2_client(&config.endpoint, config.timeout)?;
+        Ok(FcmProvider {
+            config,
+            key,
+            client,
+            access: Mutex::new(None),
+        })
+    }
+
+    async fn access_token(&self, force_new: bool) -> Result<String, SendError> {
+        let mut cached = self.access.lock().await;
+        let now = unix_now();
+        if let Some((expires, token)) = cached.as_ref() {
+            if !force_new && now + RENEW_EARLY_SECS < *expires {
+                return Ok(token.clone());
+            }
+        }
+        let account = &self.config.account;
+        let assertion = jsonwebtoken::encode(
+            &Header::new(Algorithm::RS256),
+            &Assertion {
+                iss: &account.client_email,
+                scope: SCOPE,
+                aud: &account.token_uri,
+                iat: now,
+                exp: now + 3600,
+            },
+            &self.key,
+        )
+        .map_err(|e| SendError::Permanent(format!("cannot sign FCM assertion: {e}")))?;
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion.as_str()),
+        ];
+        let response = self
+            .client
+            .post(&account.token_uri)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| SendError::Transient {
+                reason: format!("FCM token request: {e}"),
+                retry_after: None,
+            })?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let transient = status == 429 || status >= 500;
+            let reason = format!("FCM token endpoint answered {status}");
+            return Err(if transient {
+                SendError::Transient {
+                    reason,
+                    retry_after: retry_after(&response),
+                }
+            } else {
+                SendError::Permanent(reason)
+            });
+        }
+        let token: TokenResponse = response.json().await.map_err(|e| SendError::Transient {
+            reason: format!("FCM token response: {e}"),
+            retry_after: None,
+        })?;
+        *cached = Some((now + token.expires_in, token.access_token.clone()));
+        metrics::counter!("chat_push_fcm_tokens_fetched_total").increment(1);
+        Ok(token.access_token)
+    }
+
+    fn message(device: &PushDevice, notification: &Notification) -> serde_json::Value {
+        let mut shown = json!({"body": notification.body});
+        if let Some(title) = &notification.title {
+            shown["title"] = json!(title);
+        }
+        json!({
+            "message": {
+                "token": device.token,
+                "notification": shown,
+                "data": {"chat_id": notification.chat_id, "seq": notification.seq.to_string()},
+                "android": {
+                    "collapse_key": notification.chat_id,
+                    "notification": {"notification_count": notification.badge, "tag": notification.chat_id},
+                },
+                "apns": {
+                    "headers": {"apns-collapse-id": notification.chat_id},
+                    "payload": {"aps": {"badge": notification.badge}},
+                },
+            }
+        })
+    }
+}
+
+/// The error status and FCM error code of a failed send, from its JSON body.
+fn fcm_error(body: &serde_json::Value) -> (String, String) {
+    let error = &body["error"];
+    let status = error["status"].as_str().unwrap_or_default().to_owned();
+    let code = error["details"]
+        .as_array()
+        .and_then(|d| d.iter().find_map(|x| x["errorCode"].as_str()))
+        .unwrap_or_default()
+        .to_owned();
+    (status, code)
+}
+
+#[async_trait]
+impl PushProvider for FcmProvider {
+    fn platform(&self) -> PushPlatform {
+        PushPlatform::Fcm
+    }
+
+    async fn send(
+        &self,
+        device: &PushDevice,
+        notification: &Notification,
+    ) -> Result<(), SendError> {
+        let url = format!(
+            "{}/v1/projects/{}/messages:send",
+            self.config.endpoint.trim_end_matches('/'),
+            self.config.account.project_id
+        );
+        let body = Self::message(device, notification);
+        let mut force_new_token = false;
+        // One retry with a fresh access token if Google says ours is no longer good.
+        for _ in 0..2 {
+            let token = self.access_token(force_new_token).await?;
+            let response = self
+                .client
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| SendError::Transient {
+                    reason: format!("FCM request: {e}"),
+                    retry_after: None,
+                })?;
+            let status = response.status().as_u16();
+            if status == 200 {
+                return Ok(());
+            }
+            let wait = retry_after(&response);
+            let error: serde_json::Value = response.json().await.unwrap_or_default();
+            let (error_status, code) = fcm_error(&error);
+            match (status, error_status.as_str(), code.as_str()) {
+                (_, _, "UNREGISTERED") | (404, _, _) | (_, "INVALID_ARGUMENT", _) => {
+                    return Err(SendError::BadToken)
+                }
+                (401, _, _) if !force_new_token => force_new_token = true,
+                (429, _, _) | (500..=599, _, _) => {
+                    return Err(SendError::Transient {
+                        reason: format!("FCM {status} {error_status} {code}"),
+                        retry_after: wait,
+                    });
+                }
+                _ => {
+                    return Err(SendError::Permanent(format!(
+                        "FCM {status} {error_status} {code}"
+                    )))
+                }
+            }
+        }
+        Err(SendError::Transient {
+            reason: "FCM keeps refusing fresh access tokens".into(),
+            retry_after: None,
+        })
+    }
+}
