@@ -122,6 +122,7 @@ impl Sequencer {
     }
 
     async fn process(&mut self, commands: Vec<SendCommand>) {
+        let taken = std::time::Instant::now();
         self.tick += 1;
         self.evict_if_full();
         if self.tick.is_multiple_of(PRUNE_EVERY_BATCHES) {
@@ -169,6 +170,9 @@ impl Sequencer {
                 for repeat in repeats {
                     let _ = repeat.reply.send(Ok(repeat.outcome));
                 }
+                // From taking the batch to every message durable, published and acked.
+                metrics::histogram!("chat_send_fanout_seconds")
+                    .record(taken.elapsed().as_secs_f64());
                 let fanout = self.fanout.clone();
                 tokio::spawn(async move { fanout.push_offline(deliveries).await });
             }
