@@ -1,0 +1,253 @@
+//! `direct`: N pairs, each sender writing to its receiver in their direct chat. Closed loop
+//! keeps `inflight` sends outstanding per sender; open loop (`--rate`) sends on a fixed
+//! schedule whatever the server does, and measures latency from the scheduled time.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
+use futures_util::{FutureExt, SinkExt};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::report::{Latency, Report};
+use super::stats::{histogram, progress, Stats};
+use super::{run_id, BenchArgs};
+use crate::client::{connect, create_chat, http, next_json, source_address, Keys, Ws};
+
+/// Body filler, so messages are a realistic size (~100 bytes).
+const FILLER: &str = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor";
+/// How long receivers keep listening after the senders stop.
+const GRACE: Duration = Duration::from_secs(2);
+/// Receivers ack (`recv`) every this many messages, as real clients do.
+const ACK_EVERY: u64 = 64;
+
+pub(super) async fn run(args: &BenchArgs, pairs: usize, inflight: usize) -> anyhow::Result<Report> {
+    let keys = Keys::new(&args.jwt_secret)?;
+    let id = run_id();
+    let http = http();
+    let url = |i: usize| args.url[i % args.url.len()].clone();
+    let chats: Vec<String> = stream::iter(0..pairs)
+        .map(|i| {
+            let (http, token, url) = (&http, keys.token(&format!("b{id}-s{i}")), url(i));
+            let body = json!({"kind": "direct", "members": [format!("b{id}-r{i}")]});
+            async move { create_chat(http, &url, &token, body).await }
+        })
+        .buffered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+
+    let stats = Arc::new(Stats::new());
+    let (stop, stopped) = watch::channel(false);
+    let mut receivers = Vec::new();
+    for i in 0..pairs {
+        let ws = connect(
+            &url(i),
+            &keys.token(&format!("b{id}-r{i}")),
+            "bench",
+            Some(source_address(i, args.sources)),
+        )
+        .await?;
+        receivers.push(tokio::spawn(receive(ws, stats.clone(), stopped.clone())));
+    }
+    let mut senders = Vec::new();
+    let started = Instant::now();
+    let deadline = started + args.duration;
+    let interval = args
+        .rate
+        .map(|r| Duration::from_secs_f64(pairs as f64 / r.max(1) as f64));
+    for (i, chat) in chats.into_iter().enumerate() {
+        let ws = connect(
+            &url(i),
+            &keys.token(&format!("b{id}-s{i}")),
+            "bench",
+            Some(source_address(i + pairs, args.sources)),
+        )
+        .await?;
+        let sender = Sender {
+            ws,
+            chat,
+            stats: stats.clone(),
+            deadline,
+            next_id: 0,
+            outstanding: 0,
+        };
+        senders.push(tokio::spawn(match interval {
+            Some(every) => sender.open_loop(every, i as u64, pairs as u64).boxed(),
+            None => sender.closed_loop(inflight).boxed(),
+        }));
+    }
+    let bar = progress(&stats, args.json);
+    for s in senders {
+        let _ = s.await;
+    }
+    let elapsed = started.elapsed();
+    tokio::time::sleep(GRACE).await;
+    let _ = stop.send(true);
+    for r in receivers {
+        let _ = r.await;
+    }
+    if let Some(bar) = bar {
+        bar.abort();
+        eprintln!();
+    }
+    let secs = elapsed.as_secs_f64();
+    Ok(Report {
+        scenario: "direct".into(),
+        duration_s: secs,
+        connections: pairs * 2,
+        sent: Stats::count(&stats.sent),
+        acked: Stats::count(&stats.acked),
+        received: Stats::count(&stats.received),
+        errors: Stats::count(&stats.errors),
+        throughput_msgs_per_s: Stats::count(&stats.acked) as f64 / secs,
+        delivered_frames_per_s: Stats::count(&stats.received) as f64 / secs,
+        latency: Latency::of(&stats.latency()),
+        extra: json!({"pairs": pairs, "mode": if args.rate.is_some() { "open" } else { "closed" }, "target_rate": args.rate, "inflight": inflight}),
+    })
+}
+
+/// Reads messages, records send→receive latency from the time in their body, acks.
+pub(super) async fn receive(mut ws: Ws, stats: Arc<Stats>, mut stopped: watch::Receiver<bool>) {
+    let mut latency = histogram();
+    let mut since_ack = 0;
+    loop {
+        let frame = tokio::select! {
+            _ = stopped.changed() => break,
+            frame = next_json(&mut ws) => frame,
+        };
+        let Ok(Some(frame)) = frame else { break };
+        if frame["type"] != "msg" {
+            continue;
+        }
+        let now = stats.now_us();
+        if let Some(sent_at) = frame["body"].as_str().and_then(sent_at) {
+            let _ = latency.record(now.saturating_sub(sent_at).max(1));
+        }
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        since_ack += 1;
+        if since_ack >= ACK_EVERY {
+            since_ack = 0;
+            let ack = json!({"type": "recv", "chat_id": frame["chat_id"], "seq": frame["seq"]});
+            let _ = ws.send(Message::Text(ack.to_string().into())).await;
+        }
+    }
+    stats.merge(&latency);
+}
+
+/// The send time (µs since the run started) a bench body carries: `t=<us> ...`.
+fn sent_at(body: &str) -> Option<u64> {
+    body.strip_prefix("t=")?.split(' ').next()?.parse().ok()
+}
+
+pub(super) fn body(at_us: u64) -> String {
+    format!("t={at_us} {FILLER}")
+}
+
+pub(super) struct Sender {
+    pub(super) ws: Ws,
+    pub(super) chat: String,
+    pub(super) stats: Arc<Stats>,
+    pub(super) deadline: Instant,
+    pub(super) next_id: u64,
+    pub(super) outstanding: u64,
+}
+
+impl Sender {
+    async fn send_one(&mut self, at_us: u64) -> bool {
+        self.next_id += 1;
+        let frame = json!({"type": "send", "id": self.next_id.to_string(), "chat_id": self.chat,
+                           "client_msg_id": format!("c{}", self.next_id), "body": body(at_us)});
+        if self
+            .ws
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .is_err()
+        {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.stats.sent.fetch_add(1, Ordering::Relaxed);
+        self.outstanding += 1;
+        true
+    }
+
+    /// Counts one reply; false when the connection is gone.
+    async fn on_reply(&mut self) -> bool {
+        match next_json(&mut self.ws).await {
+            Ok(Some(frame)) if frame["type"] == "sent" => {
+                self.outstanding -= 1;
+                self.stats.acked.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Ok(Some(frame)) if frame["type"] == "error" => {
+                self.outstanding = self.outstanding.saturating_sub(1);
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Ok(Some(_)) => true,
+            _ => false,
+        }
+    }
+
+    pub(super) async fn closed_loop(mut self, inflight: usize) {
+        for _ in 0..inflight {
+            let now = self.stats.now_us();
+            if !self.send_one(now).await {
+                return;
+            }
+        }
+        while Instant::now() < self.deadline {
+            if !self.on_reply().await {
+                return;
+            }
+            while (self.outstanding as usize) < inflight && Instant::now() < self.deadline {
+                let now = self.stats.now_us();
+                if !self.send_one(now).await {
+                    return;
+                }
+            }
+        }
+        self.drain().await;
+    }
+
+    /// Sends message k at `start + (k * senders + offset) * every / senders`, spreading the
+    /// senders' schedules evenly; latency counts from that scheduled time.
+    pub(super) async fn open_loop(mut self, every: Duration, offset: u64, senders: u64) {
+        let start_us = self.stats.now_us();
+        let every_us = every.as_micros() as u64;
+        let mut k = 0u64;
+        loop {
+            let due_us = start_us + k * every_us + offset * every_us / senders.max(1);
+            let due = self.stats.started + Duration::from_micros(due_us);
+            if due >= self.deadline {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(due.into()) => {
+                    if !self.send_one(due_us).await {
+                        return;
+                    }
+                    k += 1;
+                }
+                alive = self.on_reply(), if self.outstanding > 0 => if !alive { return },
+            }
+        }
+        self.drain().await;
+    }
+
+    /// Collects the replies still outstanding, for up to the grace period.
+    async fn drain(&mut self) {
+        let give_up = Instant::now() + GRACE;
+        while self.outstanding > 0 && Instant::now() < give_up {
+            let reply = tokio::time::timeout_at(give_up.into(), self.on_reply()).await;
+            if !matches!(reply, Ok(true)) {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! What a running scenario counts: messages sent, acked, received, errors, and latency
+//! histograms (one per receiver task, merged at the end), plus a progress bar.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub(crate) struct Stats {
+    pub(crate) started: Instant,
+    pub(crate) sent: AtomicU64,
+    pub(crate) acked: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    latency: Mutex<Histogram<u64>>,
+}
+
+/// Microseconds, 1 µs to 60 s, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+}
+
+impl Stats {
+    pub(crate) fn new() -> Self {
+        Stats {
+            started: Instant::now(),
+            sent: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            latency: Mutex::new(histogram()),
+        }
+    }
+
+    /// Microseconds since the run started: the clock message bodies carry.
+    pub(crate) fn now_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    pub(crate) fn merge(&self, local: &Histogram<u64>) {
+        self.latency
+            .lock()
+            .expect("stats lock")
+            .add(local)
+            .expect("same bounds");
+    }
+
+    pub(crate) fn latency(&self) -> Histogram<u64> {
+        self.latency.lock().expect("stats lock").clone()
+    }
+
+    pub(crate) fn count(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// A spinner with live counts, on stderr, until dropped.
+pub(crate) fn progress(
+    stats: &std::sync::Arc<Stats>,
+    quiet: bool,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if quiet {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("template"));
+    let stats = stats.clone();
+    Some(tokio::spawn(async move {
+        let mut last = 0;
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let received = Stats::count(&stats.received);
+            bar.set_message(format!(
+                "sent {} acked {} received {} ({}/s) errors {}",
+                Stats::count(&stats.sent),
+                Stats::count(&stats.acked),
+                received,
+                (received - last) * 2,
+                Stats::count(&stats.errors)
+            ));
+            last = received;
+            bar.tick();
+        }
+    }))
+}

@@ -1,0 +1,70 @@
+//! `chatctl bench` against a real chatd process: the JSON report carries throughput and
+//! latency percentiles, and every acked message was received.
+
+use chat_testkit::{binary, ChatdProcess, TEST_SECRET};
+
+async fn bench(server: &ChatdProcess, scenario_args: &[&str]) -> serde_json::Value {
+    let url = format!("http://{}", server.addr);
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_chatctl"))
+        .args(["bench"])
+        .args(scenario_args)
+        .args([
+            "--url",
+            &url,
+            "--duration",
+            "1s",
+            "--json",
+            "--sources",
+            "4",
+        ])
+        .env("CHAT_JWT_SECRET", TEST_SECRET)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON report on stdout")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_bench_reports_throughput_and_percentiles() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ChatdProcess::spawn(
+        &binary("chatd"),
+        data.path(),
+        &["--send-rate", "1000000", "--send-burst", "1000000"],
+    )
+    .await;
+
+    let closed = bench(&server, &["direct", "--pairs", "4", "--inflight", "4"]).await;
+    assert_eq!(closed["scenario"], "direct");
+    assert!(
+        closed["throughput_msgs_per_s"].as_f64().unwrap() > 0.0,
+        "{closed}"
+    );
+    assert_eq!(closed["errors"], 0);
+    assert_eq!(
+        closed["received"], closed["acked"],
+        "every acked message reached its receiver: {closed}"
+    );
+    let latency = &closed["latency"];
+    for p in ["p50_us", "p99_us", "p999_us"] {
+        assert!(latency[p].as_u64().unwrap() > 0, "{p}: {latency}");
+    }
+    assert!(latency["p50_us"].as_u64() <= latency["p99_us"].as_u64());
+
+    let open = bench(&server, &["direct", "--pairs", "4", "--rate", "200"]).await;
+    let sent = open["sent"].as_u64().unwrap();
+    assert!(
+        (150..=250).contains(&sent),
+        "about 200 msgs in 1 s at 200/s: {open}"
+    );
+    assert_eq!(open["extra"]["mode"], "open");
+
+    let group = bench(&server, &["group", "--members", "20", "--rate", "50"]).await;
+    assert_eq!(group["extra"]["delivered_fraction"], 1.0, "{group}");
+    server.kill().await;
+}
