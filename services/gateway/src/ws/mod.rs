@@ -17,6 +17,9 @@ use crate::auth::{token_of, verify};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Bytes read from a socket at a time; frames larger than this are assembled across reads.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -26,8 +29,12 @@ pub(crate) async fn upgrade(
     match authorize(&state, &params, &parts) {
         Ok((user_id, device_id)) => {
             let hard_limit = state.config.max_frame_bytes.saturating_mul(4);
+            // tungstenite's default buffers are 128 KiB each way per connection; most of
+            // that memory would sit idle in a mostly-idle connection.
             ws.max_message_size(hard_limit)
                 .max_frame_size(hard_limit)
+                .read_buffer_size(READ_BUFFER_BYTES)
+                .write_buffer_size(0)
                 .on_upgrade(move |socket| {
                     let tracker = state.connections.clone();
                     tracker.track_future(connection::run(socket, state, user_id, device_id))
