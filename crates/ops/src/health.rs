@@ -15,6 +15,16 @@ use axum::Router;
 pub type ReadyCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
+/// A readiness check that runs `check` on a clone of `state` each time it is asked.
+pub fn ready_check<T, F, Fut>(state: T, check: F) -> ReadyCheck
+where
+    T: Clone + Send + Sync + 'static,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    Arc::new(move || Box::pin(check(state.clone())))
+}
+
 pub fn ops_routes(ready: ReadyCheck) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

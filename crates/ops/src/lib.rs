@@ -8,7 +8,7 @@ pub mod metrics;
 mod serve;
 mod signals;
 
-pub use health::{ops_routes, ReadyCheck};
+pub use health::{ops_routes, ready_check, ReadyCheck};
 pub use logging::init_logging;
 pub use serve::serve_until;
 pub use signals::cancel_on_signal;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chat_bus::RedisBus;
-use chat_ops::{ops_routes, serve_until, ReadyCheck};
+use chat_ops::{ops_routes, ready_check, serve_until};
 use chat_presence::RedisPresence;
 use chat_push::{RedisPushQueue, RedisQueueConfig};
 use chat_store::StoreArgs;
@@ -131,10 +131,8 @@ pub async fn run(args: ChatServiceArgs, shutdown: CancellationToken) -> anyhow::
         let (leases, shutdown) = (leases.clone(), shutdown.clone());
         tokio::spawn(async move { leases.run(shutdown).await })
     };
-    let ready_chat = chat.clone();
-    let ready: ReadyCheck = Arc::new(move || {
-        let chat = ready_chat.clone();
-        Box::pin(async move { chat.ready().await.map_err(|e| e.client_message()) })
+    let ready = ready_check(chat.clone(), |chat| async move {
+        chat.ready().await.map_err(|e| e.client_message())
     });
     let router = rpc_routes(chat.clone()).merge(ops_routes(ready));
     let served = serve_until("chat-service", listener, router, shutdown).await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chat_bus::RedisBus;
-use chat_ops::{ops_routes, serve_until, ReadyCheck};
+use chat_ops::{ops_routes, ready_check, serve_until};
 use chat_store::StoreArgs;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -64,9 +64,8 @@ pub async fn run(args: PresenceArgs, shutdown: CancellationToken) -> anyhow::Res
         .await
         .context("connect Redis (presence)")?;
     let sweeping = tokio::spawn(sweeper.run(args.sweep_interval, shutdown.clone()));
-    let ready: ReadyCheck = Arc::new(move || {
-        let store = store.clone();
-        Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
+    let ready = ready_check(store.clone(), |store| async move {
+        store.ping().await.map_err(|e| e.to_string())
     });
     let served = serve_until("chat-presence", listener, ops_routes(ready), shutdown).await;
     let _ = sweeping.await;

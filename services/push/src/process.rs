@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chat_bus::RedisBus;
-use chat_ops::{ops_routes, serve_until, ReadyCheck};
+use chat_ops::{ops_routes, ready_check, serve_until};
 use chat_presence::RedisPresence;
 use chat_store::StoreArgs;
 use tokio::net::TcpListener;
@@ -102,9 +102,8 @@ pub async fn run(args: PushServiceArgs, shutdown: CancellationToken) -> anyhow::
     );
     let working = tokio::spawn(worker.run(shutdown.clone()));
     tracing::info!(%consumer, ?platforms, "push worker started");
-    let ready: ReadyCheck = Arc::new(move || {
-        let store = store.clone();
-        Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
+    let ready = ready_check(store.clone(), |store| async move {
+        store.ping().await.map_err(|e| e.to_string())
     });
     let served = serve_until("chat-push", listener, ops_routes(ready), shutdown).await;
     let _ = working.await;
