@@ -11,6 +11,7 @@ mod fanout;
 pub mod lease;
 pub mod ownership;
 pub mod process;
+mod queued;
 pub mod rpc;
 mod sequencer;
 mod service;

@@ -15,8 +15,7 @@ use chat_protocol::{
 use chat_push::PushQueue;
 use chat_store::{MessageStore, PushDevice};
 use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::api::{Caller, ChatApi, CreateChat, HistoryQuery, SendOutcome, SendRequest, SyncResult};
@@ -25,6 +24,7 @@ use crate::config::ChatConfig;
 use crate::error::ChatError;
 use crate::fanout::Fanout;
 use crate::ownership::Ownership;
+use crate::queued::queue_send;
 use crate::sequencer::{Heads, SendCommand, Sequencer};
 
 const MAX_TITLE_BYTES: usize = 256;
@@ -234,30 +234,19 @@ impl ChatApi for ChatService {
         caller: &Caller,
         request: SendRequest,
     ) -> BoxFuture<'static, Result<SendOutcome, ChatError>> {
-        if let Err(e) = validate_send(&request, self.config.max_body_bytes) {
-            return futures_util::future::ready(Err(e)).boxed();
-        }
-        let (reply, outcome) = oneshot::channel();
-        let command = SendCommand {
-            sender_id: caller.user_id.clone(),
-            session: caller.session,
+        let (sender_id, session) = (caller.user_id.clone(), caller.session);
+        queue_send(
+            &self.sequencer,
             request,
-            reply,
-        };
-        // Queued now, in call order; refused rather than buffered without bound when full.
-        if self.sequencer.try_send(command).is_err() {
-            metrics::counter!("chat_send_overload_total").increment(1);
-            return futures_util::future::ready(Err(ChatError::Unavailable(
-                "chat service overloaded, retry later".into(),
-            )))
-            .boxed();
-        }
-        async move {
-            outcome
-                .await
-                .unwrap_or_else(|_| Err(ChatError::Unavailable("chat service stopping".into())))
-        }
-        .boxed()
+            self.config.max_body_bytes,
+            "chat service",
+            |request, reply| SendCommand {
+                sender_id,
+                session,
+                request,
+                reply,
+            },
+        )
     }
 
     async fn create_chat(

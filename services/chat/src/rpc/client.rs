@@ -12,14 +12,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chat_protocol::{Chat, ChatListEntry, Message, PushPlatform};
 use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::routes::Routes;
 use super::wire::{Answer, Call, SendItem, SendResult, WireError, CALL_PATH, SEND_BATCH_PATH};
 use crate::api::{Caller, ChatApi, CreateChat, HistoryQuery, SendOutcome, SendRequest, SyncResult};
 use crate::error::ChatError;
-use crate::service::validate_send;
+use crate::queued::{queue_send, SendReply};
 
 #[derive(Debug, Clone)]
 pub struct RemoteChatConfig {
@@ -35,7 +34,7 @@ pub struct RemoteChatConfig {
 
 struct QueuedSend {
     item: SendItem,
-    reply: oneshot::Sender<Result<SendOutcome, ChatError>>,
+    reply: SendReply,
 }
 
 pub struct RemoteChat {
@@ -107,6 +106,16 @@ impl RemoteChat {
         }
         Err(last)
     }
+}
+
+/// Unpacks the one answer variant a call must produce; anything else is a bug.
+macro_rules! answer {
+    ($answer:expr, $variant:pat => $value:expr) => {
+        match $answer {
+            $variant => Ok($value),
+            other => Err(unexpected(other)),
+        }
+    };
 }
 
 fn unexpected(answer: Answer) -> ChatError {
@@ -195,30 +204,17 @@ impl ChatApi for RemoteChat {
         caller: &Caller,
         request: SendRequest,
     ) -> BoxFuture<'static, Result<SendOutcome, ChatError>> {
-        if let Err(e) = validate_send(&request, self.max_body_bytes) {
-            return futures_util::future::ready(Err(e)).boxed();
-        }
-        let (reply, outcome) = oneshot::channel();
-        let queued = QueuedSend {
-            item: SendItem {
-                caller: caller.clone(),
-                request,
+        let caller = caller.clone();
+        queue_send(
+            &self.sends,
+            request,
+            self.max_body_bytes,
+            "gateway send queue",
+            |request, reply| QueuedSend {
+                item: SendItem { caller, request },
+                reply,
             },
-            reply,
-        };
-        if self.sends.try_send(queued).is_err() {
-            metrics::counter!("chat_send_overload_total").increment(1);
-            return futures_util::future::ready(Err(ChatError::Unavailable(
-                "gateway send queue full, retry later".into(),
-            )))
-            .boxed();
-        }
-        async move {
-            outcome
-                .await
-                .unwrap_or_else(|_| Err(ChatError::Unavailable("gateway stopping".into())))
-        }
-        .boxed()
+        )
     }
 
     async fn create_chat(
@@ -226,41 +222,29 @@ impl ChatApi for RemoteChat {
         caller: &Caller,
         request: CreateChat,
     ) -> Result<(Chat, bool), ChatError> {
-        match self
+        answer!(self
             .call(Call::CreateChat {
                 caller: caller.clone(),
                 request,
             })
-            .await?
-        {
-            Answer::Created { chat, created } => Ok((chat, created)),
-            other => Err(unexpected(other)),
-        }
+            .await?, Answer::Created { chat, created } => (chat, created))
     }
 
     async fn list_chats(&self, caller: &Caller) -> Result<Vec<ChatListEntry>, ChatError> {
-        match self
+        answer!(self
             .call(Call::ListChats {
                 caller: caller.clone(),
             })
-            .await?
-        {
-            Answer::Chats(chats) => Ok(chats),
-            other => Err(unexpected(other)),
-        }
+            .await?, Answer::Chats(chats) => chats)
     }
 
     async fn get_chat(&self, caller: &Caller, chat_id: &str) -> Result<Chat, ChatError> {
-        match self
+        answer!(self
             .call(Call::GetChat {
                 caller: caller.clone(),
                 chat_id: chat_id.into(),
             })
-            .await?
-        {
-            Answer::Chat(chat) => Ok(chat),
-            other => Err(unexpected(other)),
-        }
+            .await?, Answer::Chat(chat) => chat)
     }
 
     async fn add_members(
@@ -269,17 +253,13 @@ impl ChatApi for RemoteChat {
         chat_id: &str,
         user_ids: Vec<String>,
     ) -> Result<Chat, ChatError> {
-        match self
+        answer!(self
             .call(Call::AddMembers {
                 caller: caller.clone(),
                 chat_id: chat_id.into(),
                 user_ids,
             })
-            .await?
-        {
-            Answer::Chat(chat) => Ok(chat),
-            other => Err(unexpected(other)),
-        }
+            .await?, Answer::Chat(chat) => chat)
     }
 
     async fn remove_member(
@@ -293,10 +273,7 @@ impl ChatApi for RemoteChat {
             chat_id: chat_id.into(),
             user_id: user_id.into(),
         };
-        match self.call(call).await? {
-            Answer::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+        answer!(self.call(call).await?, Answer::Done => ())
     }
 
     async fn history(
@@ -305,17 +282,13 @@ impl ChatApi for RemoteChat {
         chat_id: &str,
         query: HistoryQuery,
     ) -> Result<Vec<Message>, ChatError> {
-        match self
+        answer!(self
             .call(Call::History {
                 caller: caller.clone(),
                 chat_id: chat_id.into(),
                 query,
             })
-            .await?
-        {
-            Answer::Messages(messages) => Ok(messages),
-            other => Err(unexpected(other)),
-        }
+            .await?, Answer::Messages(messages) => messages)
     }
 
     async fn sync(
@@ -324,17 +297,13 @@ impl ChatApi for RemoteChat {
         cursors: HashMap<String, u64>,
         limit: Option<u32>,
     ) -> Result<SyncResult, ChatError> {
-        match self
+        answer!(self
             .call(Call::Sync {
                 caller: caller.clone(),
                 cursors,
                 limit,
             })
-            .await?
-        {
-            Answer::Synced(result) => Ok(result),
-            other => Err(unexpected(other)),
-        }
+            .await?, Answer::Synced(result) => result)
     }
 
     async fn mark_delivered(
@@ -343,44 +312,32 @@ impl ChatApi for RemoteChat {
         chat_id: &str,
         seq: u64,
     ) -> Result<(), ChatError> {
-        match self
+        answer!(self
             .call(Call::MarkDelivered {
                 caller: caller.clone(),
                 chat_id: chat_id.into(),
                 seq,
             })
-            .await?
-        {
-            Answer::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+            .await?, Answer::Done => ())
     }
 
     async fn mark_read(&self, caller: &Caller, chat_id: &str, seq: u64) -> Result<(), ChatError> {
-        match self
+        answer!(self
             .call(Call::MarkRead {
                 caller: caller.clone(),
                 chat_id: chat_id.into(),
                 seq,
             })
-            .await?
-        {
-            Answer::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+            .await?, Answer::Done => ())
     }
 
     async fn typing(&self, caller: &Caller, chat_id: &str) -> Result<(), ChatError> {
-        match self
+        answer!(self
             .call(Call::Typing {
                 caller: caller.clone(),
                 chat_id: chat_id.into(),
             })
-            .await?
-        {
-            Answer::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+            .await?, Answer::Done => ())
     }
 
     async fn visible_users(
@@ -388,16 +345,12 @@ impl ChatApi for RemoteChat {
         caller: &Caller,
         user_ids: &[String],
     ) -> Result<HashSet<String>, ChatError> {
-        match self
+        answer!(self
             .call(Call::VisibleUsers {
                 caller: caller.clone(),
                 user_ids: user_ids.to_vec(),
             })
-            .await?
-        {
-            Answer::Users(users) => Ok(users),
-            other => Err(unexpected(other)),
-        }
+            .await?, Answer::Users(users) => users)
     }
 
     async fn register_device(
@@ -413,42 +366,28 @@ impl ChatApi for RemoteChat {
             platform,
             token: token.into(),
         };
-        match self.call(call).await? {
-            Answer::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+        answer!(self.call(call).await?, Answer::Done => ())
     }
 
     async fn unregister_device(&self, caller: &Caller, device_id: &str) -> Result<bool, ChatError> {
-        match self
+        answer!(self
             .call(Call::UnregisterDevice {
                 caller: caller.clone(),
                 device_id: device_id.into(),
             })
-            .await?
-        {
-            Answer::Existed(existed) => Ok(existed),
-            other => Err(unexpected(other)),
-        }
+            .await?, Answer::Existed(existed) => existed)
     }
 
     async fn large_groups(&self, caller: &Caller) -> Result<Vec<String>, ChatError> {
-        match self
+        answer!(self
             .call(Call::LargeGroups {
                 caller: caller.clone(),
             })
-            .await?
-        {
-            Answer::ChatIds(ids) => Ok(ids),
-            other => Err(unexpected(other)),
-        }
+            .await?, Answer::ChatIds(ids) => ids)
     }
 
     async fn ready(&self) -> Result<(), ChatError> {
-        match self.call(Call::Ready).await? {
-            Answer::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+        answer!(self.call(Call::Ready).await?, Answer::Done => ())
     }
 
     fn max_body_bytes(&self) -> usize {
