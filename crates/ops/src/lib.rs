@@ -5,10 +5,12 @@
 mod health;
 mod logging;
 pub mod metrics;
+mod naming;
 mod serve;
 mod signals;
 
 pub use health::{ops_routes, ready_check, ReadyCheck};
 pub use logging::init_logging;
-pub use serve::serve_until;
+pub use naming::instance_name;
+pub use serve::{bind, serve_until};
 pub use signals::cancel_on_signal;

@@ -4,6 +4,13 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// Binds the listener a service was configured with, naming the address on failure.
+pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("bind {addr}: {e}")))
+}
+
 /// Logs `"{name} listening"` with the bound `addr`, then serves until `shutdown`.
 pub async fn serve_until(
     name: &str,

@@ -11,7 +11,6 @@ use chat_ops::{ops_routes, ready_check, serve_until};
 use chat_presence::RedisPresence;
 use chat_push::{RedisPushQueue, RedisQueueConfig};
 use chat_store::StoreArgs;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ChatApi;
@@ -73,10 +72,8 @@ pub async fn run(args: ChatServiceArgs, shutdown: CancellationToken) -> anyhow::
     let instance_id = args
         .instance_id
         .clone()
-        .unwrap_or_else(|| format!("chat-{:06x}", rand::random_range(0..0xFF_FFFFu32)));
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("bind {}", args.listen))?;
+        .unwrap_or_else(|| chat_ops::instance_name("chat"));
+    let listener = chat_ops::bind(args.listen).await?;
     let advertise_url = match &args.advertise_url {
         Some(url) => url.clone(),
         None => format!("http://{}", listener.local_addr()?),

@@ -11,7 +11,6 @@ use chat_presence::RedisPresence;
 use chat_service::rpc::{RemoteChat, RemoteChatConfig};
 use chat_store::StoreArgs;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
@@ -76,11 +75,9 @@ pub async fn run(mut args: GatewayArgs, shutdown: CancellationToken) -> anyhow::
     let server_id = args
         .gateway
         .server_id
-        .get_or_insert_with(|| format!("gw-{:06x}", rand::random_range(0..0xFF_FFFFu32)))
+        .get_or_insert_with(|| chat_ops::instance_name("gw"))
         .clone();
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("bind {}", args.listen))?;
+    let listener = chat_ops::bind(args.listen).await?;
     let store = args.store.open().await.context("open the message store")?;
     let bus = Arc::new(
         RedisBus::connect(&args.redis_url)

@@ -10,7 +10,6 @@ use chat_auth::JwtKeys;
 use chat_bus::Bus;
 use chat_presence::Presence;
 use chat_service::ChatApi;
-use rand::Rng;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -36,7 +35,7 @@ impl Gateway {
         let server_id: Arc<str> = config
             .server_id
             .clone()
-            .unwrap_or_else(|| format!("gw-{:06x}", rand::rng().random_range(0..0xFF_FFFF)))
+            .unwrap_or_else(|| chat_ops::instance_name("gw"))
             .into();
         let registry = Registry::new(bus, config.max_devices_per_user, chat.large_group_members());
         Gateway {

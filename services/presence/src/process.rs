@@ -10,7 +10,6 @@ use anyhow::Context;
 use chat_bus::RedisBus;
 use chat_ops::{ops_routes, ready_check, serve_until};
 use chat_store::StoreArgs;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::PresenceSweeper;
@@ -51,9 +50,7 @@ pub struct PresenceArgs {
 pub async fn run(args: PresenceArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     // Install the recorder before anything counts, or early counts are lost.
     chat_ops::metrics::handle();
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("bind {}", args.listen))?;
+    let listener = chat_ops::bind(args.listen).await?;
     let store = args.store.open().await.context("open the message store")?;
     let bus = Arc::new(
         RedisBus::connect(&args.redis_url)

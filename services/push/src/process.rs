@@ -10,7 +10,6 @@ use chat_bus::RedisBus;
 use chat_ops::{ops_routes, ready_check, serve_until};
 use chat_presence::RedisPresence;
 use chat_store::StoreArgs;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{PushArgs, PushWorker, RedisPushQueue, RedisQueueConfig};
@@ -60,10 +59,8 @@ pub async fn run(args: PushServiceArgs, shutdown: CancellationToken) -> anyhow::
     let consumer = args
         .consumer
         .clone()
-        .unwrap_or_else(|| format!("push-{:06x}", rand::random_range(0..0xFF_FFFFu32)));
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("bind {}", args.listen))?;
+        .unwrap_or_else(|| chat_ops::instance_name("push"));
+    let listener = chat_ops::bind(args.listen).await?;
     let store = args.store.open().await.context("open the message store")?;
     let mut queue_config = RedisQueueConfig::new(&args.redis_url, &consumer);
     queue_config.reclaim_after = args.reclaim_after;
