@@ -3,7 +3,7 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bins \
+RUN cargo build --release --locked --workspace --bins \
  && mkdir /out \
  && cp target/release/chatd target/release/chat-gateway target/release/chat-service \
        target/release/chat-presence target/release/chat-push /out/
