@@ -1,15 +1,21 @@
 //! Operational plumbing every binary shares: log setup, the shutdown signal, the process's
-//! Prometheus recorder, and the `/healthz`, `/readyz`, `/metrics` endpoints.
+//! Prometheus recorder, the `/healthz`, `/readyz`, `/metrics` endpoints, and serving HTTP
+//! with the bounds every listener needs.
 #![forbid(unsafe_code)]
 
+mod defaults;
 mod health;
+pub mod http;
+mod log_every;
 mod logging;
 pub mod metrics;
 mod naming;
 mod serve;
 mod signals;
 
+pub use defaults::defaults_of;
 pub use health::{ops_routes, ready_check, ReadyCheck};
+pub use log_every::LogEvery;
 pub use logging::init_logging;
 pub use naming::instance_name;
 pub use serve::{bind, serve_until};

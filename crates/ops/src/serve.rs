@@ -1,8 +1,16 @@
-//! Serving an HTTP router until shutdown, with the one log line launchers wait for.
+//! Binding a service's listener, and serving an internal router until shutdown with the
+//! one log line launchers wait for.
+
+use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::http::HttpLimits;
+
+/// How long an internal listener waits for requests in progress at shutdown.
+const INTERNAL_DRAIN: Duration = Duration::from_secs(10);
 
 /// Binds the listener a service was configured with, naming the address on failure.
 pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
@@ -16,11 +24,8 @@ pub async fn serve_until(
     name: &str,
     listener: TcpListener,
     router: Router,
+    limits: &HttpLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "{name} listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    crate::http::serve(name, listener, router, limits, shutdown, INTERNAL_DRAIN).await
 }

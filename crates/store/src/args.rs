@@ -35,10 +35,8 @@ pub struct StoreArgs {
     #[arg(long, env = "CHAT_SQLITE_PATH", default_value = "./data/chat.db")]
     pub sqlite_path: PathBuf,
 
-    /// SQLite durability: `full` fsyncs every commit (acked = survives power loss);
-    /// `normal` survives a process crash only.
-    #[arg(long, env = "CHAT_SQLITE_SYNCHRONOUS", default_value = "full")]
-    pub sqlite_synchronous: Synchronous,
+    #[command(flatten)]
+    pub sqlite: SqliteArgs,
 
     /// Scylla/Cassandra contact points, comma-separated `host:port`.
     #[arg(
@@ -70,6 +68,44 @@ pub struct StoreArgs {
     pub scylla_bucket_size: u64,
 }
 
+/// Settings of the embedded SQLite store, shared by `chatd` and the services.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SqliteArgs {
+    /// SQLite durability: `full` fsyncs every commit (acked = survives power loss);
+    /// `normal` survives a process crash only.
+    #[arg(long, env = "CHAT_SQLITE_SYNCHRONOUS", default_value = "full")]
+    pub sqlite_synchronous: Synchronous,
+
+    /// Store reads running at once; more wait (without a thread) for a free slot.
+    #[arg(long, env = "CHAT_SQLITE_READ_CONCURRENCY", default_value_t = 8)]
+    pub sqlite_read_concurrency: usize,
+
+    /// Write jobs queued for the writer thread before writers wait for room.
+    #[arg(long, env = "CHAT_SQLITE_WRITE_QUEUE", default_value_t = 16_384)]
+    pub sqlite_write_queue: usize,
+}
+
+impl Default for SqliteArgs {
+    fn default() -> Self {
+        SqliteArgs {
+            sqlite_synchronous: Synchronous::Full,
+            sqlite_read_concurrency: 8,
+            sqlite_write_queue: 16_384,
+        }
+    }
+}
+
+impl SqliteArgs {
+    /// The store's settings for the database at `path`.
+    pub fn config(&self, path: impl Into<PathBuf>) -> SqliteConfig {
+        let mut config = SqliteConfig::new(path);
+        config.synchronous = self.sqlite_synchronous;
+        config.read_concurrency = self.sqlite_read_concurrency;
+        config.write_queue = self.sqlite_write_queue;
+        config
+    }
+}
+
 fn parse_consistency(s: &str) -> Result<Consistency, String> {
     Ok(match s.to_ascii_lowercase().as_str() {
         "one" => Consistency::One,
@@ -98,11 +134,9 @@ impl StoreArgs {
         dedup_window: Duration,
     ) -> StoreResult<Arc<dyn MessageStore>> {
         match self.backend {
-            Backend::Sqlite => {
-                let mut config = SqliteConfig::new(&self.sqlite_path);
-                config.synchronous = self.sqlite_synchronous;
-                Ok(Arc::new(SqliteStore::open(&config)?))
-            }
+            Backend::Sqlite => Ok(Arc::new(SqliteStore::open(
+                &self.sqlite.config(&self.sqlite_path),
+            )?)),
             Backend::Scylla => {
                 if self.scylla_nodes.is_empty() {
                     return Err(StoreError::Internal("CHAT_SCYLLA_NODES is empty".into()));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chat_protocol::{Chat, ChatKind, Member, Message, PushPlatform, Role};
 
-use crate::{MessageStore, PushDevice};
+use crate::{MessageStore, Page, PushDevice};
 
 /// Expands to one `#[tokio::test]` per conformance check, each on a store from `$make`
 /// (an async expression yielding `Arc<dyn MessageStore>`, or `None` to skip).
@@ -14,7 +14,8 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
             chats_and_members, direct_chat_creation_is_idempotent, append_is_idempotent,
-            history_pages_forward_and_backward, sequencer_state_reports_head_and_recent_dedup,
+            history_pages_forward_and_backward, pages_are_bounded_in_bytes,
+            sequencer_state_reports_head_and_recent_dedup,
             dedup_entries_expire, reads_cross_partition_boundaries, watermarks_only_move_forward,
             concurrent_watermarks_end_at_the_maximum, push_devices_register_and_remove,
             last_seen_keeps_the_latest, concurrent_appends_all_land);
@@ -47,6 +48,10 @@ fn group(chat_id: &str, members: &[(&str, Role)]) -> Chat {
         created_at: 1_000,
         head_seq: 0,
     }
+}
+
+fn seqs(messages: Vec<Message>) -> Vec<u64> {
+    messages.iter().map(|m| m.seq).collect()
 }
 
 fn message(chat_id: &str, seq: u64, sender: &str, ts: i64) -> Message {
@@ -134,7 +139,10 @@ pub async fn append_is_idempotent(store: Arc<dyn MessageStore>) {
         matches!(result, Err(crate::StoreError::Conflict(_))),
         "{result:?}"
     );
-    let stored = store.messages_after("g", 0, 100).await.unwrap();
+    let stored = store
+        .messages_after("g", 0, Page::count(100))
+        .await
+        .unwrap();
     assert_eq!(stored, batch);
     assert_eq!(store.get_chat("g").await.unwrap().unwrap().head_seq, 2);
 }
@@ -152,7 +160,10 @@ pub async fn history_pages_forward_and_backward(store: Arc<dyn MessageStore>) {
     let mut seen = Vec::new();
     let mut cursor = 0;
     loop {
-        let page = store.messages_after("g", cursor, 64).await.unwrap();
+        let page = store
+            .messages_after("g", cursor, Page::count(64))
+            .await
+            .unwrap();
         if page.is_empty() {
             break;
         }
@@ -161,22 +172,67 @@ pub async fn history_pages_forward_and_backward(store: Arc<dyn MessageStore>) {
     }
     assert_eq!(seen, all);
 
-    let before = store.messages_before("g", 101, 10).await.unwrap();
+    let before = store
+        .messages_before("g", 101, Page::count(10))
+        .await
+        .unwrap();
     assert_eq!(
         before.iter().map(|m| m.seq).collect::<Vec<_>>(),
         (91..=100).collect::<Vec<_>>()
     );
-    let newest = store.messages_before("g", u64::MAX, 3).await.unwrap();
+    let newest = store
+        .messages_before("g", u64::MAX, Page::count(3))
+        .await
+        .unwrap();
     assert_eq!(
         newest.iter().map(|m| m.seq).collect::<Vec<_>>(),
         vec![248, 249, 250]
     );
-    assert!(store.messages_before("g", 1, 10).await.unwrap().is_empty());
     assert!(store
-        .messages_after("other", 0, 10)
+        .messages_before("g", 1, Page::count(10))
         .await
         .unwrap()
         .is_empty());
+    assert!(store
+        .messages_after("other", 0, Page::count(10))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn pages_are_bounded_in_bytes(store: Arc<dyn MessageStore>) {
+    store
+        .create_chat(&group("g", &[("alice", Role::Admin)]))
+        .await
+        .unwrap();
+    let big: Vec<Message> = (1..=10)
+        .map(|seq| Message {
+            body: "x".repeat(1000),
+            ..message("g", seq, "alice", 1_000)
+        })
+        .collect();
+    store.append(big).await.unwrap();
+    let two_fit = 2 * (1000 + crate::MESSAGE_FRAME_ALLOWANCE);
+    let forward = store
+        .messages_after("g", 0, Page::new(10, two_fit))
+        .await
+        .unwrap();
+    assert_eq!(seqs(forward), vec![1, 2]);
+    let backward = store
+        .messages_before("g", u64::MAX, Page::new(10, two_fit))
+        .await
+        .unwrap();
+    assert_eq!(
+        seqs(backward),
+        vec![9, 10],
+        "the newest that fit, ascending"
+    );
+    // A page too small for even one message still makes progress.
+    let one = store
+        .messages_after("g", 4, Page::new(10, 1))
+        .await
+        .unwrap();
+    assert_eq!(seqs(one), vec![5]);
 }
 
 pub async fn sequencer_state_reports_head_and_recent_dedup(store: Arc<dyn MessageStore>) {
@@ -230,7 +286,14 @@ pub async fn dedup_entries_expire(store: Arc<dyn MessageStore>) {
     assert_eq!(state.recent.len(), 1);
     assert_eq!(state.recent[0].seq, 2);
     // Messages themselves are never pruned with their dedup entries.
-    assert_eq!(store.messages_after("g", 0, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .messages_after("g", 0, Page::count(10))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 pub async fn reads_cross_partition_boundaries(store: Arc<dyn MessageStore>) {
@@ -244,30 +307,48 @@ pub async fn reads_cross_partition_boundaries(store: Arc<dyn MessageStore>) {
         .map(|s| message("g", s, "alice", s as i64))
         .collect();
     store.append(all.clone()).await.unwrap();
-    let seqs = |ms: Vec<Message>| ms.iter().map(|m| m.seq).collect::<Vec<_>>();
     assert_eq!(
-        seqs(store.messages_after("g", 5, 4).await.unwrap()),
+        seqs(store.messages_after("g", 5, Page::count(4)).await.unwrap()),
         vec![6, 7, 8, 9]
     );
     assert_eq!(
-        seqs(store.messages_after("g", 6, 16).await.unwrap()),
+        seqs(store.messages_after("g", 6, Page::count(16)).await.unwrap()),
         (7..=22).collect::<Vec<_>>()
     );
     assert_eq!(
-        seqs(store.messages_after("g", 27, 10).await.unwrap()),
+        seqs(
+            store
+                .messages_after("g", 27, Page::count(10))
+                .await
+                .unwrap()
+        ),
         vec![28, 29, 30]
     );
-    assert!(store.messages_after("g", 30, 10).await.unwrap().is_empty());
+    assert!(store
+        .messages_after("g", 30, Page::count(10))
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
-        seqs(store.messages_before("g", 9, 5).await.unwrap()),
+        seqs(store.messages_before("g", 9, Page::count(5)).await.unwrap()),
         vec![4, 5, 6, 7, 8]
     );
     assert_eq!(
-        seqs(store.messages_before("g", 31, 3).await.unwrap()),
+        seqs(
+            store
+                .messages_before("g", 31, Page::count(3))
+                .await
+                .unwrap()
+        ),
         vec![28, 29, 30]
     );
     assert_eq!(
-        seqs(store.messages_before("g", 3, 10).await.unwrap()),
+        seqs(
+            store
+                .messages_before("g", 3, Page::count(10))
+                .await
+                .unwrap()
+        ),
         vec![1, 2]
     );
     let state = store.sequencer_state("g", 0).await.unwrap();
@@ -380,7 +461,10 @@ pub async fn concurrent_appends_all_land(store: Arc<dyn MessageStore>) {
     for t in tasks {
         t.await.unwrap();
     }
-    let stored = store.messages_after("g", 0, 1000).await.unwrap();
+    let stored = store
+        .messages_after("g", 0, Page::count(1000))
+        .await
+        .unwrap();
     assert_eq!(
         stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
         (1..=200).collect::<Vec<_>>()

@@ -15,11 +15,14 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chat_protocol::{Chat, Member, Message};
 
-pub use args::StoreArgs;
+pub use args::{SqliteArgs, StoreArgs};
 pub use error::{StoreError, StoreResult};
 pub use scylla::{ScyllaConfig, ScyllaStore};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
-pub use types::{DedupEntry, PushDevice, SequencerState, UserChatState, Watermarks};
+pub use types::{
+    DedupEntry, Page, PageFiller, PushDevice, SequencerState, UserChatState, Watermarks,
+    MESSAGE_FRAME_ALLOWANCE,
+};
 
 /// Everything the services persist. Implementations must make every method safe to call
 /// concurrently, and `append` durable before it returns.
@@ -60,19 +63,20 @@ pub trait MessageStore: Send + Sync + 'static {
         chat_id: &str,
         dedup_since_ms: i64,
     ) -> StoreResult<SequencerState>;
-    /// Messages with seq > `after_seq`, ascending, at most `limit`.
+    /// The first messages with seq > `after_seq` that fit in `page`, ascending.
     async fn messages_after(
         &self,
         chat_id: &str,
         after_seq: u64,
-        limit: usize,
+        page: Page,
     ) -> StoreResult<Vec<Message>>;
-    /// The last `limit` messages with seq < `before_seq`, ascending.
+    /// The last messages with seq < `before_seq` that fit in `page` (counted from the
+    /// newest), ascending.
     async fn messages_before(
         &self,
         chat_id: &str,
         before_seq: u64,
-        limit: usize,
+        page: Page,
     ) -> StoreResult<Vec<Message>>;
     /// Deletes dedup entries older than `older_than_ms`; returns how many.
     async fn prune_dedup(&self, older_than_ms: i64) -> StoreResult<u64>;

@@ -138,6 +138,9 @@ pub trait ChatApi: Send + Sync + 'static {
     /// The largest body `send` accepts, in bytes.
     fn max_body_bytes(&self) -> usize;
 
+    /// The most message bytes one `history` or `sync` page carries (see `Page::cost`).
+    fn max_page_bytes(&self) -> usize;
+
     /// Groups with more members than this fan out on a group topic.
     fn large_group_members(&self) -> usize;
 }

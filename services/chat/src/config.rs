@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use chat_push::QueueBounds;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChatConfig {
     /// Largest message body in bytes (UTF-8).
@@ -32,6 +34,17 @@ pub struct ChatConfig {
     /// Most messages one `sync` reply may carry.
     #[arg(long, env = "CHAT_MAX_SYNC_LIMIT", default_value_t = 5000)]
     pub max_sync_limit: u32,
+
+    /// Most bytes of messages one `history` or `sync` page carries (bodies plus about 160
+    /// bytes each); a fuller page is cut short (`complete: false` for sync) and the client
+    /// asks for the next. Gateways size their reply budgets from it.
+    #[arg(long, env = "CHAT_MAX_PAGE_BYTES", default_value_t = 256 * 1024)]
+    pub max_page_bytes: usize,
+
+    /// Push jobs one user may have waiting (one per chat: later messages of a chat fold
+    /// into its waiting job); more are dropped and counted.
+    #[arg(long, env = "CHAT_PUSH_MAX_PENDING_PER_USER", default_value_t = 16)]
+    pub push_max_pending_per_user: usize,
 }
 
 impl Default for ChatConfig {
@@ -44,6 +57,17 @@ impl Default for ChatConfig {
             sequencer_cached_chats: 100_000,
             large_group_members: 100,
             max_sync_limit: 5000,
+            max_page_bytes: 256 * 1024,
+            push_max_pending_per_user: 16,
+        }
+    }
+}
+
+impl ChatConfig {
+    /// The bounds of the push queue this service fills.
+    pub fn push_bounds(&self) -> QueueBounds {
+        QueueBounds {
+            max_pending_per_user: self.push_max_pending_per_user,
         }
     }
 }

@@ -8,8 +8,11 @@ use bytes::Bytes;
 use chat_bus::{group_topic, user_topic, Bus, BusMessage};
 use chat_presence::Presence;
 use chat_protocol::{Chat, ChatEvent, ChatKind, Message, ReceiptKind, ServerFrame};
-use chat_push::{PushJob, PushQueue};
+use chat_push::{Enqueued, PushJob, PushQueue};
 use uuid::Uuid;
+
+/// Dropped push jobs are logged at most this often, with their count.
+static PUSH_DROPS: chat_ops::LogEvery = chat_ops::LogEvery::new(std::time::Duration::from_secs(10));
 
 pub(crate) struct Fanout {
     bus: Arc<dyn Bus>,
@@ -97,9 +100,18 @@ impl Fanout {
                     attempt: 0,
                     devices: None,
                 };
-                if let Err(e) = self.push.enqueue(job).await {
-                    metrics::counter!("chat_push_enqueue_failed_total").increment(1);
-                    tracing::warn!(error = %e, "push job not queued");
+                match self.push.enqueue(job).await {
+                    Ok(Enqueued::Queued) => {}
+                    Ok(Enqueued::Collapsed) => {
+                        metrics::counter!("chat_push_collapsed_total").increment(1);
+                    }
+                    Err(e) => {
+                        metrics::counter!("chat_push_dropped_total", "reason" => e.reason())
+                            .increment(1);
+                        if let Some(dropped) = PUSH_DROPS.event() {
+                            tracing::warn!(dropped, last_error = %e, "push jobs not queued (count since the last report)");
+                        }
+                    }
                 }
             }
         }

@@ -59,6 +59,9 @@ pub struct ChatServiceArgs {
     pub log_format: String,
 
     #[command(flatten)]
+    pub http: chat_ops::http::HttpLimits,
+
+    #[command(flatten)]
     pub store: StoreArgs,
 
     #[command(flatten)]
@@ -97,8 +100,10 @@ pub async fn run(args: ChatServiceArgs, shutdown: CancellationToken) -> anyhow::
     )
     .await
     .context("connect Redis (presence)")?;
+    let mut push_config = RedisQueueConfig::new(&args.redis_url, &instance_id);
+    push_config.bounds = args.chat.push_bounds();
     let push = Arc::new(
-        RedisPushQueue::connect(RedisQueueConfig::new(&args.redis_url, &instance_id))
+        RedisPushQueue::connect(push_config)
             .await
             .map_err(|e| anyhow::anyhow!("connect Redis (push queue): {e}"))?,
     );
@@ -132,7 +137,7 @@ pub async fn run(args: ChatServiceArgs, shutdown: CancellationToken) -> anyhow::
         chat.ready().await.map_err(|e| e.client_message())
     });
     let router = rpc_routes(chat.clone()).merge(ops_routes(ready));
-    let served = serve_until("chat-service", listener, router, shutdown).await;
+    let served = serve_until("chat-service", listener, router, &args.http, shutdown).await;
     let _ = tokio::join!(lease_task, maintenance);
     served.context("serve")
 }

@@ -13,7 +13,7 @@ use chat_protocol::{
     Role, SyncedChat,
 };
 use chat_push::PushQueue;
-use chat_store::{MessageStore, PushDevice};
+use chat_store::{MessageStore, Page, PushDevice};
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -387,9 +387,10 @@ impl ChatApi for ChatService {
             .limit
             .unwrap_or(DEFAULT_HISTORY_LIMIT)
             .clamp(1, MAX_HISTORY_LIMIT) as usize;
+        let page = Page::new(limit, self.config.max_page_bytes);
         match (query.after_seq, query.before_seq) {
             (Some(after), before) => {
-                let mut messages = self.store.messages_after(chat_id, after, limit).await?;
+                let mut messages = self.store.messages_after(chat_id, after, page).await?;
                 if let Some(before) = before {
                     messages.retain(|m| m.seq < before);
                 }
@@ -397,7 +398,7 @@ impl ChatApi for ChatService {
             }
             (None, before) => Ok(self
                 .store
-                .messages_before(chat_id, before.unwrap_or(u64::MAX), limit)
+                .messages_before(chat_id, before.unwrap_or(u64::MAX), page)
                 .await?),
         }
     }
@@ -416,6 +417,8 @@ impl ChatApi for ChatService {
             .chats_of_user(&caller.user_id, &caller.device_id)
             .await?;
         let mut messages = Vec::new();
+        // Bytes left in this reply; once spent, the remaining chats wait for the next sync.
+        let mut bytes_left = self.config.max_page_bytes;
         let mut complete = true;
         let mut chats = Vec::with_capacity(states.len());
         for state in states {
@@ -426,14 +429,16 @@ impl ChatApi for ChatService {
                 .unwrap_or(state.watermarks.device_delivered);
             if cursor < head {
                 let room = limit - messages.len();
-                if room == 0 {
+                if room == 0 || bytes_left == 0 {
                     complete = false;
                 } else {
                     let page = self
                         .store
-                        .messages_after(&state.chat.chat_id, cursor, room)
+                        .messages_after(&state.chat.chat_id, cursor, Page::new(room, bytes_left))
                         .await?;
-                    if page.last().is_some_and(|m| m.seq < head) {
+                    let spent: usize = page.iter().map(Page::cost).sum();
+                    bytes_left = bytes_left.saturating_sub(spent);
+                    if page.last().is_none_or(|m| m.seq < head) {
                         complete = false;
                     }
                     messages.extend(page);
@@ -565,6 +570,10 @@ impl ChatApi for ChatService {
 
     fn max_body_bytes(&self) -> usize {
         self.config.max_body_bytes
+    }
+
+    fn max_page_bytes(&self) -> usize {
+        self.config.max_page_bytes
     }
 
     fn large_group_members(&self) -> usize {

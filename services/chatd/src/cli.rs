@@ -7,7 +7,7 @@ use std::time::Duration;
 use chat_gateway::GatewayConfig;
 use chat_push::PushArgs;
 use chat_service::ChatConfig;
-use chat_store::Synchronous;
+use chat_store::SqliteArgs;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -53,10 +53,8 @@ pub struct ServeArgs {
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    /// SQLite durability: `full` fsyncs every commit (acked = survives power loss);
-    /// `normal` survives a process crash only.
-    #[arg(long, env = "CHAT_SQLITE_SYNCHRONOUS", default_value = "full")]
-    pub sqlite_synchronous: Synchronous,
+    #[command(flatten)]
+    pub sqlite: SqliteArgs,
 
     /// Push jobs held in memory before new ones are dropped.
     #[arg(long, env = "CHAT_PUSH_QUEUE", default_value_t = 100_000)]
@@ -83,7 +81,7 @@ impl ServeArgs {
             listen: "127.0.0.1:0".parse().expect("valid address"),
             data_dir: data_dir.into(),
             jwt_secret: None,
-            sqlite_synchronous: Synchronous::Full,
+            sqlite: SqliteArgs::default(),
             push_queue: 100_000,
             log_format: "text".into(),
             gateway: GatewayConfig::default(),
@@ -163,7 +161,10 @@ mod tests {
             panic!("serve expected")
         };
         assert_eq!(args.listen.port(), 9000);
-        assert_eq!(args.sqlite_synchronous, Synchronous::Normal);
+        assert_eq!(
+            args.sqlite.sqlite_synchronous,
+            chat_store::Synchronous::Normal
+        );
         assert_eq!(args.gateway.max_frame_bytes, 1000);
     }
 }

@@ -16,7 +16,7 @@ use chat_gateway::Gateway;
 use chat_presence::LocalPresence;
 use chat_push::{LocalPushQueue, PushWorker};
 use chat_service::{ChatService, OwnsEverything};
-use chat_store::{SqliteConfig, SqliteStore};
+use chat_store::SqliteStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -43,14 +43,16 @@ impl Chatd {
         chat_ops::metrics::handle();
         let secret = resolve_secret(args.jwt_secret.clone(), &args.data_dir)?;
         let keys = JwtKeys::new(secret.as_bytes()).context("invalid JWT secret")?;
-        let mut store_config = SqliteConfig::new(args.data_dir.join(DATABASE_FILE));
-        store_config.synchronous = args.sqlite_synchronous;
+        let store_config = args.sqlite.config(args.data_dir.join(DATABASE_FILE));
         let store = Arc::new(SqliteStore::open(&store_config).context("open the message store")?);
-        tracing::info!(path = %store.path().display(), synchronous = ?args.sqlite_synchronous, "message store open");
+        tracing::info!(path = %store.path().display(), synchronous = ?store_config.synchronous, "message store open");
 
         let bus = Arc::new(LocalBus::new());
         let presence = Arc::new(LocalPresence::new(store.clone(), bus.clone()));
-        let push_queue = Arc::new(LocalPushQueue::new(args.push_queue));
+        let push_queue = Arc::new(LocalPushQueue::with_bounds(
+            args.push_queue,
+            args.chat.push_bounds(),
+        ));
         let chat = ChatService::start(
             args.chat.clone(),
             store.clone(),
@@ -100,10 +102,9 @@ impl Chatd {
 
     /// Serves until the shutdown token is cancelled, drains, and flushes the store.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.local_addr(), "chatd listening");
         let worker = tokio::spawn(self.worker.run(self.shutdown.clone()));
         let maintenance = tokio::spawn(self.chat.clone().run_maintenance(self.shutdown.clone()));
-        let served = self.gateway.serve(self.listener).await;
+        let served = self.gateway.serve(self.listener, "chatd").await;
         let _ = tokio::join!(worker, maintenance);
         self.store.close();
         tracing::info!("chatd stopped");

@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+use chat_ops::http::HttpLimits;
+
+use crate::limits::LimitsConfig;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayConfig {
     /// Name of this gateway in `hello` frames and logs (default: gw- and a random suffix).
@@ -17,11 +21,13 @@ pub struct GatewayConfig {
     #[arg(long, env = "CHAT_HEARTBEAT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub heartbeat: Duration,
 
-    /// Frames queued for one connection before it counts as a slow consumer and is closed.
-    #[arg(long, env = "CHAT_OUTBOUND_QUEUE", default_value_t = 1024)]
+    /// Events queued for one connection before it counts as a slow consumer and is closed
+    /// (besides their bytes, `CHAT_OUTBOUND_QUEUE_BYTES`).
+    #[arg(long, env = "CHAT_OUTBOUND_QUEUE", default_value_t = 4096)]
     pub outbound_queue: usize,
 
-    /// Requests one connection may have in flight before the gateway stops reading from it.
+    /// Requests one connection may have in flight before the gateway stops reading from it
+    /// (besides their bytes, `CHAT_REPLY_BUDGET_BYTES`).
     #[arg(long, env = "CHAT_MAX_INFLIGHT", default_value_t = 256)]
     pub max_inflight: usize,
 
@@ -37,11 +43,13 @@ pub struct GatewayConfig {
     #[arg(long, env = "CHAT_TYPING_RATE", default_value_t = 5)]
     pub typing_rate: u32,
 
-    /// Bad or rate-limited frames tolerated per connection within 10 s before it is closed.
+    /// Malformed or oversized frames tolerated per connection within 10 s before it is
+    /// closed (1008). Being over a rate is not one of them.
     #[arg(long, env = "CHAT_MAX_VIOLATIONS", default_value_t = 50)]
     pub max_violations: u32,
 
-    /// Devices one user may have connected at once.
+    /// Devices one user may have connected at once (one connection each: a new connection
+    /// of a device replaces the old one).
     #[arg(long, env = "CHAT_MAX_DEVICES_PER_USER", default_value_t = 10)]
     pub max_devices_per_user: usize,
 
@@ -52,23 +60,16 @@ pub struct GatewayConfig {
     /// How long shutdown waits for connections and in-flight requests to finish.
     #[arg(long, env = "CHAT_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
+
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+
+    #[command(flatten)]
+    pub http: HttpLimits,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        GatewayConfig {
-            server_id: None,
-            max_frame_bytes: 64 * 1024,
-            heartbeat: Duration::from_secs(30),
-            outbound_queue: 1024,
-            max_inflight: 256,
-            send_rate: 100,
-            send_burst: 200,
-            typing_rate: 5,
-            max_violations: 50,
-            max_devices_per_user: 10,
-            reconnect_jitter: Duration::from_secs(5),
-            drain_timeout: Duration::from_secs(10),
-        }
+        chat_ops::defaults_of()
     }
 }

@@ -23,6 +23,24 @@ impl ApiError {
             retry_after_ms: None,
         }
     }
+
+    /// 429 with `Retry-After`: the caller is over a rate for `wait` more.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        ApiError {
+            code: ErrorCode::RateLimited,
+            message: "too many requests".into(),
+            retry_after_ms: Some(wait.as_millis().max(1) as u64),
+        }
+    }
+
+    /// 503 with `Retry-After`: the server sheds load.
+    pub fn busy(retry: std::time::Duration) -> Self {
+        ApiError {
+            code: ErrorCode::Unavailable,
+            message: "server busy, retry later".into(),
+            retry_after_ms: Some(retry.as_millis().max(1) as u64),
+        }
+    }
 }
 
 impl From<ChatError> for ApiError {

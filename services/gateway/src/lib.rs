@@ -6,6 +6,7 @@
 mod auth;
 mod config;
 mod error;
+mod limits;
 pub mod process;
 mod registry;
 mod rest;
@@ -14,4 +15,5 @@ mod state;
 mod ws;
 
 pub use config::GatewayConfig;
+pub use limits::{LimitsConfig, RateSpec};
 pub use server::Gateway;

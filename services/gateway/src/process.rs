@@ -43,6 +43,10 @@ pub struct GatewayArgs {
     #[arg(long, env = "CHAT_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Most message bytes in one history or sync page (same setting as chat-service).
+    #[arg(long, env = "CHAT_MAX_PAGE_BYTES", default_value_t = 256 * 1024)]
+    pub max_page_bytes: usize,
+
     /// Groups with more members than this fan out on a group topic (same setting as chat-service).
     #[arg(long, env = "CHAT_LARGE_GROUP_MEMBERS", default_value_t = 100)]
     pub large_group_members: usize,
@@ -96,6 +100,7 @@ pub async fn run(mut args: GatewayArgs, shutdown: CancellationToken) -> anyhow::
     let chat = RemoteChat::connect(RemoteChatConfig {
         redis_url: args.redis_url.clone(),
         max_body_bytes: args.max_body_bytes,
+        max_page_bytes: args.max_page_bytes,
         large_group_members: args.large_group_members,
         request_timeout: args.internal_timeout,
         send_queue: 65_536,
@@ -104,8 +109,11 @@ pub async fn run(mut args: GatewayArgs, shutdown: CancellationToken) -> anyhow::
     .map_err(|e| anyhow::anyhow!("chat service client: {e}"))?;
     let heartbeat = presence.spawn_heartbeat(shutdown.clone());
     let gateway = Gateway::new(args.gateway.clone(), chat, presence, bus, keys, shutdown);
-    tracing::info!(addr = %listener.local_addr()?, %server_id, "chat-gateway listening");
-    gateway.serve(listener).await.context("serve")?;
+    tracing::info!(%server_id, "chat-gateway starting");
+    gateway
+        .serve(listener, "chat-gateway")
+        .await
+        .context("serve")?;
     let _ = heartbeat.await;
     Ok(())
 }

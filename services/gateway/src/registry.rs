@@ -1,8 +1,11 @@
-//! The gateway's connection registry: which sessions of which users are connected here,
-//! which large groups those users are in, who watches whose presence, and the bus handler
-//! that hands each event to the right connections' outbound queues without ever blocking.
+//! The gateway's connection registry: which sessions of which users are connected here
+//! (one per device: a new connection of a device replaces the old), which large groups
+//! those users are in, who watches whose presence (bounded per connection and per user),
+//! and the bus handler that hands each event to the right connections' outbound queues
+//! without ever blocking — a queue over its bytes marks its connection as too slow.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
@@ -12,18 +15,52 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::limits::{record_hit, MemoryBudget, Reservation};
+
 /// One connected session as the registry sees it.
 pub(crate) struct Connection {
     pub(crate) session: Uuid,
     pub(crate) user_id: String,
     pub(crate) device_id: String,
-    pub(crate) outbound: mpsc::Sender<Utf8Bytes>,
+    pub(crate) outbound: mpsc::Sender<Outbound>,
+    /// Bytes of events in `outbound`, not yet written.
+    pub(crate) queued_bytes: AtomicUsize,
     /// Cancelled when the connection must close because it cannot keep up.
     pub(crate) kick: CancellationToken,
+    /// Cancelled when a newer connection of the same device took this one's place.
+    pub(crate) replaced: CancellationToken,
+}
+
+/// An event queued for a connection, holding its share of the server's outbound budget.
+pub(crate) struct Outbound {
+    pub(crate) frame: Utf8Bytes,
+    pub(crate) _memory: Reservation,
+}
+
+impl Connection {
+    /// Marks `bytes` of queued events as written.
+    pub(crate) fn written(&self, bytes: usize) {
+        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct TooManyDevices;
+
+/// A `presence_sub` that would take its connection or user past their watch limits.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TooManyWatches {
+    pub(crate) max: usize,
+}
+
+/// What the registry bounds.
+#[derive(Debug, Clone)]
+pub(crate) struct RegistryLimits {
+    pub(crate) max_devices_per_user: usize,
+    pub(crate) outbound_queue_bytes: usize,
+    pub(crate) max_watches: usize,
+    pub(crate) max_watches_per_user: usize,
+}
 
 #[derive(Default)]
 struct Maps {
@@ -32,6 +69,8 @@ struct Maps {
     watchers: HashMap<String, HashMap<Uuid, Arc<Connection>>>,
     /// session -> users it watches, to undo on disconnect.
     watching: HashMap<Uuid, HashSet<String>>,
+    /// watching user -> presence watches held by all their sessions.
+    watches_of_user: HashMap<String, usize>,
     /// large group -> its members connected here.
     group_members: HashMap<String, HashSet<String>>,
     /// user connected here -> their large groups.
@@ -41,7 +80,8 @@ struct Maps {
 pub(crate) struct Registry {
     maps: RwLock<Maps>,
     bus: Arc<dyn Bus>,
-    max_devices_per_user: usize,
+    limits: RegistryLimits,
+    outbound_memory: Arc<MemoryBudget>,
     large_group_members: usize,
 }
 
@@ -54,13 +94,15 @@ enum GroupChange {
 impl Registry {
     pub(crate) fn new(
         bus: Arc<dyn Bus>,
-        max_devices_per_user: usize,
+        limits: RegistryLimits,
+        outbound_memory: Arc<MemoryBudget>,
         large_group_members: usize,
     ) -> Arc<Self> {
         let registry = Arc::new(Registry {
             maps: RwLock::new(Maps::default()),
             bus: bus.clone(),
-            max_devices_per_user,
+            limits,
+            outbound_memory,
             large_group_members,
         });
         let weak = Arc::downgrade(&registry);
@@ -72,35 +114,54 @@ impl Registry {
         registry
     }
 
-    /// Whether one more device of `user_id` (other than `device_id`) may connect.
+    /// Whether `device_id` of `user_id` may connect: it is connected already (the new
+    /// connection will replace the old), or the user has room for one more device.
     pub(crate) fn has_room_for(&self, user_id: &str, device_id: &str) -> bool {
         let maps = self.maps.read().expect("registry lock");
-        let devices: HashSet<&str> = maps
+        let conns = maps
             .by_user
             .get(user_id)
-            .map(|conns| conns.iter().map(|c| c.device_id.as_str()).collect())
+            .map(Vec::as_slice)
             .unwrap_or_default();
-        devices.contains(device_id) || devices.len() < self.max_devices_per_user
+        conns.iter().any(|c| c.device_id == device_id)
+            || conns.len() < self.limits.max_devices_per_user
     }
 
-    pub(crate) fn register(&self, connection: Arc<Connection>) -> Result<(), TooManyDevices> {
-        let first = {
+    /// Registers a connection; an older connection of the same device is replaced (told
+    /// through its `replaced` token) and returned.
+    pub(crate) fn register(
+        &self,
+        connection: Arc<Connection>,
+    ) -> Result<Option<Arc<Connection>>, TooManyDevices> {
+        let (first, replaced) = {
             let mut maps = self.maps.write().expect("registry lock");
             let conns = maps.by_user.entry(connection.user_id.clone()).or_default();
-            let devices: HashSet<&str> = conns.iter().map(|c| c.device_id.as_str()).collect();
-            if !devices.contains(connection.device_id.as_str())
-                && devices.len() >= self.max_devices_per_user
-            {
-                return Err(TooManyDevices);
-            }
+            let same_device = conns
+                .iter()
+                .position(|c| c.device_id == connection.device_id);
+            let replaced = match same_device {
+                Some(i) => Some(conns.swap_remove(i)),
+                None if conns.len() >= self.limits.max_devices_per_user => {
+                    if conns.is_empty() {
+                        maps.by_user.remove(&connection.user_id);
+                    }
+                    record_hit("devices_per_user");
+                    return Err(TooManyDevices);
+                }
+                None => None,
+            };
             conns.push(connection.clone());
-            conns.len() == 1
+            (conns.len() == 1 && replaced.is_none(), replaced)
         };
         if first {
             self.bus.subscribe(&user_topic(&connection.user_id));
         }
+        if let Some(old) = &replaced {
+            metrics::counter!("chat_ws_replaced_total").increment(1);
+            old.replaced.cancel();
+        }
         metrics::gauge!("chat_ws_connections").increment(1.0);
-        Ok(())
+        Ok(replaced)
     }
 
     pub(crate) fn unregister(&self, connection: &Connection) {
@@ -123,11 +184,12 @@ impl Registry {
                     }
                 }
             }
-            for watched in maps
+            let watched_by_session = maps
                 .watching
                 .remove(&connection.session)
-                .unwrap_or_default()
-            {
+                .unwrap_or_default();
+            release_watches(&mut maps, &connection.user_id, watched_by_session.len());
+            for watched in watched_by_session {
                 if let Some(watchers) = maps.watchers.get_mut(&watched) {
                     watchers.remove(&connection.session);
                     if watchers.is_empty() {
@@ -200,11 +262,39 @@ impl Registry {
         }
     }
 
-    /// Makes `connection` receive presence changes of `users`.
-    pub(crate) fn watch_presence(&self, connection: &Arc<Connection>, users: &HashSet<String>) {
+    /// Makes `connection` receive presence changes of `users` (adding to what it watches),
+    /// unless that takes it or its user past the watch limits.
+    pub(crate) fn watch_presence(
+        &self,
+        connection: &Arc<Connection>,
+        users: &HashSet<String>,
+    ) -> Result<(), TooManyWatches> {
         let mut subscribe = Vec::new();
         {
             let mut maps = self.maps.write().expect("registry lock");
+            let watching = maps.watching.get(&connection.session);
+            let new = users
+                .iter()
+                .filter(|u| !watching.is_some_and(|w| w.contains(*u)))
+                .count();
+            let of_session = watching.map_or(0, HashSet::len);
+            let of_user = maps
+                .watches_of_user
+                .get(&connection.user_id)
+                .copied()
+                .unwrap_or(0);
+            if of_session + new > self.limits.max_watches {
+                record_hit("presence_watches");
+                return Err(TooManyWatches {
+                    max: self.limits.max_watches,
+                });
+            }
+            if of_user + new > self.limits.max_watches_per_user {
+                record_hit("presence_watches_per_user");
+                return Err(TooManyWatches {
+                    max: self.limits.max_watches_per_user,
+                });
+            }
             for user in users {
                 let watchers = maps.watchers.entry(user.clone()).or_default();
                 if watchers.is_empty() {
@@ -216,10 +306,15 @@ impl Registry {
                     .or_default()
                     .insert(user.clone());
             }
+            *maps
+                .watches_of_user
+                .entry(connection.user_id.clone())
+                .or_default() += new;
         }
         for topic in subscribe {
             self.bus.subscribe(&topic);
         }
+        Ok(())
     }
 
     /// The bus handler: never blocks; a full queue marks its connection as too slow.
@@ -242,7 +337,7 @@ impl Registry {
             }
             for conn in maps.by_user.get(user).into_iter().flatten() {
                 if Some(conn.session) != message.skip_session {
-                    deliver(conn, &frame);
+                    self.deliver(conn, &frame);
                 }
             }
         } else if let Some(chat_id) = topic.strip_prefix("group:") {
@@ -250,14 +345,74 @@ impl Registry {
             for user in members.filter(|u| message.skip_user.as_deref() != Some(u.as_str())) {
                 for conn in maps.by_user.get(user).into_iter().flatten() {
                     if Some(conn.session) != message.skip_session {
-                        deliver(conn, &frame);
+                        self.deliver(conn, &frame);
                     }
                 }
             }
         } else if let Some(user) = topic.strip_prefix("presence:") {
             for conn in maps.watchers.get(user).into_iter().flat_map(|w| w.values()) {
-                deliver(conn, &frame);
+                self.deliver(conn, &frame);
             }
+        }
+    }
+
+    /// Queues `frame` for `conn`, or marks it too slow when its queue (or every queue
+    /// together) is over its bytes. Never waits.
+    fn deliver(&self, conn: &Connection, frame: &Utf8Bytes) {
+        if conn.kick.is_cancelled() {
+            return;
+        }
+        let bytes = frame.as_str().len();
+        match self.enqueue(conn, frame) {
+            Ok(()) => metrics::counter!("chat_ws_frames_out_total").increment(1),
+            Err(refusal) => {
+                conn.written(bytes);
+                if let Refusal::OverLimit(limit) = refusal {
+                    record_hit(limit);
+                    tracing::info!(user_id = %conn.user_id, session = %conn.session, limit, "slow consumer disconnected");
+                    metrics::counter!("chat_ws_slow_consumers_total").increment(1);
+                    conn.kick.cancel();
+                }
+            }
+        }
+    }
+
+    /// Counts the frame's bytes against the connection and the server, then queues it.
+    fn enqueue(&self, conn: &Connection, frame: &Utf8Bytes) -> Result<(), Refusal> {
+        let bytes = frame.as_str().len();
+        let queued = conn.queued_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if queued > self.limits.outbound_queue_bytes {
+            return Err(Refusal::OverLimit("outbound_queue_bytes"));
+        }
+        let memory = self
+            .outbound_memory
+            .try_reserve(bytes)
+            .ok_or(Refusal::OverLimit("outbound_memory"))?;
+        let item = Outbound {
+            frame: frame.clone(),
+            _memory: memory,
+        };
+        conn.outbound.try_send(item).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Refusal::OverLimit("outbound_queue"),
+            mpsc::error::TrySendError::Closed(_) => Refusal::Gone,
+        })
+    }
+}
+
+/// Why an event was not queued for a connection.
+enum Refusal {
+    /// Over this limit: the connection is too slow.
+    OverLimit(&'static str),
+    /// The connection is ending; there is nothing to deliver to.
+    Gone,
+}
+
+/// Gives back `count` presence watches of `user`.
+fn release_watches(maps: &mut Maps, user: &str, count: usize) {
+    if let Some(n) = maps.watches_of_user.get_mut(user) {
+        *n = n.saturating_sub(count);
+        if *n == 0 {
+            maps.watches_of_user.remove(user);
         }
     }
 }
@@ -273,18 +428,4 @@ fn leave_group(maps: &mut Maps, chat_id: &str, user_id: &str) -> bool {
         return true;
     }
     false
-}
-
-fn deliver(conn: &Connection, frame: &Utf8Bytes) {
-    match conn.outbound.try_send(frame.clone()) {
-        Ok(()) => metrics::counter!("chat_ws_frames_out_total").increment(1),
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            if !conn.kick.is_cancelled() {
-                tracing::info!(user_id = %conn.user_id, session = %conn.session, "slow consumer disconnected");
-                metrics::counter!("chat_ws_slow_consumers_total").increment(1);
-                conn.kick.cancel();
-            }
-        }
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
-    }
 }

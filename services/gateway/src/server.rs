@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::GatewayConfig;
-use crate::registry::Registry;
+use crate::limits::Limits;
+use crate::registry::{Registry, RegistryLimits};
 use crate::state::AppState;
 
 pub struct Gateway {
@@ -37,13 +38,27 @@ impl Gateway {
             .clone()
             .unwrap_or_else(|| chat_ops::instance_name("gw"))
             .into();
-        let registry = Registry::new(bus, config.max_devices_per_user, chat.large_group_members());
+        let limits = Limits::new(config.limits.clone());
+        limits.spawn_cleanup(shutdown.clone());
+        let registry_limits = RegistryLimits {
+            max_devices_per_user: config.max_devices_per_user,
+            outbound_queue_bytes: config.limits.outbound_queue_bytes,
+            max_watches: config.limits.max_presence_watches,
+            max_watches_per_user: config.limits.max_presence_watches_per_user,
+        };
+        let registry = Registry::new(
+            bus,
+            registry_limits,
+            limits.outbound.clone(),
+            chat.large_group_members(),
+        );
         Gateway {
             state: AppState {
                 chat,
                 presence,
                 keys: Arc::new(keys),
                 registry,
+                limits,
                 config: Arc::new(config),
                 server_id,
                 shutdown,
@@ -62,19 +77,27 @@ impl Gateway {
             .with_state(self.state.clone())
     }
 
-    /// Serves on `listener` until `shutdown` (given to `new`) is cancelled, then drains.
-    pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+    /// Serves on `listener` until `shutdown` (given to `new`) is cancelled, then drains:
+    /// connections are told to reconnect once their owed replies are written.
+    pub async fn serve(self, listener: TcpListener, name: &str) -> std::io::Result<()> {
         let state = self.state.clone();
         let router = self.router();
-        let shutdown = state.shutdown.clone();
         let draining = state.draining.clone();
-        let signal = async move {
+        let shutdown = state.shutdown.clone();
+        tokio::spawn(async move {
             shutdown.cancelled().await;
             draining.store(true, Ordering::Relaxed);
-        };
-        axum::serve(listener, router)
-            .with_graceful_shutdown(signal)
-            .await?;
+        });
+        let config = &state.config;
+        chat_ops::http::serve(
+            name,
+            listener,
+            router,
+            &config.http,
+            state.shutdown.clone(),
+            config.drain_timeout,
+        )
+        .await?;
         state.connections.close();
         let drained =
             tokio::time::timeout(state.config.drain_timeout, state.connections.wait()).await;

@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::GatewayConfig;
+use crate::error::ApiError;
+use crate::limits::{LimitClass, Limits};
 use crate::registry::Registry;
 
 #[derive(Clone)]
@@ -19,6 +21,7 @@ pub(crate) struct AppState {
     pub(crate) presence: Arc<dyn Presence>,
     pub(crate) keys: Arc<JwtKeys>,
     pub(crate) registry: Arc<Registry>,
+    pub(crate) limits: Arc<Limits>,
     pub(crate) config: Arc<GatewayConfig>,
     pub(crate) server_id: Arc<str>,
     /// Cancelled when the gateway starts draining.
@@ -31,5 +34,12 @@ pub(crate) struct AppState {
 impl AppState {
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Spends one unit of `user`'s `class` rate, or answers 429 with `Retry-After`.
+    pub(crate) fn admit(&self, class: LimitClass, user: &String) -> Result<(), ApiError> {
+        self.limits
+            .check(class, user)
+            .map_err(ApiError::rate_limited)
     }
 }

@@ -42,6 +42,9 @@ pub struct PresenceArgs {
     #[arg(long, env = "CHAT_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
 
+    #[command(flatten)]
+    pub http: chat_ops::http::HttpLimits,
+
     /// The store, for last-seen times.
     #[command(flatten)]
     pub store: StoreArgs,
@@ -64,7 +67,14 @@ pub async fn run(args: PresenceArgs, shutdown: CancellationToken) -> anyhow::Res
     let ready = ready_check(store.clone(), |store| async move {
         store.ping().await.map_err(|e| e.to_string())
     });
-    let served = serve_until("chat-presence", listener, ops_routes(ready), shutdown).await;
+    let served = serve_until(
+        "chat-presence",
+        listener,
+        ops_routes(ready),
+        &args.http,
+        shutdown,
+    )
+    .await;
     let _ = sweeping.await;
     served.context("serve")
 }

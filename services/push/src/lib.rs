@@ -46,15 +46,55 @@ pub struct ClaimedJob {
 pub enum QueueError {
     #[error("push queue full")]
     Full,
+    /// The user already has the most jobs waiting that one user may have.
+    #[error("too many push jobs waiting for this user")]
+    UserFull,
     #[error("push queue unavailable: {0}")]
     Unavailable(String),
+}
+
+impl QueueError {
+    /// A metrics label for a job that was not queued.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            QueueError::Full => "queue_full",
+            QueueError::UserFull => "user_full",
+            QueueError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// What `enqueue` did with a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Queued as a new job.
+    Queued,
+    /// A job for the same user and chat is still waiting; this one folds into it (one
+    /// notification per chat burst: the worker computes the badge when it runs).
+    Collapsed,
+}
+
+/// How many jobs may wait at once: per user (one per chat, so this caps the chats).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueBounds {
+    pub max_pending_per_user: usize,
+}
+
+impl Default for QueueBounds {
+    fn default() -> Self {
+        QueueBounds {
+            max_pending_per_user: 16,
+        }
+    }
 }
 
 /// A queue of push jobs: in-process in `chatd`, a Redis Stream with a consumer group in
 /// the scaled-out mode (durable, at-least-once, re-claimed from dead workers).
 #[async_trait]
 pub trait PushQueue: Send + Sync + 'static {
-    async fn enqueue(&self, job: PushJob) -> Result<(), QueueError>;
+    /// Queues a job unless one for the same user and chat is still waiting (then it
+    /// collapses into that one). Refused when the queue or the user's share of it is full.
+    async fn enqueue(&self, job: PushJob) -> Result<Enqueued, QueueError>;
     /// The next job, waiting up to `wait` for one.
     async fn claim(&self, wait: std::time::Duration) -> Result<Option<ClaimedJob>, QueueError>;
     /// The job is finished (delivered, or nothing left to do).

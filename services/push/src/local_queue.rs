@@ -1,37 +1,85 @@
 //! The in-process push queue of `chatd`: a bounded channel. Jobs do not survive a restart;
-//! the message itself does, and the user sees it on their next sync.
+//! the message itself does, and the user sees it on their next sync. While a job for a
+//! (user, chat) waits, later ones collapse into it, and a user has at most a few waiting.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 
-use crate::{ClaimedJob, PushJob, PushQueue, QueueError};
+use crate::{ClaimedJob, Enqueued, PushJob, PushQueue, QueueBounds, QueueError};
 
 pub struct LocalPushQueue {
     tx: mpsc::Sender<PushJob>,
-    rx: Mutex<mpsc::Receiver<PushJob>>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<PushJob>>,
+    waiting: Mutex<Waiting>,
+    bounds: QueueBounds,
+}
+
+/// The jobs in the channel, by (user, chat) and counted per user.
+#[derive(Default)]
+struct Waiting {
+    bursts: HashSet<(String, String)>,
+    per_user: HashMap<String, usize>,
+}
+
+impl Waiting {
+    fn remove(&mut self, job: &PushJob) {
+        self.bursts
+            .remove(&(job.user_id.clone(), job.chat_id.clone()));
+        if let Some(n) = self.per_user.get_mut(&job.user_id) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_user.remove(&job.user_id);
+            }
+        }
+    }
 }
 
 impl LocalPushQueue {
     pub fn new(capacity: usize) -> Self {
+        Self::with_bounds(capacity, QueueBounds::default())
+    }
+
+    pub fn with_bounds(capacity: usize, bounds: QueueBounds) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         LocalPushQueue {
             tx,
-            rx: Mutex::new(rx),
+            rx: tokio::sync::Mutex::new(rx),
+            waiting: Mutex::new(Waiting::default()),
+            bounds,
         }
     }
 }
 
 #[async_trait]
 impl PushQueue for LocalPushQueue {
-    async fn enqueue(&self, job: PushJob) -> Result<(), QueueError> {
-        self.tx.try_send(job).map_err(|_| QueueError::Full)
+    async fn enqueue(&self, job: PushJob) -> Result<Enqueued, QueueError> {
+        let mut waiting = self.waiting.lock().expect("queue lock");
+        let burst = (job.user_id.clone(), job.chat_id.clone());
+        if waiting.bursts.contains(&burst) {
+            return Ok(Enqueued::Collapsed);
+        }
+        let of_user = waiting.per_user.get(&job.user_id).copied().unwrap_or(0);
+        if of_user >= self.bounds.max_pending_per_user {
+            return Err(QueueError::UserFull);
+        }
+        let user = job.user_id.clone();
+        self.tx.try_send(job).map_err(|_| QueueError::Full)?;
+        waiting.bursts.insert(burst);
+        *waiting.per_user.entry(user).or_default() += 1;
+        Ok(Enqueued::Queued)
     }
 
     async fn claim(&self, wait: Duration) -> Result<Option<ClaimedJob>, QueueError> {
         let mut rx = self.rx.lock().await;
         let job = tokio::time::timeout(wait, rx.recv()).await.ok().flatten();
+        if let Some(job) = &job {
+            // From now on a new message starts a new burst.
+            self.waiting.lock().expect("queue lock").remove(job);
+        }
         Ok(job.map(|job| ClaimedJob {
             job,
             receipt: String::new(),
@@ -54,4 +102,80 @@ impl PushQueue for LocalPushQueue {
     }
 
     async fn record_delivered(&self, _job: &ClaimedJob, _device_id: &str) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(user: &str, chat: &str, seq: u64) -> PushJob {
+        PushJob {
+            user_id: user.into(),
+            chat_id: chat.into(),
+            seq,
+            sender_id: "alice".into(),
+            body: "hi".into(),
+            attempt: 0,
+            devices: None,
+        }
+    }
+
+    const WAIT: Duration = Duration::from_millis(10);
+
+    #[tokio::test]
+    async fn a_burst_in_one_chat_is_one_job_until_claimed() {
+        let queue = LocalPushQueue::new(100);
+        assert_eq!(
+            queue.enqueue(job("bob", "c", 1)).await.unwrap(),
+            Enqueued::Queued
+        );
+        for seq in 2..50 {
+            assert_eq!(
+                queue.enqueue(job("bob", "c", seq)).await.unwrap(),
+                Enqueued::Collapsed
+            );
+        }
+        assert_eq!(
+            queue.enqueue(job("carol", "c", 2)).await.unwrap(),
+            Enqueued::Queued
+        );
+        assert_eq!(queue.claim(WAIT).await.unwrap().unwrap().job.seq, 1);
+        assert_eq!(
+            queue.claim(WAIT).await.unwrap().unwrap().job.user_id,
+            "carol"
+        );
+        assert!(queue.claim(WAIT).await.unwrap().is_none());
+        // Claimed: the next message starts a new burst.
+        assert_eq!(
+            queue.enqueue(job("bob", "c", 60)).await.unwrap(),
+            Enqueued::Queued
+        );
+    }
+
+    #[tokio::test]
+    async fn a_user_has_a_bounded_share_and_the_queue_a_bounded_size() {
+        let queue = LocalPushQueue::with_bounds(
+            3,
+            QueueBounds {
+                max_pending_per_user: 2,
+            },
+        );
+        queue.enqueue(job("bob", "c1", 1)).await.unwrap();
+        queue.enqueue(job("bob", "c2", 1)).await.unwrap();
+        assert!(matches!(
+            queue.enqueue(job("bob", "c3", 1)).await,
+            Err(QueueError::UserFull)
+        ));
+        queue.enqueue(job("carol", "c1", 1)).await.unwrap();
+        assert!(matches!(
+            queue.enqueue(job("dave", "c1", 1)).await,
+            Err(QueueError::Full)
+        ));
+        // A refused job leaves no trace: once there is room it is queued.
+        queue.claim(WAIT).await.unwrap().unwrap();
+        assert_eq!(
+            queue.enqueue(job("dave", "c1", 1)).await.unwrap(),
+            Enqueued::Queued
+        );
+    }
 }

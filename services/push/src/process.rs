@@ -45,6 +45,9 @@ pub struct PushServiceArgs {
     #[arg(long, env = "CHAT_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
 
+    #[command(flatten)]
+    pub http: chat_ops::http::HttpLimits,
+
     /// The store, for registered devices.
     #[command(flatten)]
     pub store: StoreArgs,
@@ -102,7 +105,14 @@ pub async fn run(args: PushServiceArgs, shutdown: CancellationToken) -> anyhow::
     let ready = ready_check(store.clone(), |store| async move {
         store.ping().await.map_err(|e| e.to_string())
     });
-    let served = serve_until("chat-push", listener, ops_routes(ready), shutdown).await;
+    let served = serve_until(
+        "chat-push",
+        listener,
+        ops_routes(ready),
+        &args.http,
+        shutdown,
+    )
+    .await;
     let _ = working.await;
     served.context("serve")
 }

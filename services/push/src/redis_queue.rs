@@ -1,6 +1,8 @@
 //! The push queue on a Redis Stream with a consumer group: jobs survive restarts, each is
 //! handed to one worker, a worker that dies mid-job leaves it pending and another worker
-//! re-claims it after `reclaim_after`, and failed jobs go to a dead-letter stream.
+//! re-claims it after `reclaim_after`, and failed jobs go to a dead-letter stream. While a
+//! job for a (user, chat) waits, later ones collapse into it (a burst key), and a user has
+//! a bounded number waiting (a counter); both expire, so a lost claim cannot stick.
 
 use std::time::Duration;
 
@@ -9,9 +11,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
 };
-use redis::AsyncCommands;
+use redis::{AsyncCommands, Script};
 
-use crate::{ClaimedJob, PushJob, PushQueue, QueueError};
+use crate::{ClaimedJob, Enqueued, PushJob, PushQueue, QueueBounds, QueueError};
 
 const GROUP: &str = "push-workers";
 /// How long "this job reached this device" is remembered (longer than any re-claim).
@@ -21,6 +23,39 @@ fn delivered_key(receipt: &str, device_id: &str) -> String {
     format!("chat:push:delivered:{receipt}:{device_id}")
 }
 const FIELD: &str = "job";
+
+fn burst_key(job: &PushJob) -> String {
+    // User ids cannot contain ':'.
+    format!("chat:push:burst:{}:{}", job.user_id, job.chat_id)
+}
+
+fn user_key(job: &PushJob) -> String {
+    format!("chat:push:waiting:{}", job.user_id)
+}
+
+/// 1 queued, 0 collapsed into a waiting job, -1 the user has too many waiting.
+fn enqueue_script() -> Script {
+    Script::new(
+        r"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+          local waiting = tonumber(redis.call('GET', KEYS[2]) or '0')
+          if waiting >= tonumber(ARGV[2]) then return -1 end
+          redis.call('SET', KEYS[1], 1, 'PX', ARGV[1])
+          redis.call('INCR', KEYS[2])
+          redis.call('PEXPIRE', KEYS[2], ARGV[1])
+          redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', ARGV[4], ARGV[5])
+          return 1",
+    )
+}
+
+/// Ends a job's burst when it is first claimed (a re-claim finds no burst key).
+fn release_script() -> Script {
+    Script::new(
+        r"if redis.call('DEL', KEYS[1]) == 1 then
+            if redis.call('DECR', KEYS[2]) <= 0 then redis.call('DEL', KEYS[2]) end
+          end
+          return 0",
+    )
+}
 
 #[derive(Debug, Clone)]
 pub struct RedisQueueConfig {
@@ -35,6 +70,10 @@ pub struct RedisQueueConfig {
     pub reclaim_after: Duration,
     /// Approximate cap on the stream's length.
     pub max_len: usize,
+    pub bounds: QueueBounds,
+    /// How long a burst key and a user's count of waiting jobs live without a new job:
+    /// the bound on how long a lost claim could hold back a user's notifications.
+    pub burst_ttl: Duration,
 }
 
 impl RedisQueueConfig {
@@ -46,6 +85,8 @@ impl RedisQueueConfig {
             dead_stream: "chat:push:dead".into(),
             reclaim_after: Duration::from_secs(60),
             max_len: 1_000_000,
+            bounds: QueueBounds::default(),
+            burst_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -97,6 +138,22 @@ impl RedisPushQueue {
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    /// Ends the burst of a job just claimed, so the next message queues a new job.
+    async fn release(&self, claimed: Option<ClaimedJob>) -> Option<ClaimedJob> {
+        if let Some(claimed) = &claimed {
+            let released: redis::RedisResult<i64> = release_script()
+                .key(burst_key(&claimed.job))
+                .key(user_key(&claimed.job))
+                .invoke_async(&mut self.commands.clone())
+                .await;
+            if let Err(e) = released {
+                // The burst key expires by itself (`burst_ttl`).
+                tracing::warn!(error = %e, "push burst not released");
+            }
+        }
+        claimed
     }
 
     fn parse(entry: &StreamId) -> Option<ClaimedJob> {
@@ -171,25 +228,30 @@ impl RedisPushQueue {
 
 #[async_trait]
 impl PushQueue for RedisPushQueue {
-    async fn enqueue(&self, job: PushJob) -> Result<(), QueueError> {
+    async fn enqueue(&self, job: PushJob) -> Result<Enqueued, QueueError> {
         let payload = serde_json::to_string(&job).expect("jobs serialize");
-        let _: String = self
-            .commands
-            .clone()
-            .xadd_maxlen(
-                &self.config.stream,
-                redis::streams::StreamMaxlen::Approx(self.config.max_len),
-                "*",
-                &[(FIELD, payload)],
-            )
+        let outcome: i64 = enqueue_script()
+            .key(burst_key(&job))
+            .key(user_key(&job))
+            .key(&self.config.stream)
+            .arg(self.config.burst_ttl.as_millis() as u64)
+            .arg(self.config.bounds.max_pending_per_user)
+            .arg(self.config.max_len)
+            .arg(FIELD)
+            .arg(payload)
+            .invoke_async(&mut self.commands.clone())
             .await
             .map_err(unavailable)?;
-        Ok(())
+        match outcome {
+            1 => Ok(Enqueued::Queued),
+            0 => Ok(Enqueued::Collapsed),
+            _ => Err(QueueError::UserFull),
+        }
     }
 
     async fn claim(&self, wait: Duration) -> Result<Option<ClaimedJob>, QueueError> {
         match self.reclaim().await {
-            Ok(Some(job)) => return Ok(Some(job)),
+            Ok(Some(job)) => return Ok(self.release(Some(job)).await),
             Ok(None) => {}
             Err(e) => return self.recover(e).await,
         }
@@ -206,9 +268,10 @@ impl PushQueue for RedisPushQueue {
             Ok(reply) => reply,
             Err(e) => return self.recover(e).await,
         };
-        Ok(reply
+        let claimed = reply
             .and_then(|r| r.keys.into_iter().next())
-            .and_then(|k| k.ids.first().and_then(Self::parse)))
+            .and_then(|k| k.ids.first().and_then(Self::parse));
+        Ok(self.release(claimed).await)
     }
 
     async fn ack(&self, job: &ClaimedJob) -> Result<(), QueueError> {

@@ -3,13 +3,19 @@
 
 use std::time::Duration;
 
-use chat_push::{PushJob, PushQueue, RedisPushQueue, RedisQueueConfig};
+use chat_push::{
+    Enqueued, PushJob, PushQueue, QueueBounds, QueueError, RedisPushQueue, RedisQueueConfig,
+};
 use chat_test_redis::RedisServer;
 
 fn job(seq: u64) -> PushJob {
+    in_chat(&format!("c{seq}"), seq)
+}
+
+fn in_chat(chat: &str, seq: u64) -> PushJob {
     PushJob {
         user_id: "bob".into(),
-        chat_id: "c".into(),
+        chat_id: chat.into(),
         seq,
         sender_id: "alice".into(),
         body: "hi".into(),
@@ -44,6 +50,37 @@ async fn jobs_are_claimed_once_and_acked() {
     a.ack(&first).await.unwrap();
     b.ack(&second).await.unwrap();
     assert_eq!(a.pending_len().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_chat_burst_is_one_job_and_a_user_has_a_bounded_share() {
+    let redis = RedisServer::start().await;
+    let mut config = RedisQueueConfig::new(&redis.url(), "w");
+    config.bounds = QueueBounds {
+        max_pending_per_user: 2,
+    };
+    let q = RedisPushQueue::connect(config).await.unwrap();
+    assert_eq!(q.enqueue(in_chat("a", 1)).await.unwrap(), Enqueued::Queued);
+    for seq in 2..30 {
+        assert_eq!(
+            q.enqueue(in_chat("a", seq)).await.unwrap(),
+            Enqueued::Collapsed
+        );
+    }
+    assert_eq!(q.enqueue(in_chat("b", 1)).await.unwrap(), Enqueued::Queued);
+    assert!(
+        matches!(q.enqueue(in_chat("c", 1)).await, Err(QueueError::UserFull)),
+        "a third chat is over the user's share"
+    );
+    assert_eq!(q.pending_len().await.unwrap(), 2);
+    // Claiming ends the burst and frees the user's share.
+    let first = q.claim(WAIT).await.unwrap().unwrap();
+    assert_eq!((first.job.chat_id.as_str(), first.job.seq), ("a", 1));
+    assert_eq!(q.enqueue(in_chat("a", 31)).await.unwrap(), Enqueued::Queued);
+    assert!(matches!(
+        q.enqueue(in_chat("c", 2)).await,
+        Err(QueueError::UserFull)
+    ));
 }
 
 #[tokio::test]

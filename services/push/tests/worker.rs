@@ -10,8 +10,8 @@ use chat_presence::LocalPresence;
 use chat_protocol::PushPlatform;
 use chat_push::providers::Notification;
 use chat_push::{
-    ClaimedJob, LocalPushQueue, Outcome, PushJob, PushPolicy, PushProvider, PushQueue, PushWorker,
-    QueueError, SendError,
+    ClaimedJob, Enqueued, LocalPushQueue, Outcome, PushJob, PushPolicy, PushProvider, PushQueue,
+    PushWorker, QueueError, SendError,
 };
 use chat_store::{MessageStore, PushDevice, SqliteConfig, SqliteStore};
 
@@ -47,7 +47,7 @@ struct Reclaimed {
 
 #[async_trait]
 impl PushQueue for Reclaimed {
-    async fn enqueue(&self, job: PushJob) -> Result<(), QueueError> {
+    async fn enqueue(&self, job: PushJob) -> Result<Enqueued, QueueError> {
         self.inner.enqueue(job).await
     }
     async fn claim(&self, wait: Duration) -> Result<Option<ClaimedJob>, QueueError> {

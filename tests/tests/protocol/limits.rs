@@ -1,6 +1,6 @@
 //! Per-connection and per-user limits: send rate, devices per user, slow consumers.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chat_testkit::{token, TestServer};
 use serde_json::{json, Map};
@@ -8,24 +8,68 @@ use serde_json::{json, Map};
 use crate::helpers::*;
 
 #[tokio::test]
-async fn sends_over_the_rate_are_rate_limited_with_a_retry_hint() {
+async fn sends_over_the_rate_are_slowed_not_refused() {
     let server = TestServer::start_with(|a| {
-        a.gateway.send_rate = 1;
+        a.gateway.send_rate = 2;
         a.gateway.send_burst = 2;
     })
     .await;
     let chat = direct_chat(&server, "alice", "bob").await;
     let mut alice = server.connect("alice", "phone").await;
+    let started = Instant::now();
+    let replies = alice.send_pipelined(&chat, "m", 5, "x").await;
+    for reply in &replies {
+        assert_eq!(reply["type"], "sent", "{reply}");
+    }
+    // Two in the burst, then one every 500 ms: the last three waited for the bucket.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_alive(&mut alice).await;
+}
+
+#[tokio::test]
+async fn a_request_that_would_wait_too_long_is_rate_limited_and_that_is_no_violation() {
+    let server = TestServer::start_with(|a| {
+        a.gateway.send_rate = 1;
+        a.gateway.send_burst = 1;
+        a.gateway.max_violations = 3;
+        a.gateway.limits.max_rate_delay = Duration::from_millis(100);
+    })
+    .await;
+    let chat = direct_chat(&server, "alice", "bob").await;
+    let mut alice = server.connect("alice", "phone").await;
     alice.send_message(&chat, "a", "1").await;
-    alice.send_message(&chat, "b", "2").await;
-    let limited = alice
-        .request(json!({"type": "send", "chat_id": chat, "client_msg_id": "c", "body": "3"}))
+    // Far more refusals than the violation limit: rate_limited is a normal answer.
+    for i in 0..10 {
+        let limited = alice
+            .request(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("b{i}"), "body": "2"}))
+            .await;
+        assert_eq!(error_code(&limited), "rate_limited");
+        let retry = limited["retry_after_ms"].as_u64().unwrap();
+        assert!(retry > 0 && retry <= 1000, "{retry}");
+    }
+    assert_alive(&mut alice).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    alice.send_message(&chat, "b0", "2").await;
+}
+
+#[tokio::test]
+async fn typing_over_its_rate_is_dropped_at_once() {
+    let server =
+        TestServer::start_with(|a| a.gateway.limits.limit_typing = "1/m,1".parse().unwrap()).await;
+    let chat = direct_chat(&server, "alice", "bob").await;
+    let mut alice = server.connect("alice", "phone").await;
+    let first = alice
+        .request(json!({"type": "typing", "chat_id": chat}))
         .await;
-    assert_eq!(error_code(&limited), "rate_limited");
-    let retry = limited["retry_after_ms"].as_u64().unwrap();
-    assert!(retry > 0 && retry <= 1000, "{retry}");
-    tokio::time::sleep(Duration::from_millis(retry + 50)).await;
-    alice.send_message(&chat, "c", "3").await;
+    assert_eq!(first["type"], "ok", "{first}");
+    let second = alice
+        .request(json!({"type": "typing", "chat_id": chat}))
+        .await;
+    assert_eq!(error_code(&second), "rate_limited");
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ use scylla::statement::Consistency;
 use scylla::value::{CqlValue, Row};
 
 use crate::error::{StoreError, StoreResult};
-use crate::types::{DedupEntry, PushDevice, SequencerState, UserChatState, Watermarks};
+use crate::types::{DedupEntry, Page, PushDevice, SequencerState, UserChatState, Watermarks};
 use crate::MessageStore;
 use statements::Statements;
 
@@ -244,7 +244,7 @@ impl ScyllaStore {
             return Ok(0);
         }
         let scanned = self
-            .messages_after(chat_id, read, UNREAD_SCAN_LIMIT as usize)
+            .messages_after(chat_id, read, Page::count(UNREAD_SCAN_LIMIT as usize))
             .await?;
         let from_others = scanned.iter().filter(|m| m.sender_id != user_id).count() as u64;
         let unscanned = (head - read).saturating_sub(scanned.len() as u64);
@@ -360,7 +360,7 @@ impl MessageStore for ScyllaStore {
             let last_message = if chat.head_seq == 0 {
                 None
             } else {
-                self.messages_before(&chat_id, chat.head_seq + 1, 1)
+                self.messages_before(&chat_id, chat.head_seq + 1, Page::count(1))
                     .await?
                     .pop()
             };
@@ -485,49 +485,58 @@ impl MessageStore for ScyllaStore {
         &self,
         chat_id: &str,
         after_seq: u64,
-        limit: usize,
+        page: Page,
     ) -> StoreResult<Vec<Message>> {
         let head = self.head(chat_id).await?;
-        let mut messages = Vec::new();
+        let mut filler = page.filler();
         let mut bucket = self.bucket(after_seq + 1);
-        while messages.len() < limit && bucket <= self.bucket(head.max(after_seq + 1)) + 1 {
-            let want = (limit - messages.len()) as i32;
+        while !filler.is_full() && bucket <= self.bucket(head.max(after_seq + 1)) + 1 {
+            let want = filler.room() as i32;
             let rows: Vec<MessageRow> = self
                 .all_rows(
                     &self.statements.select_after,
                     (chat_id, bucket, after_seq as i64, want),
                 )
                 .await?;
-            messages.extend(rows.into_iter().map(message_of));
+            for row in rows {
+                if !filler.offer(message_of(row)) {
+                    break;
+                }
+            }
             bucket += 1;
         }
-        Ok(messages)
+        Ok(filler.into_messages())
     }
 
     async fn messages_before(
         &self,
         chat_id: &str,
         before_seq: u64,
-        limit: usize,
+        page: Page,
     ) -> StoreResult<Vec<Message>> {
         let head = self.head(chat_id).await?;
         let last = before_seq
             .saturating_sub(1)
             .min(head.max(1) + self.config.bucket_size);
-        let mut messages = Vec::new();
+        let mut filler = page.filler();
         let mut bucket = self.bucket(last);
         let before = before_seq.min(i64::MAX as u64) as i64;
-        while messages.len() < limit && bucket >= 0 {
-            let want = (limit - messages.len()) as i32;
+        while !filler.is_full() && bucket >= 0 {
+            let want = filler.room() as i32;
             let rows: Vec<MessageRow> = self
                 .all_rows(
                     &self.statements.select_before,
                     (chat_id, bucket, before, want),
                 )
                 .await?;
-            messages.extend(rows.into_iter().map(message_of));
+            for row in rows {
+                if !filler.offer(message_of(row)) {
+                    break;
+                }
+            }
             bucket -= 1;
         }
+        let mut messages = filler.into_messages();
         messages.reverse();
         Ok(messages)
     }

@@ -14,7 +14,7 @@ use chat_protocol::{now_ms, Chat, Member, Message};
 use rusqlite::Connection;
 
 use crate::error::{StoreError, StoreResult};
-use crate::types::{PushDevice, SequencerState, UserChatState, Watermarks};
+use crate::types::{Page, PushDevice, SequencerState, UserChatState, Watermarks};
 use crate::MessageStore;
 use pool::ReadPool;
 use writer::Writer;
@@ -42,8 +42,10 @@ pub enum Synchronous {
 pub struct SqliteConfig {
     pub path: PathBuf,
     pub synchronous: Synchronous,
-    /// Read connections kept open between reads.
-    pub read_pool_size: usize,
+    /// Reads running at once (and read connections kept open); more wait their turn.
+    pub read_concurrency: usize,
+    /// Write jobs waiting for the writer thread before writers wait for room.
+    pub write_queue: usize,
 }
 
 impl SqliteConfig {
@@ -51,7 +53,8 @@ impl SqliteConfig {
         SqliteConfig {
             path: path.into(),
             synchronous: Synchronous::Full,
-            read_pool_size: 8,
+            read_concurrency: 8,
+            write_queue: 16_384,
         }
     }
 }
@@ -88,12 +91,12 @@ impl SqliteStore {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&conn)?;
-        let writer = Writer::start(conn)
+        let writer = Writer::start(conn, config.write_queue)
             .map_err(|e| StoreError::Internal(format!("start writer thread: {e}")))?;
         Ok(SqliteStore {
             path: config.path.clone(),
             writer: Mutex::new(Some(Arc::new(writer))),
-            reads: Arc::new(ReadPool::new(config.path.clone(), config.read_pool_size)),
+            reads: Arc::new(ReadPool::new(config.path.clone(), config.read_concurrency)),
         })
     }
 
@@ -234,11 +237,11 @@ impl MessageStore for SqliteStore {
         &self,
         chat_id: &str,
         after_seq: u64,
-        limit: usize,
+        page: Page,
     ) -> StoreResult<Vec<Message>> {
         let chat_id = chat_id.to_owned();
         self.reads
-            .read(move |c| queries::messages_after(c, &chat_id, after_seq, limit))
+            .read(move |c| queries::messages_after(c, &chat_id, after_seq, page))
             .await
     }
 
@@ -246,11 +249,11 @@ impl MessageStore for SqliteStore {
         &self,
         chat_id: &str,
         before_seq: u64,
-        limit: usize,
+        page: Page,
     ) -> StoreResult<Vec<Message>> {
         let chat_id = chat_id.to_owned();
         self.reads
-            .read(move |c| queries::messages_before(c, &chat_id, before_seq, limit))
+            .read(move |c| queries::messages_before(c, &chat_id, before_seq, page))
             .await
     }
 

@@ -1,36 +1,55 @@
 //! A small pool of read-only connections used from blocking threads, so reads never wait
-//! behind the writer (WAL lets readers and the writer proceed at once).
+//! behind the writer (WAL lets readers and the writer proceed at once). A semaphore caps
+//! the reads running at once: more wait their turn without holding a thread, so a flood
+//! of reads can neither spawn hundreds of threads nor hold their results all at once.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
 
 use crate::error::{StoreError, StoreResult};
 
 pub(crate) struct ReadPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    running: Arc<Semaphore>,
     max_idle: usize,
 }
 
 impl ReadPool {
-    pub(crate) fn new(path: PathBuf, max_idle: usize) -> Self {
+    /// At most `concurrency` reads run at once; as many connections are kept open.
+    pub(crate) fn new(path: PathBuf, concurrency: usize) -> Self {
+        let concurrency = concurrency.max(1);
         ReadPool {
             path,
             idle: Mutex::new(Vec::new()),
-            max_idle,
+            running: Arc::new(Semaphore::new(concurrency)),
+            max_idle: concurrency,
         }
     }
 
-    /// Runs `f` on a pooled connection in tokio's blocking pool.
-    pub(crate) async fn read<T, F>(self: &std::sync::Arc<Self>, f: F) -> StoreResult<T>
+    /// Runs `f` on a pooled connection in tokio's blocking pool, once a slot is free.
+    pub(crate) async fn read<T, F>(self: &Arc<Self>, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        let permit = match self.running.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                metrics::counter!("chat_store_reads_queued_total").increment(1);
+                self.running
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| StoreError::Closed)?
+            }
+        };
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = pool.take()?;
             let result = f(&conn).map_err(StoreError::from);
             pool.give_back(conn);

@@ -7,7 +7,7 @@ use chat_protocol::{Chat, ChatKind, Member, Message, PushPlatform, Role};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::SeqConflict;
-use crate::types::{DedupEntry, PushDevice, SequencerState, UserChatState, Watermarks};
+use crate::types::{DedupEntry, Page, PushDevice, SequencerState, UserChatState, Watermarks};
 
 const MESSAGE_COLUMNS: &str = "chat_id, seq, msg_id, sender_id, client_msg_id, body, ts";
 
@@ -270,41 +270,54 @@ pub(crate) fn messages_after(
     conn: &Connection,
     chat_id: &str,
     after_seq: u64,
-    limit: usize,
+    page: Page,
 ) -> rusqlite::Result<Vec<Message>> {
-    conn.prepare_cached(&format!(
+    let mut statement = conn.prepare_cached(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ?1 AND seq > ?2
          ORDER BY seq ASC LIMIT ?3"
-    ))?
-    .query_map(
-        params![chat_id, after_seq as i64, limit as i64],
+    ))?;
+    let rows = statement.query_map(
+        params![chat_id, after_seq as i64, page.limit as i64],
         message_from_row,
-    )?
-    .collect()
+    )?;
+    fill(page, rows)
 }
 
 pub(crate) fn messages_before(
     conn: &Connection,
     chat_id: &str,
     before_seq: u64,
-    limit: usize,
+    page: Page,
 ) -> rusqlite::Result<Vec<Message>> {
-    let mut messages = conn
-        .prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ?1 AND seq < ?2
-             ORDER BY seq DESC LIMIT ?3"
-        ))?
-        .query_map(
-            params![
-                chat_id,
-                before_seq.min(i64::MAX as u64) as i64,
-                limit as i64
-            ],
-            message_from_row,
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ?1 AND seq < ?2
+         ORDER BY seq DESC LIMIT ?3"
+    ))?;
+    let rows = statement.query_map(
+        params![
+            chat_id,
+            before_seq.min(i64::MAX as u64) as i64,
+            page.limit as i64
+        ],
+        message_from_row,
+    )?;
+    let mut messages = fill(page, rows)?;
     messages.reverse();
     Ok(messages)
+}
+
+/// Reads rows only until the page is full, so a byte-bounded page never loads the rest.
+fn fill(
+    page: Page,
+    rows: impl Iterator<Item = rusqlite::Result<Message>>,
+) -> rusqlite::Result<Vec<Message>> {
+    let mut filler = page.filler();
+    for row in rows {
+        if !filler.offer(row?) {
+            break;
+        }
+    }
+    Ok(filler.into_messages())
 }
 
 pub(crate) fn prune_dedup(conn: &Connection, older_than_ms: i64) -> rusqlite::Result<u64> {

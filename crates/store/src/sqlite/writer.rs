@@ -1,12 +1,12 @@
 //! Group commit: one thread owns the write connection and runs every queued write job in
-//! one transaction, so concurrent callers share a single commit and fsync.
+//! one transaction, so concurrent callers share a single commit and fsync. The queue is
+//! bounded: when it is full, writers wait for room instead of piling up jobs.
 
-use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use rusqlite::{Connection, TransactionBehavior};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{StoreError, StoreResult};
 
@@ -23,8 +23,9 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(conn: Connection) -> std::io::Result<Self> {
-        let (jobs, rx) = mpsc::channel::<Job>();
+    /// Starts the thread; at most `queue` jobs wait for it.
+    pub(crate) fn start(conn: Connection, queue: usize) -> std::io::Result<Self> {
+        let (jobs, rx) = mpsc::channel::<Job>(queue.max(1));
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || run(conn, rx))?;
@@ -53,11 +54,15 @@ impl Writer {
                 let _ = reply.send(outcome);
             })
         });
-        self.jobs
-            .as_ref()
-            .ok_or(StoreError::Closed)?
-            .send(job)
-            .map_err(|_| StoreError::Closed)?;
+        let jobs = self.jobs.as_ref().ok_or(StoreError::Closed)?;
+        match jobs.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                metrics::counter!("chat_store_write_queue_full_total").increment(1);
+                jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(StoreError::Closed),
+        }
         // A job dropped unrun (the transaction could not begin) closes its reply channel.
         outcome
             .await
@@ -79,9 +84,9 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(64);
-    while let Ok(first) = rx.recv() {
+    while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {

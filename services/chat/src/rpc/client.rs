@@ -24,6 +24,8 @@ use crate::queued::{queue_send, SendReply};
 pub struct RemoteChatConfig {
     pub redis_url: String,
     pub max_body_bytes: usize,
+    /// Must match the chat services' `CHAT_MAX_PAGE_BYTES`.
+    pub max_page_bytes: usize,
     /// Must match the chat services' `CHAT_LARGE_GROUP_MEMBERS`.
     pub large_group_members: usize,
     /// Deadline of one internal request (a send batch includes an fsync).
@@ -42,6 +44,7 @@ pub struct RemoteChat {
     routes: Arc<Routes>,
     sends: mpsc::Sender<QueuedSend>,
     max_body_bytes: usize,
+    max_page_bytes: usize,
     large_group_members: usize,
 }
 
@@ -65,6 +68,7 @@ impl RemoteChat {
             routes,
             sends,
             max_body_bytes: config.max_body_bytes,
+            max_page_bytes: config.max_page_bytes,
             large_group_members: config.large_group_members,
         }))
     }
@@ -392,6 +396,10 @@ impl ChatApi for RemoteChat {
 
     fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
+    }
+
+    fn max_page_bytes(&self) -> usize {
+        self.max_page_bytes
     }
 
     fn large_group_members(&self) -> usize {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::limits::LimitClass;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -26,6 +27,7 @@ pub(crate) async fn create(
     AuthUser(caller): AuthUser,
     body: Result<Json<CreateChatBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Chat>), ApiError> {
+    state.admit(LimitClass::ChatCreate, &caller.user_id)?;
     let Json(body) = body?;
     let request = CreateChat {
         kind: body.kind,
@@ -50,6 +52,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
 ) -> Result<Json<ChatList>, ApiError> {
+    state.admit(LimitClass::Reads, &caller.user_id)?;
     let chats = state.chat.list_chats(&caller).await?;
     Ok(Json(ChatList { chats }))
 }
@@ -59,6 +62,7 @@ pub(crate) async fn get_one(
     AuthUser(caller): AuthUser,
     Path(chat_id): Path<String>,
 ) -> Result<Json<Chat>, ApiError> {
+    state.admit(LimitClass::Reads, &caller.user_id)?;
     Ok(Json(state.chat.get_chat(&caller, &chat_id).await?))
 }
 
@@ -73,6 +77,7 @@ pub(crate) async fn add_members(
     Path(chat_id): Path<String>,
     body: Result<Json<AddMembersBody>, JsonRejection>,
 ) -> Result<Json<Chat>, ApiError> {
+    state.admit(LimitClass::Members, &caller.user_id)?;
     let Json(body) = body?;
     Ok(Json(
         state
@@ -87,6 +92,7 @@ pub(crate) async fn remove_member(
     AuthUser(caller): AuthUser,
     Path((chat_id, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
+    state.admit(LimitClass::Members, &caller.user_id)?;
     state
         .chat
         .remove_member(&caller, &chat_id, &user_id)

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::limits::LimitClass;
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -23,6 +24,7 @@ pub(crate) async fn register(
     AuthUser(caller): AuthUser,
     body: Result<Json<RegisterBody>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
+    state.admit(LimitClass::Devices, &caller.user_id)?;
     let Json(body) = body?;
     state
         .chat
@@ -36,6 +38,7 @@ pub(crate) async fn unregister(
     AuthUser(caller): AuthUser,
     Path(device_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    state.admit(LimitClass::Devices, &caller.user_id)?;
     if state.chat.unregister_device(&caller, &device_id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

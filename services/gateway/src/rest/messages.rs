@@ -10,7 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::limits::LimitClass;
 use crate::state::AppState;
+
+/// When the server's reply memory is spent, clients are told to come back after this.
+const SHED_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Deserialize)]
 pub(crate) struct HistoryParams {
@@ -30,7 +34,14 @@ pub(crate) async fn list(
     Path(chat_id): Path<String>,
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Json<MessageList>, ApiError> {
+    state.admit(LimitClass::Reads, &caller.user_id)?;
     let Query(params) = params?;
+    // Held until the response is built; hyper then owns the bytes until they are sent.
+    let _memory = state
+        .limits
+        .replies
+        .try_reserve(state.chat.max_page_bytes())
+        .ok_or_else(|| ApiError::busy(SHED_RETRY))?;
     let query = HistoryQuery {
         before_seq: params.before_seq,
         after_seq: params.after_seq,
@@ -61,6 +72,7 @@ pub(crate) async fn send(
     Path(chat_id): Path<String>,
     body: Result<Json<SendBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<SentBody>), ApiError> {
+    state.admit(LimitClass::Send, &caller.user_id)?;
     let Json(body) = body?;
     let request = SendRequest {
         chat_id,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::limits::LimitClass;
 use crate::state::AppState;
 use crate::ws::presence_entries;
 
@@ -29,6 +30,7 @@ pub(crate) async fn query(
     AuthUser(caller): AuthUser,
     params: Result<Query<PresenceParams>, QueryRejection>,
 ) -> Result<Json<PresenceList>, ApiError> {
+    state.admit(LimitClass::Presence, &caller.user_id)?;
     let Query(params) = params?;
     let user_ids: Vec<String> = params
         .user_ids

@@ -1,34 +1,36 @@
 //! One task per WebSocket connection: a `select!` over client frames, the bounded outbound
-//! queue the bus fills, replies of in-flight requests, heartbeats and shutdown.
+//! queue the bus fills, replies of in-flight requests, a frame held back by admission,
+//! heartbeats and shutdown. Reading pauses while a frame is held (over a rate, or the
+//! connection owes too many reply bytes) and resumes as replies are written. Whatever ends
+//! the connection, the replies it owes are written first (within the write timeout).
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use chat_protocol::{decode_client_frame, ErrorCode, ServerFrame, PROTOCOL_VERSION};
+use chat_ops::http::ConnectionSlot;
+use chat_protocol::{decode_client_frame, ClientFrame, ErrorCode, ServerFrame, PROTOCOL_VERSION};
 use chat_service::Caller;
-use futures_util::stream::{FuturesUnordered, SplitSink};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::limits::{RateLimit, ViolationMeter};
+use super::admission::{error_with_retry, Admission, Reserved, Verdict};
+use super::close::{close_code, close_for_read_error};
+use super::limits::ViolationMeter;
 use super::requests::{error_frame, handle, text, Handled, Session};
-use crate::registry::Connection;
+use crate::registry::{Connection, Outbound};
 use crate::state::AppState;
 
 /// A write that takes longer than this means the client is gone or hopelessly slow.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-mod close_code {
-    pub const GOING_AWAY: u16 = 1001;
-    pub const POLICY: u16 = 1008;
-    pub const TOO_BIG: u16 = 1009;
-    pub const RESTART: u16 = 1012;
-    pub const TRY_AGAIN_LATER: u16 = 1013;
-}
+/// A request still held when the connection ends is answered with this retry hint.
+const HELD_RETRY: Duration = Duration::from_secs(1);
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -39,15 +41,50 @@ enum End {
     Drain,
 }
 
-pub(crate) async fn run(socket: WebSocket, state: AppState, user_id: String, device_id: String) {
+/// A request's reply, with the bytes reserved for it.
+struct Owed {
+    frames: Vec<Utf8Bytes>,
+    reserved: Reserved,
+}
+
+/// A frame read but not handled yet.
+struct Held {
+    frame: ClientFrame,
+    /// Over a rate until then; `None` while waiting for the connection's budget.
+    until: Option<Instant>,
+}
+
+/// The connection's side of the conversation: what it owes and what it holds.
+struct Link {
+    sink: Sink,
+    in_flight: FuturesUnordered<BoxFuture<'static, Owed>>,
+    /// Bytes reserved by requests in flight and replies not yet written.
+    owed: usize,
+    held: Option<Held>,
+    admission: Admission,
+    violations: ViolationMeter,
+}
+
+pub(crate) async fn run(
+    socket: WebSocket,
+    state: AppState,
+    user_id: String,
+    device_id: String,
+    slot: Option<ConnectionSlot>,
+) {
+    // Held for as long as the connection lives: it counts against the address's cap.
+    let _slot = slot;
     let session_id = Uuid::new_v4();
-    let (outbound_tx, mut outbound) = mpsc::channel(state.config.outbound_queue.max(1));
+    let config = state.config.clone();
+    let (outbound_tx, mut outbound) = mpsc::channel(config.outbound_queue.max(1));
     let connection = Arc::new(Connection {
         session: session_id,
         user_id: user_id.clone(),
         device_id: device_id.clone(),
         outbound: outbound_tx,
+        queued_bytes: AtomicUsize::new(0),
         kick: CancellationToken::new(),
+        replaced: CancellationToken::new(),
     });
     let (mut sink, stream) = socket.split();
     if state.registry.register(connection.clone()).is_err() {
@@ -56,7 +93,7 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, user_id: String, dev
             ErrorCode::Forbidden,
             "too many devices connected for this user",
         );
-        let _ = write(&mut sink, refusal).await;
+        let _ = write_frames(&mut sink, vec![refusal]).await;
         close(&mut sink, close_code::POLICY, "too many devices").await;
         return;
     }
@@ -70,8 +107,8 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, user_id: String, dev
         device_id: device_id.clone(),
         session_id: session_id.to_string(),
         server_id: state.server_id.to_string(),
-        heartbeat_ms: state.config.heartbeat.as_millis() as u64,
-        max_frame_bytes: state.config.max_frame_bytes,
+        heartbeat_ms: config.heartbeat.as_millis() as u64,
+        max_frame_bytes: config.max_frame_bytes,
         max_body_bytes: state.chat.max_body_bytes(),
     };
     let session = Arc::new(Session {
@@ -81,102 +118,239 @@ pub(crate) async fn run(socket: WebSocket, state: AppState, user_id: String, dev
             session: Some(session_id),
         },
         connection: connection.clone(),
-        send_limit: RateLimit::per_second(state.config.send_rate, state.config.send_burst),
-        typing_limit: RateLimit::per_second(state.config.typing_rate, state.config.typing_rate),
         state: state.clone(),
     });
-
-    let end = if write(&mut sink, text(&hello)).await.is_ok() {
-        serve(&session, &mut sink, stream, &mut outbound).await
+    let mut link = Link {
+        sink,
+        in_flight: FuturesUnordered::new(),
+        owed: 0,
+        held: None,
+        admission: Admission::new(config.send_rate, config.send_burst, config.typing_rate),
+        violations: ViolationMeter::new(config.max_violations),
+    };
+    let end = if write_frames(&mut link.sink, vec![text(&hello)])
+        .await
+        .is_ok()
+    {
+        link.serve(&session, stream, &mut outbound).await
     } else {
         End::ClientGone
     };
-    match end {
-        End::ClientGone => {}
-        End::Close(code, reason) => close(&mut sink, code, reason).await,
-        End::Drain => {
-            let jitter = state.config.reconnect_jitter.as_millis() as u64;
-            let after_ms = rand::rng().random_range(0..=jitter);
-            let _ = write(&mut sink, text(&ServerFrame::Reconnect { after_ms })).await;
-            close(&mut sink, close_code::RESTART, "server restarting").await;
-        }
-    }
+    link.finish(end, &state).await;
     state.registry.unregister(&connection);
     state.presence.disconnected(&user_id, session_id).await;
 }
 
-async fn serve(
-    session: &Arc<Session>,
-    sink: &mut Sink,
-    mut stream: futures_util::stream::SplitStream<WebSocket>,
-    outbound: &mut mpsc::Receiver<Utf8Bytes>,
-) -> End {
-    let state = &session.state;
-    let config = &state.config;
-    let mut in_flight = FuturesUnordered::new();
-    let mut violations = ViolationMeter::new(config.max_violations);
-    let mut heartbeat = tokio::time::interval(config.heartbeat);
-    heartbeat.tick().await;
-    let mut last_heard = Instant::now();
+impl Link {
+    async fn serve(
+        &mut self,
+        session: &Arc<Session>,
+        mut stream: SplitStream<WebSocket>,
+        outbound: &mut mpsc::Receiver<Outbound>,
+    ) -> End {
+        let state = &session.state;
+        let config = &state.config;
+        let connection = &session.connection;
+        let mut heartbeat = tokio::time::interval(config.heartbeat);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
 
-    loop {
-        tokio::select! {
-            biased;
-            _ = state.shutdown.cancelled() => {
-                // Let requests already accepted finish, so their replies are not lost.
-                while let Some(frames) = in_flight.next().await {
-                    if write_all(sink, frames).await.is_err() {
+        loop {
+            let held_until = self.held.as_ref().and_then(|h| h.until);
+            let may_read = self.held.is_none()
+                && self.owed < state.limits.config.reply_budget_bytes
+                && self.in_flight.len() < config.max_inflight;
+            tokio::select! {
+                biased;
+                _ = state.shutdown.cancelled() => return End::Drain,
+                _ = connection.kick.cancelled() => {
+                    return End::Close(close_code::TRY_AGAIN_LATER, "too slow; reconnect and sync");
+                }
+                _ = connection.replaced.cancelled() => {
+                    return End::Close(close_code::REPLACED, "replaced by a newer connection of this device");
+                }
+                Some(item) = outbound.recv() => {
+                    let bytes = item.frame.as_str().len();
+                    let written = write_frames(&mut self.sink, vec![item.frame]).await;
+                    connection.written(bytes);
+                    if written.is_err() {
                         return End::ClientGone;
                     }
                 }
-                return End::Drain;
-            }
-            _ = session.connection.kick.cancelled() => {
-                return End::Close(close_code::TRY_AGAIN_LATER, "too slow; reconnect and sync");
-            }
-            Some(frame) = outbound.recv() => {
-                if write(sink, frame).await.is_err() {
-                    return End::ClientGone;
-                }
-            }
-            Some(frames) = in_flight.next(), if !in_flight.is_empty() => {
-                if write_all(sink, frames).await.is_err() {
-                    return End::ClientGone;
-                }
-            }
-            incoming = stream.next(), if in_flight.len() < config.max_inflight => {
-                last_heard = Instant::now();
-                let message = match incoming {
-                    None | Some(Err(_)) => {
-                        // Reading fails for a broken connection or an over-limit frame;
-                        // 1009 tells the latter what happened and costs the former nothing.
-                        return End::Close(close_code::TOO_BIG, "frame too large or connection broken");
+                Some(owed) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    if self.write_owed(owed).await.is_err() {
+                        return End::ClientGone;
                     }
-                    Some(Ok(message)) => message,
-                };
-                let (frames, violation) = match message {
-                    Message::Text(raw) => on_text(session, raw.as_str(), &mut in_flight),
-                    Message::Binary(_) => (
-                        vec![error_frame(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text")],
-                        true,
-                    ),
-                    Message::Close(_) => return End::ClientGone,
-                    Message::Ping(_) | Message::Pong(_) => (Vec::new(), false),
-                };
-                if write_all(sink, frames).await.is_err() {
-                    return End::ClientGone;
+                    if self.held.as_ref().is_some_and(|h| h.until.is_none()) {
+                        self.admit_held(session).await;
+                    }
                 }
-                if violation && violations.record() {
-                    return End::Close(close_code::POLICY, "too many invalid or rate-limited frames");
+                _ = tokio::time::sleep_until(held_until.unwrap_or_else(Instant::now).into()), if held_until.is_some() => {
+                    self.admit_held(session).await;
+                }
+                incoming = stream.next(), if may_read => {
+                    last_heard = Instant::now();
+                    let message = match incoming {
+                        None => return End::ClientGone,
+                        Some(Err(e)) => return match close_for_read_error(e) {
+                            Some((code, reason)) => End::Close(code, reason),
+                            None => End::ClientGone,
+                        },
+                        Some(Ok(message)) => message,
+                    };
+                    match message {
+                        Message::Text(raw) => {
+                            if let Some(end) = self.on_text(session, raw.as_str()).await {
+                                return end;
+                            }
+                        }
+                        Message::Binary(_) => {
+                            let refusal = error_frame(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text");
+                            if let Some(end) = self.on_violation(refusal).await {
+                                return end;
+                            }
+                        }
+                        Message::Close(_) => return End::ClientGone,
+                        Message::Ping(_) | Message::Pong(_) => {}
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > config.heartbeat * 2 && may_read {
+                        return End::Close(close_code::GOING_AWAY, "heartbeat timeout");
+                    }
+                    if self.sink.send(Message::Ping(Default::default())).await.is_err() {
+                        return End::ClientGone;
+                    }
                 }
             }
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() > config.heartbeat * 2 {
-                    return End::Close(close_code::GOING_AWAY, "heartbeat timeout");
+        }
+    }
+
+    /// Decodes one text frame and admits, holds or answers it.
+    async fn on_text(&mut self, session: &Arc<Session>, raw: &str) -> Option<End> {
+        let max = session.state.config.max_frame_bytes;
+        if raw.len() > max {
+            let refusal = error_frame(
+                None,
+                ErrorCode::TooLarge,
+                format!("frame is larger than {max} bytes"),
+            );
+            return self.on_violation(refusal).await;
+        }
+        match decode_client_frame(raw) {
+            Err(e) => {
+                self.on_violation(error_frame(e.re, e.code, e.message))
+                    .await
+            }
+            Ok(frame) => {
+                self.held = Some(Held { frame, until: None });
+                self.admit_held(session).await;
+                None
+            }
+        }
+    }
+
+    /// Answers a malformed frame; ends the connection when they come too often.
+    async fn on_violation(&mut self, refusal: Utf8Bytes) -> Option<End> {
+        if write_frames(&mut self.sink, vec![refusal]).await.is_err() {
+            return Some(End::ClientGone);
+        }
+        if self.violations.record() {
+            return Some(End::Close(close_code::POLICY, "too many invalid frames"));
+        }
+        None
+    }
+
+    /// Admits the held frame if it may go now; otherwise it stays held (with a new time).
+    async fn admit_held(&mut self, session: &Arc<Session>) {
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        match self.admission.decide(session, &held.frame, self.owed) {
+            Verdict::Admit(reserved) => {
+                self.owed += reserved.bytes;
+                let reply = handle(session, held.frame);
+                let work: BoxFuture<'static, Vec<Utf8Bytes>> = match reply.handled {
+                    Handled::Now(frames) => futures_util::future::ready(frames).boxed(),
+                    Handled::Later(work) => work,
+                };
+                self.in_flight.push(
+                    async move {
+                        Owed {
+                            frames: work.await,
+                            reserved,
+                        }
+                    }
+                    .boxed(),
+                );
+                if reply.violation {
+                    self.violations.record();
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return End::ClientGone;
-                }
+            }
+            Verdict::HoldUntil(until) => {
+                self.held = Some(Held {
+                    frame: held.frame,
+                    until: Some(until),
+                });
+            }
+            Verdict::HoldForBudget => {
+                crate::limits::record_hit("connection_reply_budget");
+                self.held = Some(Held {
+                    frame: held.frame,
+                    until: None,
+                });
+            }
+            Verdict::Answer(frames) => {
+                // A refused request's error is small and owed like any reply; writing it
+                // here keeps the order of replies the client sees simple.
+                let _ = write_frames(&mut self.sink, frames).await;
+            }
+        }
+    }
+
+    /// Writes a reply and gives back what it reserved.
+    async fn write_owed(&mut self, mut owed: Owed) -> Result<(), ()> {
+        let actual = owed.frames.iter().map(|f| f.as_str().len()).sum();
+        self.owed += owed.reserved.settle(actual);
+        let written = write_frames(&mut self.sink, std::mem::take(&mut owed.frames)).await;
+        self.owed -= owed.reserved.bytes;
+        written
+    }
+
+    /// Ends the connection: writes every reply it owes (a held request is answered
+    /// `unavailable`), then the close frame — unless the client is already gone.
+    async fn finish(mut self, end: End, state: &AppState) {
+        if matches!(end, End::ClientGone) {
+            return;
+        }
+        let owed_written = tokio::time::timeout(WRITE_TIMEOUT, async {
+            if let Some(held) = self.held.take() {
+                let frames = error_with_retry(
+                    held.frame.id(),
+                    ErrorCode::Unavailable,
+                    "connection closing; retry",
+                    HELD_RETRY,
+                );
+                write_frames(&mut self.sink, frames).await?;
+            }
+            while let Some(owed) = self.in_flight.next().await {
+                self.write_owed(owed).await?;
+            }
+            Ok::<(), ()>(())
+        })
+        .await;
+        if !matches!(owed_written, Ok(Ok(()))) {
+            return;
+        }
+        match end {
+            End::ClientGone => {}
+            End::Close(code, reason) => close(&mut self.sink, code, reason).await,
+            End::Drain => {
+                let jitter = state.config.reconnect_jitter.as_millis() as u64;
+                let after_ms = rand::rng().random_range(0..=jitter);
+                let reconnect = text(&ServerFrame::Reconnect { after_ms });
+                let _ = write_frames(&mut self.sink, vec![reconnect]).await;
+                close(&mut self.sink, close_code::RESTART, "server restarting").await;
             }
         }
     }
@@ -202,50 +376,22 @@ fn subscribe_large_groups(state: &AppState, user_id: &str, device_id: &str, sess
     });
 }
 
-/// Decodes and dispatches one text frame; returns frames to write now and whether it was a violation.
-fn on_text(
-    session: &Arc<Session>,
-    raw: &str,
-    in_flight: &mut FuturesUnordered<futures_util::future::BoxFuture<'static, Vec<Utf8Bytes>>>,
-) -> (Vec<Utf8Bytes>, bool) {
-    let max = session.state.config.max_frame_bytes;
-    if raw.len() > max {
-        return (
-            vec![error_frame(
-                None,
-                ErrorCode::TooLarge,
-                format!("frame is larger than {max} bytes"),
-            )],
-            true,
-        );
+/// Writes frames in order, all within one write timeout.
+async fn write_frames(sink: &mut Sink, frames: Vec<Utf8Bytes>) -> Result<(), ()> {
+    if frames.is_empty() {
+        return Ok(());
     }
-    match decode_client_frame(raw) {
-        Err(e) => (vec![error_frame(e.re, e.code, e.message)], true),
-        Ok(frame) => {
-            let reply = handle(session, frame);
-            match reply.handled {
-                Handled::Now(frames) => (frames, reply.violation),
-                Handled::Later(work) => {
-                    in_flight.push(work);
-                    (Vec::new(), reply.violation)
-                }
-            }
+    let written = tokio::time::timeout(WRITE_TIMEOUT, async {
+        for frame in frames {
+            sink.send(Message::Text(frame)).await?;
         }
-    }
-}
-
-async fn write(sink: &mut Sink, frame: Utf8Bytes) -> Result<(), ()> {
-    match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(frame))).await {
+        Ok::<(), axum::Error>(())
+    })
+    .await;
+    match written {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
-}
-
-async fn write_all(sink: &mut Sink, frames: Vec<Utf8Bytes>) -> Result<(), ()> {
-    for frame in frames {
-        write(sink, frame).await?;
-    }
-    Ok(())
 }
 
 async fn close(sink: &mut Sink, code: u16, reason: &'static str) {

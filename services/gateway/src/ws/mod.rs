@@ -1,5 +1,7 @@
 //! `/v1/ws`: authenticates the upgrade request, then runs one task per connection.
 
+mod admission;
+mod close;
 mod connection;
 mod limits;
 mod requests;
@@ -10,11 +12,13 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use chat_ops::http::ConnectionSlot;
 use chat_protocol::ids::is_valid_id;
 use chat_protocol::{ErrorCode, PresenceEntry};
 
 use crate::auth::{token_of, verify};
 use crate::error::ApiError;
+use crate::limits::LimitClass;
 use crate::state::AppState;
 
 /// Bytes read from a socket at a time; frames larger than this are assembled across reads.
@@ -28,6 +32,7 @@ pub(crate) async fn upgrade(
 ) -> Response {
     match authorize(&state, &params, &parts) {
         Ok((user_id, device_id)) => {
+            let slot = parts.extensions.get::<ConnectionSlot>().cloned();
             let hard_limit = state.config.max_frame_bytes.saturating_mul(4);
             // tungstenite's default buffers are 128 KiB each way per connection; most of
             // that memory would sit idle in a mostly-idle connection.
@@ -37,7 +42,7 @@ pub(crate) async fn upgrade(
                 .write_buffer_size(0)
                 .on_upgrade(move |socket| {
                     let tracker = state.connections.clone();
-                    tracker.track_future(connection::run(socket, state, user_id, device_id))
+                    tracker.track_future(connection::run(socket, state, user_id, device_id, slot))
                 })
         }
         Err(e) => e.into_response(),
@@ -68,6 +73,10 @@ fn authorize(
             "too many devices connected for this user",
         ));
     }
+    state
+        .limits
+        .check(LimitClass::Connects, &identity.user_id)
+        .map_err(ApiError::rate_limited)?;
     Ok((identity.user_id, device_id))
 }
 

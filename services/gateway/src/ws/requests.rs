@@ -1,4 +1,4 @@
-//! What each client frame does: validation and rate limits here, the work in the chat
+//! What each client frame does once admitted: validation here, the work in the chat
 //! service. A request's outcome is the list of frames to write back.
 
 use std::collections::HashSet;
@@ -10,7 +10,6 @@ use chat_service::{Caller, ChatError, HistoryQuery, SendRequest};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
-use super::limits::RateLimit;
 use super::presence_entries;
 use crate::registry::Connection;
 use crate::rest::MAX_PRESENCE_USERS;
@@ -21,8 +20,6 @@ pub(crate) struct Session {
     pub(crate) state: AppState,
     pub(crate) caller: Caller,
     pub(crate) connection: Arc<Connection>,
-    pub(crate) send_limit: RateLimit,
-    pub(crate) typing_limit: RateLimit,
 }
 
 pub(crate) enum Handled {
@@ -54,20 +51,6 @@ fn chat_error(re: Option<String>, e: ChatError) -> Utf8Bytes {
     error_frame(re, e.code(), e.client_message())
 }
 
-fn rate_limited(re: Option<String>, wait: std::time::Duration) -> Reply {
-    metrics::counter!("chat_ws_rate_limited_total").increment(1);
-    let frame = ServerFrame::Error {
-        re,
-        code: ErrorCode::RateLimited,
-        message: "too many requests".into(),
-        retry_after_ms: Some(wait.as_millis().max(1) as u64),
-    };
-    Reply {
-        handled: Handled::Now(vec![text(&frame)]),
-        violation: true,
-    }
-}
-
 fn later(f: impl std::future::Future<Output = Vec<Utf8Bytes>> + Send + 'static) -> Reply {
     Reply {
         handled: Handled::Later(f.boxed()),
@@ -95,9 +78,6 @@ pub(crate) fn handle(session: &Arc<Session>, frame: ClientFrame) -> Reply {
             client_msg_id,
             body,
         } => {
-            if let Err(wait) = session.send_limit.check() {
-                return rate_limited(Some(id), wait);
-            }
             // Queued with the chat service now, so this connection's sends keep their order.
             let sent = chat.send(
                 &caller,
@@ -128,9 +108,6 @@ pub(crate) fn handle(session: &Arc<Session>, frame: ClientFrame) -> Reply {
             later(async move { ack(id, chat.mark_read(&caller, &chat_id, seq).await) })
         }
         ClientFrame::Typing { id, chat_id } => {
-            if let Err(wait) = session.typing_limit.check() {
-                return rate_limited(id, wait);
-            }
             later(async move { ack(id, chat.typing(&caller, &chat_id).await) })
         }
         ClientFrame::Sync { id, cursors, limit } => later(async move {
@@ -189,10 +166,17 @@ pub(crate) fn handle(session: &Arc<Session>, frame: ClientFrame) -> Reply {
                     Err(e) => return vec![chat_error(Some(id), e)],
                 };
                 // Watch first, then read, so no change between the two is missed.
-                session
+                let watched = session
                     .state
                     .registry
                     .watch_presence(&session.connection, &visible);
+                if let Err(too_many) = watched {
+                    return vec![error_frame(
+                        Some(id),
+                        ErrorCode::TooLarge,
+                        format!("at most {} presence watches", too_many.max),
+                    )];
+                }
                 let users = presence_entries(&session.state, &user_ids, &visible).await;
                 vec![text(&ServerFrame::Presence {
                     re: Some(id),

@@ -1,0 +1,109 @@
+//! The accept loop: each connection gets a slot (or is closed at once), then hyper serves
+//! it with a header deadline, a head-size cap and WebSocket upgrades; shutdown stops
+//! accepting and lets requests in progress finish.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+use tower_http::timeout::TimeoutLayer;
+
+use super::slots::ConnectionSlots;
+use super::HttpLimits;
+
+/// How long to back off when accepting fails (out of file descriptors, say), so the loop
+/// does not spin while the condition lasts.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// Logs `"{name} listening"` with the bound `addr`, serves `router` until `shutdown`, then
+/// waits (at most `drain`) for requests in progress. Handlers find the peer's address as
+/// `ConnectInfo<SocketAddr>` and its `ConnectionSlot` in the request extensions.
+pub async fn serve(
+    name: &str,
+    listener: TcpListener,
+    router: Router,
+    limits: &HttpLimits,
+    shutdown: CancellationToken,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "{name} listening");
+    let slots = ConnectionSlots::new(limits.max_connections, limits.max_connections_per_address);
+    let router = router.layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        limits.http_request_timeout,
+    ));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.http_header_timeout)
+        // hyper's floor for its read buffer is 8 KiB.
+        .max_buf_size(limits.http_max_header_bytes.max(8192));
+    let connections = TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    metrics::counter!("chat_http_accept_errors_total").increment(1);
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        let slot = match slots.try_acquire(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                metrics::counter!("chat_http_connections_refused_total", "reason" => refusal.as_str())
+                    .increment(1);
+                drop(stream);
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(slot.clone());
+            router.clone().oneshot(request)
+        });
+        let mut connection = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let stop = shutdown.clone();
+        connections.spawn(async move {
+            let served = tokio::select! {
+                served = &mut connection => served,
+                _ = stop.cancelled() => {
+                    // Finish the request in progress (if any), then close.
+                    std::pin::Pin::new(&mut connection).graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = served {
+                if e.is_timeout() {
+                    metrics::counter!("chat_http_header_timeouts_total").increment(1);
+                }
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    if tokio::time::timeout(drain, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("{name}: some HTTP requests were still running at the end of the drain");
+    }
+    Ok(())
+}
