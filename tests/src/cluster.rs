@@ -27,6 +27,8 @@ pub struct Cluster {
     pub push: ServiceProcess,
     /// Environment every process gets: Redis, the shared SQLite file, the JWT secret.
     env: Vec<(&'static str, String)>,
+    /// Flags every gateway gets besides the defaults.
+    gateway_args: Vec<String>,
     _data: tempfile::TempDir,
 }
 
@@ -56,6 +58,11 @@ impl Cluster {
     /// Starts Redis, `chat_services` chat-service instances, presence, push and `gateways`
     /// gateways, and waits until every partition is served.
     pub async fn start(gateways: usize, chat_services: usize) -> Self {
+        Self::start_with(gateways, chat_services, &[]).await
+    }
+
+    /// Like `start`, with extra flags for every gateway.
+    pub async fn start_with(gateways: usize, chat_services: usize, gateway_args: &[&str]) -> Self {
         crate::init_test_logging();
         let redis = RedisServer::start().await;
         let data = tempfile::tempdir().expect("temp dir");
@@ -92,6 +99,7 @@ impl Cluster {
             presence,
             push,
             env,
+            gateway_args: gateway_args.iter().map(|a| a.to_string()).collect(),
             _data: data,
         };
         for i in 0..chat_services {
@@ -130,23 +138,20 @@ impl Cluster {
     pub async fn spawn_gateway(&self, i: usize) -> ServiceProcess {
         let id = format!("gw-{i}");
         let ttl = format!("{}ms", PRESENCE_TTL.as_millis());
-        spawn(
-            &self.env,
-            "chat-gateway",
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--server-id",
-                &id,
-                "--presence-ttl",
-                &ttl,
-                "--send-rate",
-                "100000",
-                "--send-burst",
-                "100000",
-            ],
-        )
-        .await
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--server-id",
+            &id,
+            "--presence-ttl",
+            &ttl,
+            "--send-rate",
+            "100000",
+            "--send-burst",
+            "100000",
+        ];
+        args.extend(self.gateway_args.iter().map(String::as_str));
+        spawn(&self.env, "chat-gateway", &args).await
     }
 
     /// Waits until every partition has an owner that has finished its takeover wait.

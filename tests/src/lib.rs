@@ -3,12 +3,14 @@
 
 mod cluster;
 mod http;
+mod memory;
 mod process;
 mod server;
 mod ws;
 
 pub use cluster::{binary, Cluster, LEASE_TTL, PARTITIONS, PRESENCE_TTL};
 pub use http::Http;
+pub use memory::Usage;
 pub use process::{ChatdProcess, ServiceProcess};
 pub use server::TestServer;
 pub use ws::{WsClient, WsError};

@@ -1,8 +1,10 @@
 //! `chatd` as a real child process, for tests that kill it (SIGKILL) and restart it.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -10,10 +12,14 @@ use tokio::process::{Child, Command};
 
 use crate::{Http, WsClient, TEST_SECRET};
 
+/// The most log lines a process keeps for tests to read.
+const KEPT_LOG_LINES: usize = 20_000;
+
 /// Any of our binaries as a child process, listening on a port it chose.
 pub struct ServiceProcess {
     pub addr: SocketAddr,
     child: Child,
+    logs: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl ServiceProcess {
@@ -50,17 +56,41 @@ impl ServiceProcess {
         })
         .await
         .unwrap_or_else(|_| panic!("{name} did not start listening in time"));
-        // Keep draining the log (echoed with TEST_LOG) so the child never blocks on a full pipe.
+        // Keep draining the log (echoed with TEST_LOG) so the child never blocks on a full
+        // pipe; the last lines are kept for tests that read them.
         let echo = std::env::var_os("TEST_LOG").is_some();
         let label = name.to_owned();
+        let logs = Arc::new(Mutex::new(VecDeque::new()));
+        let kept = logs.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 if echo {
                     eprintln!("[{label}] {line}");
                 }
+                let mut kept = kept.lock().expect("log lock");
+                if kept.len() == KEPT_LOG_LINES {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
             }
         });
-        ServiceProcess { addr, child }
+        ServiceProcess { addr, child, logs }
+    }
+
+    /// The process id, for reading its memory and threads from /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running child")
+    }
+
+    /// Log lines (JSON) written so far whose message contains `needle`.
+    pub fn log_lines_with(&self, needle: &str) -> Vec<String> {
+        self.logs
+            .lock()
+            .expect("log lock")
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
     }
 
     /// SIGKILL: no drain, no flush.
@@ -114,6 +144,10 @@ impl ChatdProcess {
 
     pub fn http(&self) -> Http {
         Http::new(self.addr)
+    }
+
+    pub fn process(&self) -> &ServiceProcess {
+        &self.process
     }
 
     pub async fn connect(&self, user: &str, device: &str) -> WsClient {

@@ -129,6 +129,12 @@ impl WsClient {
         }
     }
 
+    /// A frame already received (kept while waiting for others) that matches `pred`.
+    pub fn try_take(&mut self, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let i = self.backlog.iter().position(pred)?;
+        self.backlog.remove(i)
+    }
+
     /// Every frame that arrives within `wait` and matches `pred` (the backlog included).
     pub async fn collect_for(
         &mut self,

@@ -101,7 +101,9 @@ impl Fanout {
                     devices: None,
                 };
                 match self.push.enqueue(job).await {
-                    Ok(Enqueued::Queued) => {}
+                    Ok(Enqueued::Queued) => {
+                        metrics::counter!("chat_push_queued_total").increment(1);
+                    }
                     Ok(Enqueued::Collapsed) => {
                         metrics::counter!("chat_push_collapsed_total").increment(1);
                     }

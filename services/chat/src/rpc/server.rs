@@ -12,10 +12,14 @@ use super::wire::{Answer, Call, SendItem, SendResult, WireError, CALL_PATH, SEND
 use crate::api::ChatApi;
 use crate::error::ChatError;
 
+/// The largest internal request: a full send batch of the largest bodies, JSON-escaped.
+const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
 pub fn rpc_routes(chat: Arc<dyn ChatApi>) -> Router {
     Router::new()
         .route(CALL_PATH, post(call))
         .route(SEND_BATCH_PATH, post(send_batch))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(chat)
 }
 

@@ -31,6 +31,10 @@ use crate::state::AppState;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request still held when the connection ends is answered with this retry hint.
 const HELD_RETRY: Duration = Duration::from_secs(1);
+/// After its close frame, how long the server keeps reading (and discarding) what the
+/// client still sends, waiting for its close reply. Closing a socket with unread input
+/// makes the kernel send a reset, which can destroy replies the client has not read yet.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -86,7 +90,7 @@ pub(crate) async fn run(
         kick: CancellationToken::new(),
         replaced: CancellationToken::new(),
     });
-    let (mut sink, stream) = socket.split();
+    let (mut sink, mut stream) = socket.split();
     if state.registry.register(connection.clone()).is_err() {
         let refusal = error_frame(
             None,
@@ -132,11 +136,11 @@ pub(crate) async fn run(
         .await
         .is_ok()
     {
-        link.serve(&session, stream, &mut outbound).await
+        link.serve(&session, &mut stream, &mut outbound).await
     } else {
         End::ClientGone
     };
-    link.finish(end, &state).await;
+    link.finish(end, &state, &mut stream).await;
     state.registry.unregister(&connection);
     state.presence.disconnected(&user_id, session_id).await;
 }
@@ -145,7 +149,7 @@ impl Link {
     async fn serve(
         &mut self,
         session: &Arc<Session>,
-        mut stream: SplitStream<WebSocket>,
+        stream: &mut SplitStream<WebSocket>,
         outbound: &mut mpsc::Receiver<Outbound>,
     ) -> End {
         let state = &session.state;
@@ -318,8 +322,9 @@ impl Link {
     }
 
     /// Ends the connection: writes every reply it owes (a held request is answered
-    /// `unavailable`), then the close frame — unless the client is already gone.
-    async fn finish(mut self, end: End, state: &AppState) {
+    /// `unavailable`), then the close frame — unless the client is already gone — and
+    /// lingers for the client's close reply.
+    async fn finish(mut self, end: End, state: &AppState, stream: &mut SplitStream<WebSocket>) {
         if matches!(end, End::ClientGone) {
             return;
         }
@@ -340,10 +345,11 @@ impl Link {
         })
         .await;
         if !matches!(owed_written, Ok(Ok(()))) {
+            tracing::debug!("owed replies could not be written; closing without a close frame");
             return;
         }
         match end {
-            End::ClientGone => {}
+            End::ClientGone => return,
             End::Close(code, reason) => close(&mut self.sink, code, reason).await,
             End::Drain => {
                 let jitter = state.config.reconnect_jitter.as_millis() as u64;
@@ -353,6 +359,14 @@ impl Link {
                 close(&mut self.sink, close_code::RESTART, "server restarting").await;
             }
         }
+        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+            while let Some(Ok(message)) = stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }
 
@@ -390,7 +404,11 @@ async fn write_frames(sink: &mut Sink, frames: Vec<Utf8Bytes>) -> Result<(), ()>
     .await;
     match written {
         Ok(Ok(())) => Ok(()),
-        _ => Err(()),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "write failed");
+            Err(())
+        }
+        Err(_) => Err(()),
     }
 }
 
