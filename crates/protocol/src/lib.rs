@@ -4,8 +4,10 @@
 pub mod decode;
 pub mod error;
 pub mod frames;
+pub mod fuzzing;
 pub mod ids;
 pub mod objects;
+pub mod rest;
 
 pub use decode::{decode_client_frame, DecodeError};
 pub use error::ErrorCode;

@@ -4,6 +4,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use chat_protocol::rest::HistoryParams;
 use chat_protocol::Message;
 use chat_service::{HistoryQuery, SendRequest};
 use serde::{Deserialize, Serialize};
@@ -15,13 +16,6 @@ use crate::state::AppState;
 
 /// When the server's reply memory is spent, clients are told to come back after this.
 const SHED_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
-
-#[derive(Deserialize)]
-pub(crate) struct HistoryParams {
-    before_seq: Option<u64>,
-    after_seq: Option<u64>,
-    limit: Option<u32>,
-}
 
 #[derive(Serialize)]
 pub(crate) struct MessageList {

@@ -6,8 +6,6 @@ mod health;
 mod messages;
 mod presence;
 
-pub(crate) use presence::MAX_PRESENCE_USERS;
-
 use axum::routing::{delete, get, post};
 use axum::Router;
 

@@ -3,22 +3,15 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
+use chat_protocol::rest::{PresenceParams, MAX_PRESENCE_USERS};
 use chat_protocol::{ErrorCode, PresenceEntry};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::limits::LimitClass;
 use crate::state::AppState;
 use crate::ws::presence_entries;
-
-/// The most users one presence query may name.
-pub(crate) const MAX_PRESENCE_USERS: usize = 500;
-
-#[derive(Deserialize)]
-pub(crate) struct PresenceParams {
-    user_ids: String,
-}
 
 #[derive(Serialize)]
 pub(crate) struct PresenceList {
@@ -32,12 +25,7 @@ pub(crate) async fn query(
 ) -> Result<Json<PresenceList>, ApiError> {
     state.admit(LimitClass::Presence, &caller.user_id)?;
     let Query(params) = params?;
-    let user_ids: Vec<String> = params
-        .user_ids
-        .split(',')
-        .filter(|u| !u.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let user_ids = params.user_ids();
     if user_ids.len() > MAX_PRESENCE_USERS {
         return Err(ApiError::new(
             ErrorCode::TooLarge,

@@ -12,8 +12,8 @@ use futures_util::FutureExt;
 
 use super::presence_entries;
 use crate::registry::Connection;
-use crate::rest::MAX_PRESENCE_USERS;
 use crate::state::AppState;
+use chat_protocol::rest::MAX_PRESENCE_USERS;
 
 /// Everything a connection's requests need.
 pub(crate) struct Session {
