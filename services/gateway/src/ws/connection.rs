@@ -51,6 +51,25 @@ struct Owed {
     reserved: Reserved,
 }
 
+/// A request being handled, carrying its reservation until its reply is ready.
+struct InFlight {
+    work: BoxFuture<'static, Vec<Utf8Bytes>>,
+    reserved: Option<Reserved>,
+}
+
+impl std::future::Future for InFlight {
+    type Output = Owed;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Owed> {
+        let frames = std::task::ready!(self.work.as_mut().poll(cx));
+        let reserved = self.reserved.take().expect("polled after completion");
+        std::task::Poll::Ready(Owed { frames, reserved })
+    }
+}
+
 /// A frame read but not handled yet.
 struct Held {
     frame: ClientFrame,
@@ -61,7 +80,7 @@ struct Held {
 /// The connection's side of the conversation: what it owes and what it holds.
 struct Link {
     sink: Sink,
-    in_flight: FuturesUnordered<BoxFuture<'static, Owed>>,
+    in_flight: FuturesUnordered<InFlight>,
     /// Bytes reserved by requests in flight and replies not yet written.
     owed: usize,
     held: Option<Held>,
@@ -278,15 +297,10 @@ impl Link {
                     Handled::Now(frames) => futures_util::future::ready(frames).boxed(),
                     Handled::Later(work) => work,
                 };
-                self.in_flight.push(
-                    async move {
-                        Owed {
-                            frames: work.await,
-                            reserved,
-                        }
-                    }
-                    .boxed(),
-                );
+                self.in_flight.push(InFlight {
+                    work,
+                    reserved: Some(reserved),
+                });
                 if reply.violation {
                     self.violations.record();
                 }
