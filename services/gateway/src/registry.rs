@@ -38,6 +38,11 @@ pub(crate) struct Outbound {
 }
 
 impl Connection {
+    /// Bytes of events queued and not yet written.
+    pub(crate) fn queued(&self) -> usize {
+        self.queued_bytes.load(Ordering::Relaxed)
+    }
+
     /// Marks `bytes` of queued events as written.
     pub(crate) fn written(&self, bytes: usize) {
         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);

@@ -17,14 +17,21 @@ async fn half_sent_and_silent_sockets_are_closed_at_the_header_deadline() {
         TestServer::start_with(|a| a.gateway.http.http_header_timeout = HEADER_TIMEOUT).await;
     let opened = Instant::now();
     let mut sockets = Vec::new();
+    let token = chat_testkit::token("mallory", None);
+    let upgrade = format!(
+        "GET /v1/ws?token={token} HTTP/1.1\r\nHost: chat\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+    );
     for i in 0..250 {
         let mut socket = TcpStream::connect(server.addr).await.unwrap();
-        if i < 200 {
-            // A head that never ends.
+        // Heads that never end: plain requests, and WebSocket upgrades; the rest say nothing.
+        if i < 100 {
             socket
                 .write_all(b"GET /v1/chats HTTP/1.1\r\nHost: chat\r\nX-Slow: ")
                 .await
                 .unwrap();
+        } else if i < 200 {
+            socket.write_all(upgrade.as_bytes()).await.unwrap();
         }
         sockets.push(socket);
     }

@@ -68,7 +68,8 @@ impl Admission {
         }
     }
 
-    /// Decides for `frame`, given the bytes the connection owes already.
+    /// Decides for `frame`, given the bytes the connection owes already (replies in flight
+    /// or unwritten, and events queued for it).
     pub(crate) fn decide(&self, session: &Session, frame: &ClientFrame, owed: usize) -> Verdict {
         let limits = &session.state.limits;
         let estimate = reply_estimate(frame, session.state.chat.max_page_bytes());

@@ -181,7 +181,7 @@ impl Link {
         loop {
             let held_until = self.held.as_ref().and_then(|h| h.until);
             let may_read = self.held.is_none()
-                && self.owed < state.limits.config.reply_budget_bytes
+                && self.owed + connection.queued() < state.limits.config.reply_budget_bytes
                 && self.in_flight.len() < config.max_inflight;
             tokio::select! {
                 biased;
@@ -198,6 +198,9 @@ impl Link {
                     connection.written(bytes);
                     if written.is_err() {
                         return End::ClientGone;
+                    }
+                    if self.held.as_ref().is_some_and(|h| h.until.is_none()) {
+                        self.admit_held(session).await;
                     }
                 }
                 Some(owed) = self.in_flight.next(), if !self.in_flight.is_empty() => {
@@ -289,7 +292,8 @@ impl Link {
         let Some(held) = self.held.take() else {
             return;
         };
-        match self.admission.decide(session, &held.frame, self.owed) {
+        let owed = self.owed + session.connection.queued();
+        match self.admission.decide(session, &held.frame, owed) {
             Verdict::Admit(reserved) => {
                 self.owed += reserved.bytes;
                 let reply = handle(session, held.frame);
