@@ -4,6 +4,7 @@
 
 mod cli;
 mod token;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -80,7 +81,8 @@ impl Chatd {
             bus,
             keys,
             shutdown.clone(),
-        );
+        )
+        .with_routes(web::routes());
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("bind {}", args.listen))?;

@@ -61,6 +61,11 @@ pub struct GatewayConfig {
     #[arg(long, env = "CHAT_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
+    /// Demo login: `POST /v1/dev/token {"user_id"}` mints a token for anyone who asks.
+    /// Never for a real deployment.
+    #[arg(long, env = "CHAT_DEV_LOGIN")]
+    pub dev_login: bool,
+
     #[command(flatten)]
     pub limits: LimitsConfig,
 

@@ -21,6 +21,7 @@ use crate::state::AppState;
 
 pub struct Gateway {
     state: AppState,
+    extra: Option<Router>,
 }
 
 impl Gateway {
@@ -65,16 +66,28 @@ impl Gateway {
                 connections: TaskTracker::new(),
                 draining: Arc::new(AtomicBool::new(false)),
             },
+            extra: None,
         }
     }
 
     pub fn router(&self) -> Router {
         let max_body = self.state.config.max_frame_bytes;
-        crate::rest::routes()
+        if self.state.config.dev_login {
+            tracing::warn!("DEV LOGIN IS ON: POST /v1/dev/token gives anyone a token for any user; never use --dev-login in production");
+        }
+        let router = self.extra.clone().unwrap_or_default();
+        crate::rest::routes(self.state.config.dev_login)
             .route("/v1/ws", get(crate::ws::upgrade))
             .layer(axum::middleware::from_fn(chat_ops::metrics::track_http))
             .layer(axum::extract::DefaultBodyLimit::max(max_body))
             .with_state(self.state.clone())
+            .merge(router)
+    }
+
+    /// Serves `routes` too (chatd's web app), beside the API.
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.extra = Some(routes);
+        self
     }
 
     /// Serves on `listener` until `shutdown` (given to `new`) is cancelled, then drains:

@@ -3,6 +3,7 @@
 mod authz;
 mod bad_input;
 mod delivery;
+mod dev_login;
 mod helpers;
 mod large_groups;
 mod limits;

@@ -1,0 +1,2 @@
+// The chat SDK (placeholder until the client is written).
+export {};
