@@ -16,6 +16,8 @@ pub const PARTITIONS: u32 = 8;
 pub const LEASE_TTL: Duration = Duration::from_millis(1000);
 /// Groups above this many members use a group topic in test clusters.
 pub const LARGE_GROUP_MEMBERS: usize = 3;
+/// The secret test gateways and chat services authenticate internal calls with.
+pub const INTERNAL_SECRET: &str = "test-internal-secret-0123456789";
 /// Presence TTL of test gateways.
 pub const PRESENCE_TTL: Duration = Duration::from_millis(1000);
 
@@ -76,6 +78,7 @@ impl Cluster {
             ("CHAT_REDIS_URL", redis.url()),
             ("CHAT_SQLITE_PATH", sqlite_path),
             ("CHAT_JWT_SECRET", TEST_SECRET.to_owned()),
+            ("CHAT_INTERNAL_SECRET", INTERNAL_SECRET.to_owned()),
             ("CHAT_LOG_FORMAT", "json".to_owned()),
             // Small, so the storm's group fans out on its group topic.
             ("CHAT_LARGE_GROUP_MEMBERS", LARGE_GROUP_MEMBERS.to_string()),
@@ -194,7 +197,7 @@ impl Cluster {
 
     /// Which chat-service instance (by index) holds the lease of `chat_id`'s partition.
     pub async fn owner_of(&self, chat_id: &str) -> usize {
-        let partition = chat_service::partition_of(chat_id, PARTITIONS);
+        let partition = chat_rpc::placement::partition_of(&chat_id.into(), PARTITIONS);
         let client = redis::Client::open(self.redis.url()).expect("redis url");
         let mut conn = client
             .get_multiplexed_async_connection()

@@ -8,7 +8,7 @@ mod process;
 mod server;
 mod ws;
 
-pub use cluster::{binary, Cluster, LEASE_TTL, PARTITIONS, PRESENCE_TTL};
+pub use cluster::{binary, Cluster, INTERNAL_SECRET, LEASE_TTL, PARTITIONS, PRESENCE_TTL};
 pub use http::Http;
 pub use memory::Usage;
 pub use process::{ChatdProcess, ServiceProcess};
@@ -29,6 +29,6 @@ pub fn token(user: &str, device: Option<&str>) -> String {
 /// Logs only when TEST_LOG is set, so test output stays readable.
 pub fn init_test_logging() {
     if std::env::var_os("TEST_LOG").is_some() {
-        chat_ops::init_logging("text");
+        chat_ops::init_logging(chat_ops::LogFormat::Text);
     }
 }

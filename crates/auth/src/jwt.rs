@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use chat_protocol::ids::{is_valid_id, DEFAULT_DEVICE};
+use chat_protocol::ids::{is_valid_id, DeviceId, UserId, DEFAULT_DEVICE};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -24,18 +24,19 @@ pub struct Claims {
 /// Who a verified token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    pub user_id: String,
+    pub user_id: UserId,
     /// The device named by the token, if it names one.
-    pub device_id: Option<String>,
+    pub device_id: Option<DeviceId>,
 }
 
 impl Identity {
     /// The device to use: the explicit one (query parameter), else the token's, else "default".
-    pub fn device_or_default(&self, explicit: Option<&str>) -> String {
-        explicit
-            .or(self.device_id.as_deref())
-            .unwrap_or(DEFAULT_DEVICE)
-            .to_owned()
+    pub fn device_or_default(&self, explicit: Option<&str>) -> DeviceId {
+        DeviceId::from(
+            explicit
+                .or(self.device_id.as_deref())
+                .unwrap_or(DEFAULT_DEVICE),
+        )
     }
 }
 
@@ -128,13 +129,13 @@ impl JwtKeys {
             return Err(AuthError::BadDeviceId);
         }
         Ok(Identity {
-            user_id: claims.sub,
-            device_id: claims.device,
+            user_id: claims.sub.into(),
+            device_id: claims.device.map(DeviceId::from),
         })
     }
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

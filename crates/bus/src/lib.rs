@@ -1,23 +1,27 @@
 //! The bus: how events reach the gateways that hold the recipients' connections. Topics
-//! are per user (`user:{id}`), per large group (`group:{chat_id}`) and per watched user's
-//! presence (`presence:{id}`). The bus
-//! is a fast path that may drop events; clients recover anything missed with `sync`.
+//! are typed — a user's events, a large group's events, a user's presence — and so are the
+//! events: a server frame for the subscribed connections, or a control event telling a
+//! gateway to follow a large group's topic for one of its users. The bus is a fast path
+//! that may drop events; clients recover anything missed with `sync`.
 #![forbid(unsafe_code)]
 
 mod local;
 mod redis_bus;
+mod topic;
 pub mod wire;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use chat_protocol::ids::{ChatId, UserId};
 use uuid::Uuid;
 
 pub use local::LocalBus;
 pub use redis_bus::RedisBus;
+pub use topic::Topic;
 
-/// One event for the connections subscribed to a topic: a server frame serialized once,
-/// shared by every recipient, plus who must not get it.
+/// One server frame for the connections subscribed to a topic: serialized once, shared by
+/// every recipient, plus who must not get it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusMessage {
     /// The JSON text of the server frame.
@@ -25,7 +29,7 @@ pub struct BusMessage {
     /// The session that caused the event and already has its outcome (e.g. the sender of a message).
     pub skip_session: Option<Uuid>,
     /// A user none of whose connections get the event (e.g. the typist of a `typing`).
-    pub skip_user: Option<String>,
+    pub skip_user: Option<UserId>,
 }
 
 impl BusMessage {
@@ -38,30 +42,25 @@ impl BusMessage {
     }
 }
 
-/// Called for every message on a subscribed topic, with the topic it came on.
-pub type Handler = Arc<dyn Fn(&str, &BusMessage) + Send + Sync>;
+/// What travels on a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusEvent {
+    /// A frame for the topic's connections.
+    Frame(BusMessage),
+    /// On a user's topic: the user is now in (or no longer in) a large group, whose events
+    /// come on the group's topic. Only the chat service decides what "large" is.
+    LargeGroup { chat_id: ChatId, member: bool },
+}
+
+/// Called for every event on a subscribed topic, with the topic it came on.
+pub type Handler = Arc<dyn Fn(&Topic, &BusEvent) + Send + Sync>;
 
 /// Publish/subscribe between chat services and gateways. Publishing never blocks.
 pub trait Bus: Send + Sync + 'static {
-    fn publish(&self, topic: &str, message: BusMessage);
+    fn publish(&self, topic: &Topic, event: BusEvent);
     /// Starts delivering `topic` to the handler. Subscribing twice is the same as once.
-    fn subscribe(&self, topic: &str);
-    fn unsubscribe(&self, topic: &str);
+    fn subscribe(&self, topic: &Topic);
+    fn unsubscribe(&self, topic: &Topic);
     /// Sets the one handler that receives this node's subscribed topics.
     fn set_handler(&self, handler: Handler);
-}
-
-/// The topic of every event for a user's devices.
-pub fn user_topic(user_id: &str) -> String {
-    format!("user:{user_id}")
-}
-
-/// The topic of a large group's events, published once for all its members.
-pub fn group_topic(chat_id: &str) -> String {
-    format!("group:{chat_id}")
-}
-
-/// The topic of a user's presence changes.
-pub fn presence_topic(user_id: &str) -> String {
-    format!("presence:{user_id}")
 }

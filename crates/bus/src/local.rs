@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 use std::sync::RwLock;
 
-use crate::{Bus, BusMessage, Handler};
+use crate::{Bus, BusEvent, Handler, Topic};
 
 #[derive(Default)]
 pub struct LocalBus {
-    topics: RwLock<HashSet<String>>,
+    topics: RwLock<HashSet<Topic>>,
     handler: RwLock<Option<Handler>>,
 }
 
@@ -19,24 +19,21 @@ impl LocalBus {
 }
 
 impl Bus for LocalBus {
-    fn publish(&self, topic: &str, message: BusMessage) {
+    fn publish(&self, topic: &Topic, event: BusEvent) {
         if !self.topics.read().expect("bus lock").contains(topic) {
             return;
         }
         let handler = self.handler.read().expect("bus lock").clone();
         if let Some(handler) = handler {
-            handler(topic, &message);
+            handler(topic, &event);
         }
     }
 
-    fn subscribe(&self, topic: &str) {
-        self.topics
-            .write()
-            .expect("bus lock")
-            .insert(topic.to_owned());
+    fn subscribe(&self, topic: &Topic) {
+        self.topics.write().expect("bus lock").insert(topic.clone());
     }
 
-    fn unsubscribe(&self, topic: &str) {
+    fn unsubscribe(&self, topic: &Topic) {
         self.topics.write().expect("bus lock").remove(topic);
     }
 
@@ -50,29 +47,27 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::BusMessage;
 
     #[test]
     fn delivers_only_subscribed_topics_in_order() {
         let bus = LocalBus::new();
         let got = Arc::new(Mutex::new(Vec::new()));
         let sink = got.clone();
-        bus.set_handler(Arc::new(move |topic, msg| {
-            sink.lock()
-                .unwrap()
-                .push((topic.to_owned(), msg.frame.clone()));
+        bus.set_handler(Arc::new(move |topic, event| {
+            sink.lock().unwrap().push((topic.clone(), event.clone()));
         }));
-        bus.publish("user:a", BusMessage::to_all("0"));
-        bus.subscribe("user:a");
-        bus.publish("user:a", BusMessage::to_all("1"));
-        bus.publish("user:b", BusMessage::to_all("x"));
-        bus.publish("user:a", BusMessage::to_all("2"));
-        bus.unsubscribe("user:a");
-        bus.publish("user:a", BusMessage::to_all("3"));
+        let (a, b) = (Topic::User("a".into()), Topic::User("b".into()));
+        let frame = |s: &'static str| BusEvent::Frame(BusMessage::to_all(s));
+        bus.publish(&a, frame("0"));
+        bus.subscribe(&a);
+        bus.publish(&a, frame("1"));
+        bus.publish(&b, frame("x"));
+        bus.publish(&a, frame("2"));
+        bus.unsubscribe(&a);
+        bus.publish(&a, frame("3"));
         let got = got.lock().unwrap();
-        let frames: Vec<_> = got.iter().map(|(_, f)| f.clone()).collect();
-        assert_eq!(
-            frames,
-            vec![bytes::Bytes::from("1"), bytes::Bytes::from("2")]
-        );
+        let events: Vec<_> = got.iter().map(|(_, e)| e.clone()).collect();
+        assert_eq!(events, vec![frame("1"), frame("2")]);
     }
 }

@@ -14,7 +14,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::{wire, Bus, BusMessage, Handler};
+use crate::{wire, Bus, BusEvent, Handler, Topic};
 
 /// Channel names are namespaced so the bus can share a Redis with other data.
 const CHANNEL_PREFIX: &str = "chat:";
@@ -24,8 +24,8 @@ const MAX_PIPELINE: usize = 512;
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 enum Control {
-    Subscribe(String),
-    Unsubscribe(String),
+    Subscribe(Topic),
+    Unsubscribe(Topic),
 }
 
 type SharedHandler = Arc<RwLock<Option<Handler>>>;
@@ -33,7 +33,7 @@ type SharedHandler = Arc<RwLock<Option<Handler>>>;
 pub struct RedisBus {
     publishes: mpsc::Sender<(String, Bytes)>,
     control: mpsc::UnboundedSender<Control>,
-    wanted: Arc<Mutex<HashSet<String>>>,
+    wanted: Arc<Mutex<HashSet<Topic>>>,
     handler: SharedHandler,
     _stop: DropGuard,
 }
@@ -66,12 +66,16 @@ impl RedisBus {
     }
 }
 
+/// The Redis channel of a topic.
+fn channel(topic: &Topic) -> String {
+    format!("{CHANNEL_PREFIX}{topic}")
+}
+
 impl Bus for RedisBus {
-    fn publish(&self, topic: &str, message: BusMessage) {
-        let channel = format!("{CHANNEL_PREFIX}{topic}");
+    fn publish(&self, topic: &Topic, event: BusEvent) {
         if self
             .publishes
-            .try_send((channel, wire::encode(&message)))
+            .try_send((channel(topic), wire::encode(&event)))
             .is_err()
         {
             metrics::counter!("chat_bus_dropped_total", "reason" => "publish_queue_full")
@@ -79,20 +83,15 @@ impl Bus for RedisBus {
         }
     }
 
-    fn subscribe(&self, topic: &str) {
-        if self
-            .wanted
-            .lock()
-            .expect("bus lock")
-            .insert(topic.to_owned())
-        {
-            let _ = self.control.send(Control::Subscribe(topic.to_owned()));
+    fn subscribe(&self, topic: &Topic) {
+        if self.wanted.lock().expect("bus lock").insert(topic.clone()) {
+            let _ = self.control.send(Control::Subscribe(topic.clone()));
         }
     }
 
-    fn unsubscribe(&self, topic: &str) {
+    fn unsubscribe(&self, topic: &Topic) {
         if self.wanted.lock().expect("bus lock").remove(topic) {
-            let _ = self.control.send(Control::Unsubscribe(topic.to_owned()));
+            let _ = self.control.send(Control::Unsubscribe(topic.clone()));
         }
     }
 
@@ -131,7 +130,7 @@ async fn publish_loop(
 async fn subscribe_loop(
     client: redis::Client,
     mut control: mpsc::UnboundedReceiver<Control>,
-    wanted: Arc<Mutex<HashSet<String>>>,
+    wanted: Arc<Mutex<HashSet<Topic>>>,
     handler: SharedHandler,
     stop: CancellationToken,
 ) {
@@ -157,7 +156,7 @@ async fn subscribe_loop(
 async fn run_subscription(
     client: &redis::Client,
     control: &mut mpsc::UnboundedReceiver<Control>,
-    wanted: &Mutex<HashSet<String>>,
+    wanted: &Mutex<HashSet<Topic>>,
     handler: &SharedHandler,
     stop: &CancellationToken,
 ) -> redis::RedisResult<()> {
@@ -168,7 +167,7 @@ async fn run_subscription(
         .lock()
         .expect("bus lock")
         .iter()
-        .map(|t| format!("{CHANNEL_PREFIX}{t}"))
+        .map(channel)
         .collect();
     if !channels.is_empty() {
         sink.subscribe(channels).await?;
@@ -179,21 +178,24 @@ async fn run_subscription(
             _ = stop.cancelled() => return Ok(()),
             command = control.recv() => match command {
                 None => return Ok(()),
-                Some(Control::Subscribe(topic)) => sink.subscribe(format!("{CHANNEL_PREFIX}{topic}")).await?,
-                Some(Control::Unsubscribe(topic)) => sink.unsubscribe(format!("{CHANNEL_PREFIX}{topic}")).await?,
+                Some(Control::Subscribe(topic)) => sink.subscribe(channel(&topic)).await?,
+                Some(Control::Unsubscribe(topic)) => sink.unsubscribe(channel(&topic)).await?,
             },
             message = stream.next() => {
                 let Some(message) = message else {
                     return Err(redis::RedisError::from((redis::ErrorKind::Io, "pubsub connection closed")));
                 };
-                let Some(topic) = message.get_channel_name().strip_prefix(CHANNEL_PREFIX) else { continue };
+                let Some(topic) = message
+                    .get_channel_name()
+                    .strip_prefix(CHANNEL_PREFIX)
+                    .and_then(Topic::parse) else { continue };
                 let Some(decoded) = wire::decode(Bytes::copy_from_slice(message.get_payload_bytes())) else {
                     metrics::counter!("chat_bus_dropped_total", "reason" => "undecodable").increment(1);
                     continue;
                 };
                 let current = handler.read().expect("bus lock").clone();
                 if let Some(handler) = current {
-                    handler(topic, &decoded);
+                    handler(&topic, &decoded);
                 }
             }
         }

@@ -5,33 +5,40 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chat_bus::{Bus, BusMessage, RedisBus};
+use chat_bus::{Bus, BusEvent, BusMessage, RedisBus, Topic};
 use chat_test_redis::RedisServer;
 use uuid::Uuid;
 
-type Inbox = Arc<Mutex<Vec<(String, BusMessage)>>>;
+type Inbox = Arc<Mutex<Vec<(Topic, BusEvent)>>>;
 
 fn listen(bus: &RedisBus) -> Inbox {
     let inbox: Inbox = Arc::default();
     let sink = inbox.clone();
-    bus.set_handler(Arc::new(move |topic, message| {
-        sink.lock()
-            .unwrap()
-            .push((topic.to_owned(), message.clone()));
+    bus.set_handler(Arc::new(move |topic, event| {
+        sink.lock().unwrap().push((topic.clone(), event.clone()));
     }));
     inbox
 }
 
-/// Publishes `frame` every 50 ms until `inbox` holds it, or panics after 10 s.
-async fn publish_until_seen(publisher: &RedisBus, inbox: &Inbox, topic: &str, frame: &'static str) {
+fn frame(text: &'static str) -> BusEvent {
+    BusEvent::Frame(BusMessage::to_all(text))
+}
+
+/// Publishes `text` every 50 ms until `inbox` holds it, or panics after 10 s.
+async fn publish_until_seen(
+    publisher: &RedisBus,
+    inbox: &Inbox,
+    topic: &Topic,
+    text: &'static str,
+) {
     for _ in 0..200 {
-        publisher.publish(topic, BusMessage::to_all(frame));
+        publisher.publish(topic, frame(text));
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if inbox.lock().unwrap().iter().any(|(_, m)| m.frame == frame) {
+        if inbox.lock().unwrap().iter().any(|(_, e)| *e == frame(text)) {
             return;
         }
     }
-    panic!("{frame} never arrived on {topic}");
+    panic!("{text} never arrived on {topic}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,8 +47,9 @@ async fn delivers_in_order_and_resubscribes_after_a_redis_restart() {
     let subscriber = RedisBus::connect(&redis.url()).await.unwrap();
     let publisher = RedisBus::connect(&redis.url()).await.unwrap();
     let inbox = listen(&subscriber);
-    subscriber.subscribe("user:bob");
-    publish_until_seen(&publisher, &inbox, "user:bob", "warm-up").await;
+    let bob = Topic::User("bob".into());
+    subscriber.subscribe(&bob);
+    publish_until_seen(&publisher, &inbox, &bob, "warm-up").await;
     inbox.lock().unwrap().clear();
 
     let session = Uuid::new_v4();
@@ -51,32 +59,47 @@ async fn delivers_in_order_and_resubscribes_after_a_redis_restart() {
             skip_session: Some(session),
             skip_user: Some("alice".into()),
         };
-        publisher.publish("user:bob", message);
+        publisher.publish(&bob, BusEvent::Frame(message));
     }
-    publisher.publish("user:carol", BusMessage::to_all("not subscribed"));
+    publisher.publish(
+        &bob,
+        BusEvent::LargeGroup {
+            chat_id: "big".into(),
+            member: true,
+        },
+    );
+    publisher.publish(&Topic::User("carol".into()), frame("not subscribed"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     {
         let got = inbox.lock().unwrap();
-        let frames: Vec<Bytes> = got.iter().map(|(_, m)| m.frame.clone()).collect();
-        let expected: Vec<Bytes> = (0..100)
-            .map(|i| Bytes::from(format!("frame {i}")))
+        let mut expected: Vec<BusEvent> = (0..100)
+            .map(|i| {
+                BusEvent::Frame(BusMessage {
+                    frame: Bytes::from(format!("frame {i}")),
+                    skip_session: Some(session),
+                    skip_user: Some("alice".into()),
+                })
+            })
             .collect();
+        expected.push(BusEvent::LargeGroup {
+            chat_id: "big".into(),
+            member: true,
+        });
+        let events: Vec<BusEvent> = got.iter().map(|(_, e)| e.clone()).collect();
         assert_eq!(
-            frames, expected,
-            "every frame, in publish order, nothing from other topics"
+            events, expected,
+            "every event, in publish order, nothing from other topics"
         );
-        assert!(got.iter().all(|(t, m)| t == "user:bob"
-            && m.skip_session == Some(session)
-            && m.skip_user.as_deref() == Some("alice")));
+        assert!(got.iter().all(|(t, _)| *t == bob));
     }
 
     redis.restart().await;
-    publish_until_seen(&publisher, &inbox, "user:bob", "after restart").await;
+    publish_until_seen(&publisher, &inbox, &bob, "after restart").await;
 
-    subscriber.unsubscribe("user:bob");
+    subscriber.unsubscribe(&bob);
     tokio::time::sleep(Duration::from_millis(200)).await;
     inbox.lock().unwrap().clear();
-    publisher.publish("user:bob", BusMessage::to_all("after unsubscribe"));
+    publisher.publish(&bob, frame("after unsubscribe"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(inbox.lock().unwrap().is_empty());
 }

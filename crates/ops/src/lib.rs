@@ -3,6 +3,7 @@
 //! with the bounds every listener needs.
 #![forbid(unsafe_code)]
 
+mod common;
 mod defaults;
 mod health;
 pub mod http;
@@ -13,10 +14,11 @@ mod naming;
 mod serve;
 mod signals;
 
+pub use common::CommonArgs;
 pub use defaults::defaults_of;
 pub use health::{ops_routes, ready_check, ReadyCheck};
 pub use log_every::LogEvery;
-pub use logging::init_logging;
+pub use logging::{init_logging, LogFormat};
 pub use naming::instance_name;
 pub use serve::{bind, serve_until};
 pub use signals::cancel_on_signal;

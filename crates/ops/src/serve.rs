@@ -7,7 +7,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::HttpLimits;
+use crate::http::{HttpLimits, Protocols};
 
 /// How long an internal listener waits for requests in progress at shutdown.
 const INTERNAL_DRAIN: Duration = Duration::from_secs(10);
@@ -19,7 +19,8 @@ pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("bind {addr}: {e}")))
 }
 
-/// Logs `"{name} listening"` with the bound `addr`, then serves until `shutdown`.
+/// Logs `"{name} listening"` with the bound `addr`, then serves an internal listener
+/// (HTTP/1.1 and HTTP/2) until `shutdown`.
 pub async fn serve_until(
     name: &str,
     listener: TcpListener,
@@ -27,5 +28,14 @@ pub async fn serve_until(
     limits: &HttpLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    crate::http::serve(name, listener, router, limits, shutdown, INTERNAL_DRAIN).await
+    crate::http::serve(
+        name,
+        listener,
+        router,
+        limits,
+        Protocols::Http1AndH2c,
+        shutdown,
+        INTERNAL_DRAIN,
+    )
+    .await
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
+use crate::ids::{ChatId, DeviceId, UserId};
 use crate::objects::{Chat, ChatEvent, Message, PresenceEntry, ReceiptKind, SyncedChat};
 
 /// A frame from a client, tagged by `type`.
@@ -13,39 +14,39 @@ use crate::objects::{Chat, ChatEvent, Message, PresenceEntry, ReceiptKind, Synce
 pub enum ClientFrame {
     Send {
         id: String,
-        chat_id: String,
+        chat_id: ChatId,
         client_msg_id: String,
         body: String,
     },
     Recv {
         id: Option<String>,
-        chat_id: String,
+        chat_id: ChatId,
         seq: u64,
     },
     Read {
         id: Option<String>,
-        chat_id: String,
+        chat_id: ChatId,
         seq: u64,
     },
     Sync {
         id: String,
         #[serde(default)]
-        cursors: HashMap<String, u64>,
+        cursors: HashMap<ChatId, u64>,
         limit: Option<u32>,
     },
     History {
         id: String,
-        chat_id: String,
+        chat_id: ChatId,
         before_seq: Option<u64>,
         limit: Option<u32>,
     },
     Typing {
         id: Option<String>,
-        chat_id: String,
+        chat_id: ChatId,
     },
     PresenceSub {
         id: String,
-        user_ids: Vec<String>,
+        user_ids: Vec<UserId>,
     },
     Ping {
         id: String,
@@ -88,8 +89,8 @@ impl ClientFrame {
 pub enum ServerFrame {
     Hello {
         proto: u32,
-        user_id: String,
-        device_id: String,
+        user_id: UserId,
+        device_id: DeviceId,
         session_id: String,
         server_id: String,
         heartbeat_ms: u64,
@@ -98,7 +99,7 @@ pub enum ServerFrame {
     },
     Sent {
         re: String,
-        chat_id: String,
+        chat_id: ChatId,
         client_msg_id: String,
         msg_id: String,
         seq: u64,
@@ -106,8 +107,8 @@ pub enum ServerFrame {
     },
     Msg(Message),
     Receipt {
-        chat_id: String,
-        user_id: String,
+        chat_id: ChatId,
+        user_id: UserId,
         kind: ReceiptKind,
         seq: u64,
     },
@@ -118,12 +119,12 @@ pub enum ServerFrame {
     },
     History {
         re: String,
-        chat_id: String,
+        chat_id: ChatId,
         messages: Vec<Message>,
     },
     Typing {
-        chat_id: String,
-        user_id: String,
+        chat_id: ChatId,
+        user_id: UserId,
     },
     Presence {
         #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -6,6 +6,8 @@ pub mod error;
 pub mod frames;
 pub mod fuzzing;
 pub mod ids;
+#[cfg(any(feature = "sqlite", feature = "scylla"))]
+mod ids_db;
 pub mod objects;
 pub mod rest;
 

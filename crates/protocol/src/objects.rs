@@ -2,13 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{ChatId, UserId};
+
 /// A stored message, as it appears in `msg` frames, `history` and REST.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
-    pub chat_id: String,
+    pub chat_id: ChatId,
     pub seq: u64,
     pub msg_id: String,
-    pub sender_id: String,
+    pub sender_id: UserId,
     pub client_msg_id: String,
     pub body: String,
     pub ts: i64,
@@ -64,14 +66,14 @@ impl Role {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
-    pub user_id: String,
+    pub user_id: UserId,
     pub role: Role,
 }
 
 /// A chat with its members, as REST and `chat` frames carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chat {
-    pub chat_id: String,
+    pub chat_id: ChatId,
     pub kind: ChatKind,
     pub title: Option<String>,
     pub members: Vec<Member>,
@@ -92,7 +94,7 @@ impl Chat {
 /// One chat's state for one user and device, as `synced` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncedChat {
-    pub chat_id: String,
+    pub chat_id: ChatId,
     pub kind: ChatKind,
     pub title: Option<String>,
     pub head_seq: u64,
@@ -115,7 +117,7 @@ pub struct ChatListEntry {
 /// Whether a user is online, and when they were last seen (ms since epoch).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresenceEntry {
-    pub user_id: String,
+    pub user_id: UserId,
     pub online: bool,
     pub last_seen: Option<i64>,
     /// Set to `"forbidden"` when the caller may not see this user.

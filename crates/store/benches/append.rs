@@ -35,7 +35,7 @@ fn append(c: &mut Criterion) {
                                     for _ in 0..per_writer {
                                         let s = seq.fetch_add(1, Ordering::Relaxed) + 1;
                                         let message = Message {
-                                            chat_id: format!("chat-{w}"),
+                                            chat_id: format!("chat-{w}").into(),
                                             seq: s,
                                             msg_id: format!("m{s}"),
                                             sender_id: "bench".into(),

@@ -1,7 +1,7 @@
 //! Store settings as command-line flags (with env vars), shared by every service binary
 //! that opens the message store: which backend, and its settings.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,9 +31,10 @@ pub struct StoreArgs {
     )]
     pub backend: Backend,
 
-    /// Path of the SQLite database. Processes on one host may share it (WAL mode).
-    #[arg(long, env = "CHAT_SQLITE_PATH", default_value = "./data/chat.db")]
-    pub sqlite_path: PathBuf,
+    /// Path of the SQLite database (default: `chat.db` in the data directory, `./data`).
+    /// Processes on one host may share it (WAL mode).
+    #[arg(long, env = "CHAT_SQLITE_PATH")]
+    pub sqlite_path: Option<PathBuf>,
 
     #[command(flatten)]
     pub sqlite: SqliteArgs,
@@ -120,22 +121,43 @@ fn parse_consistency(s: &str) -> Result<Consistency, String> {
     })
 }
 
+/// The SQLite file in a data directory.
+pub const SQLITE_FILE: &str = "chat.db";
+
+impl Default for StoreArgs {
+    fn default() -> Self {
+        chat_ops_free_defaults()
+    }
+}
+
+/// `StoreArgs` as if no flag were given (the store crate does not depend on chat-ops).
+fn chat_ops_free_defaults() -> StoreArgs {
+    use clap::{Args, FromArgMatches};
+    let command = StoreArgs::augment_args(clap::Command::new("defaults").no_binary_name(true));
+    let matches = command
+        .try_get_matches_from(std::iter::empty::<String>())
+        .expect("every store setting has a default");
+    StoreArgs::from_arg_matches(&matches).expect("defaults parse")
+}
+
 impl StoreArgs {
-    /// Opens the configured backend, for processes that do not write messages.
-    pub async fn open(&self) -> StoreResult<Arc<dyn MessageStore>> {
-        self.open_with_dedup_window(Duration::from_secs(24 * 3600))
-            .await
+    /// The SQLite file: the configured path, else `chat.db` in `data_dir`.
+    pub fn sqlite_path_in(&self, data_dir: &Path) -> PathBuf {
+        self.sqlite_path
+            .clone()
+            .unwrap_or_else(|| data_dir.join(SQLITE_FILE))
     }
 
-    /// Opens the configured backend; `dedup_window` sets how long Scylla keeps dedup
-    /// entries (the window plus an hour).
-    pub async fn open_with_dedup_window(
+    /// Opens the configured backend (SQLite files under `data_dir` unless a path is
+    /// configured); `dedup_window` sets how long Scylla keeps dedup entries (plus an hour).
+    pub async fn open(
         &self,
+        data_dir: &Path,
         dedup_window: Duration,
     ) -> StoreResult<Arc<dyn MessageStore>> {
         match self.backend {
             Backend::Sqlite => Ok(Arc::new(SqliteStore::open(
-                &self.sqlite.config(&self.sqlite_path),
+                &self.sqlite.config(self.sqlite_path_in(data_dir)),
             )?)),
             Backend::Scylla => {
                 if self.scylla_nodes.is_empty() {

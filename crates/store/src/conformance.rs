@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use chat_protocol::ids::{ChatId, DeviceId, UserId};
 use chat_protocol::{Chat, ChatKind, Member, Message, PushPlatform, Role};
 
 use crate::{MessageStore, Page, PushDevice};
@@ -69,39 +70,71 @@ fn message(chat_id: &str, seq: u64, sender: &str, ts: i64) -> Message {
 pub async fn chats_and_members(store: Arc<dyn MessageStore>) {
     let chat = group("g1", &[("alice", Role::Admin), ("bob", Role::Member)]);
     assert!(store.create_chat(&chat).await.unwrap());
-    let loaded = store.get_chat("g1").await.unwrap().expect("chat exists");
+    let loaded = store
+        .get_chat(&ChatId::from("g1"))
+        .await
+        .unwrap()
+        .expect("chat exists");
     assert_eq!(loaded.kind, ChatKind::Group);
     assert_eq!(loaded.title.as_deref(), Some("team"));
     assert!(loaded.is_admin("alice"));
     assert!(!loaded.is_admin("bob"));
-    assert!(store.get_chat("nope").await.unwrap().is_none());
+    assert!(store
+        .get_chat(&ChatId::from("nope"))
+        .await
+        .unwrap()
+        .is_none());
 
     store
         .add_members(
-            "g1",
+            &ChatId::from("g1"),
             &[member("carol", Role::Member), member("bob", Role::Member)],
         )
         .await
         .unwrap();
-    let loaded = store.get_chat("g1").await.unwrap().unwrap();
+    let loaded = store.get_chat(&ChatId::from("g1")).await.unwrap().unwrap();
     assert_eq!(loaded.members.len(), 3);
     assert_eq!(
-        store.chat_ids_of_user("carol").await.unwrap(),
+        store
+            .chat_ids_of_user(&UserId::from("carol"))
+            .await
+            .unwrap(),
         vec!["g1".to_string()]
     );
-    let mut contacts = store.contacts_of("alice").await.unwrap();
+    let mut contacts = store.contacts_of(&UserId::from("alice")).await.unwrap();
     contacts.sort();
     assert_eq!(contacts, vec!["bob".to_string(), "carol".to_string()]);
 
     assert_eq!(
-        store.large_groups_of("carol", 2).await.unwrap(),
+        store
+            .large_groups_of(&UserId::from("carol"), 2)
+            .await
+            .unwrap(),
         vec!["g1".to_string()]
     );
-    assert!(store.large_groups_of("carol", 3).await.unwrap().is_empty());
-    assert!(store.remove_member("g1", "carol").await.unwrap());
-    assert!(!store.remove_member("g1", "carol").await.unwrap());
-    assert!(store.chat_ids_of_user("carol").await.unwrap().is_empty());
-    assert!(store.contacts_of("carol").await.unwrap().is_empty());
+    assert!(store
+        .large_groups_of(&UserId::from("carol"), 3)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .remove_member(&ChatId::from("g1"), &UserId::from("carol"))
+        .await
+        .unwrap());
+    assert!(!store
+        .remove_member(&ChatId::from("g1"), &UserId::from("carol"))
+        .await
+        .unwrap());
+    assert!(store
+        .chat_ids_of_user(&UserId::from("carol"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .contacts_of(&UserId::from("carol"))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn direct_chat_creation_is_idempotent(store: Arc<dyn MessageStore>) {
@@ -115,7 +148,7 @@ pub async fn direct_chat_creation_is_idempotent(store: Arc<dyn MessageStore>) {
     };
     assert!(store.create_chat(&chat).await.unwrap());
     assert!(!store.create_chat(&chat).await.unwrap());
-    let loaded = store.get_chat("d1").await.unwrap().unwrap();
+    let loaded = store.get_chat(&ChatId::from("d1")).await.unwrap().unwrap();
     assert_eq!(loaded.members.len(), 2);
     assert_eq!(loaded.title, None);
 }
@@ -140,11 +173,19 @@ pub async fn append_is_idempotent(store: Arc<dyn MessageStore>) {
         "{result:?}"
     );
     let stored = store
-        .messages_after("g", 0, Page::count(100))
+        .messages_after(&ChatId::from("g"), 0, Page::count(100))
         .await
         .unwrap();
     assert_eq!(stored, batch);
-    assert_eq!(store.get_chat("g").await.unwrap().unwrap().head_seq, 2);
+    assert_eq!(
+        store
+            .get_chat(&ChatId::from("g"))
+            .await
+            .unwrap()
+            .unwrap()
+            .head_seq,
+        2
+    );
 }
 
 pub async fn history_pages_forward_and_backward(store: Arc<dyn MessageStore>) {
@@ -161,7 +202,7 @@ pub async fn history_pages_forward_and_backward(store: Arc<dyn MessageStore>) {
     let mut cursor = 0;
     loop {
         let page = store
-            .messages_after("g", cursor, Page::count(64))
+            .messages_after(&ChatId::from("g"), cursor, Page::count(64))
             .await
             .unwrap();
         if page.is_empty() {
@@ -173,7 +214,7 @@ pub async fn history_pages_forward_and_backward(store: Arc<dyn MessageStore>) {
     assert_eq!(seen, all);
 
     let before = store
-        .messages_before("g", 101, Page::count(10))
+        .messages_before(&ChatId::from("g"), 101, Page::count(10))
         .await
         .unwrap();
     assert_eq!(
@@ -181,7 +222,7 @@ pub async fn history_pages_forward_and_backward(store: Arc<dyn MessageStore>) {
         (91..=100).collect::<Vec<_>>()
     );
     let newest = store
-        .messages_before("g", u64::MAX, Page::count(3))
+        .messages_before(&ChatId::from("g"), u64::MAX, Page::count(3))
         .await
         .unwrap();
     assert_eq!(
@@ -189,12 +230,12 @@ pub async fn history_pages_forward_and_backward(store: Arc<dyn MessageStore>) {
         vec![248, 249, 250]
     );
     assert!(store
-        .messages_before("g", 1, Page::count(10))
+        .messages_before(&ChatId::from("g"), 1, Page::count(10))
         .await
         .unwrap()
         .is_empty());
     assert!(store
-        .messages_after("other", 0, Page::count(10))
+        .messages_after(&ChatId::from("other"), 0, Page::count(10))
         .await
         .unwrap()
         .is_empty());
@@ -214,12 +255,12 @@ pub async fn pages_are_bounded_in_bytes(store: Arc<dyn MessageStore>) {
     store.append(big).await.unwrap();
     let two_fit = 2 * (1000 + crate::MESSAGE_FRAME_ALLOWANCE);
     let forward = store
-        .messages_after("g", 0, Page::new(10, two_fit))
+        .messages_after(&ChatId::from("g"), 0, Page::new(10, two_fit))
         .await
         .unwrap();
     assert_eq!(seqs(forward), vec![1, 2]);
     let backward = store
-        .messages_before("g", u64::MAX, Page::new(10, two_fit))
+        .messages_before(&ChatId::from("g"), u64::MAX, Page::new(10, two_fit))
         .await
         .unwrap();
     assert_eq!(
@@ -229,7 +270,7 @@ pub async fn pages_are_bounded_in_bytes(store: Arc<dyn MessageStore>) {
     );
     // A page too small for even one message still makes progress.
     let one = store
-        .messages_after("g", 4, Page::new(10, 1))
+        .messages_after(&ChatId::from("g"), 4, Page::new(10, 1))
         .await
         .unwrap();
     assert_eq!(seqs(one), vec![5]);
@@ -240,7 +281,7 @@ pub async fn sequencer_state_reports_head_and_recent_dedup(store: Arc<dyn Messag
         .create_chat(&group("g", &[("alice", Role::Admin)]))
         .await
         .unwrap();
-    let empty = store.sequencer_state("g", 0).await.unwrap();
+    let empty = store.sequencer_state(&ChatId::from("g"), 0).await.unwrap();
     assert_eq!(empty.head_seq, 0);
     assert!(empty.recent.is_empty());
 
@@ -251,7 +292,10 @@ pub async fn sequencer_state_reports_head_and_recent_dedup(store: Arc<dyn Messag
         ])
         .await
         .unwrap();
-    let state = store.sequencer_state("g", 150).await.unwrap();
+    let state = store
+        .sequencer_state(&ChatId::from("g"), 150)
+        .await
+        .unwrap();
     assert_eq!(state.head_seq, 2);
     assert_eq!(state.recent.len(), 1);
     let entry = &state.recent[0];
@@ -282,13 +326,16 @@ pub async fn dedup_entries_expire(store: Arc<dyn MessageStore>) {
     // the sequencer only ever asks for the window, and gets only the window.
     let pruned = store.prune_dedup(150).await.unwrap();
     assert!(pruned <= 1, "{pruned}");
-    let state = store.sequencer_state("g", 150).await.unwrap();
+    let state = store
+        .sequencer_state(&ChatId::from("g"), 150)
+        .await
+        .unwrap();
     assert_eq!(state.recent.len(), 1);
     assert_eq!(state.recent[0].seq, 2);
     // Messages themselves are never pruned with their dedup entries.
     assert_eq!(
         store
-            .messages_after("g", 0, Page::count(10))
+            .messages_after(&ChatId::from("g"), 0, Page::count(10))
             .await
             .unwrap()
             .len(),
@@ -308,35 +355,50 @@ pub async fn reads_cross_partition_boundaries(store: Arc<dyn MessageStore>) {
         .collect();
     store.append(all.clone()).await.unwrap();
     assert_eq!(
-        seqs(store.messages_after("g", 5, Page::count(4)).await.unwrap()),
+        seqs(
+            store
+                .messages_after(&ChatId::from("g"), 5, Page::count(4))
+                .await
+                .unwrap()
+        ),
         vec![6, 7, 8, 9]
     );
     assert_eq!(
-        seqs(store.messages_after("g", 6, Page::count(16)).await.unwrap()),
+        seqs(
+            store
+                .messages_after(&ChatId::from("g"), 6, Page::count(16))
+                .await
+                .unwrap()
+        ),
         (7..=22).collect::<Vec<_>>()
     );
     assert_eq!(
         seqs(
             store
-                .messages_after("g", 27, Page::count(10))
+                .messages_after(&ChatId::from("g"), 27, Page::count(10))
                 .await
                 .unwrap()
         ),
         vec![28, 29, 30]
     );
     assert!(store
-        .messages_after("g", 30, Page::count(10))
+        .messages_after(&ChatId::from("g"), 30, Page::count(10))
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        seqs(store.messages_before("g", 9, Page::count(5)).await.unwrap()),
+        seqs(
+            store
+                .messages_before(&ChatId::from("g"), 9, Page::count(5))
+                .await
+                .unwrap()
+        ),
         vec![4, 5, 6, 7, 8]
     );
     assert_eq!(
         seqs(
             store
-                .messages_before("g", 31, Page::count(3))
+                .messages_before(&ChatId::from("g"), 31, Page::count(3))
                 .await
                 .unwrap()
         ),
@@ -345,13 +407,13 @@ pub async fn reads_cross_partition_boundaries(store: Arc<dyn MessageStore>) {
     assert_eq!(
         seqs(
             store
-                .messages_before("g", 3, Page::count(10))
+                .messages_before(&ChatId::from("g"), 3, Page::count(10))
                 .await
                 .unwrap()
         ),
         vec![1, 2]
     );
-    let state = store.sequencer_state("g", 0).await.unwrap();
+    let state = store.sequencer_state(&ChatId::from("g"), 0).await.unwrap();
     assert_eq!(state.head_seq, 30);
     assert_eq!(state.recent.len(), 30);
 }
@@ -359,7 +421,12 @@ pub async fn reads_cross_partition_boundaries(store: Arc<dyn MessageStore>) {
 pub async fn watermarks_only_move_forward(store: Arc<dyn MessageStore>) {
     assert_eq!(
         store
-            .advance_delivered("g", "bob", "phone", 5)
+            .advance_delivered(
+                &ChatId::from("g"),
+                &UserId::from("bob"),
+                &DeviceId::from("phone"),
+                5
+            )
             .await
             .unwrap(),
         Some(5)
@@ -367,27 +434,67 @@ pub async fn watermarks_only_move_forward(store: Arc<dyn MessageStore>) {
     // Another device behind the user's watermark moves its own mark but not the user's.
     assert_eq!(
         store
-            .advance_delivered("g", "bob", "laptop", 3)
+            .advance_delivered(
+                &ChatId::from("g"),
+                &UserId::from("bob"),
+                &DeviceId::from("laptop"),
+                3
+            )
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .advance_delivered("g", "bob", "phone", 4)
+            .advance_delivered(
+                &ChatId::from("g"),
+                &UserId::from("bob"),
+                &DeviceId::from("phone"),
+                4
+            )
             .await
             .unwrap(),
         None
     );
-    let marks = store.watermarks("g", "bob", "laptop").await.unwrap();
+    let marks = store
+        .watermarks(
+            &ChatId::from("g"),
+            &UserId::from("bob"),
+            &DeviceId::from("laptop"),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (marks.device_delivered, marks.delivered, marks.read),
         (3, 5, 0)
     );
 
-    assert_eq!(store.advance_read("g", "bob", 2).await.unwrap(), Some(2));
-    assert_eq!(store.advance_read("g", "bob", 1).await.unwrap(), None);
-    assert_eq!(store.watermarks("g", "bob", "phone").await.unwrap().read, 2);
+    assert_eq!(
+        store
+            .advance_read(&ChatId::from("g"), &UserId::from("bob"), 2)
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        store
+            .advance_read(&ChatId::from("g"), &UserId::from("bob"), 1)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .watermarks(
+                &ChatId::from("g"),
+                &UserId::from("bob"),
+                &DeviceId::from("phone")
+            )
+            .await
+            .unwrap()
+            .read,
+        2
+    );
 }
 
 pub async fn concurrent_watermarks_end_at_the_maximum(store: Arc<dyn MessageStore>) {
@@ -396,16 +503,31 @@ pub async fn concurrent_watermarks_end_at_the_maximum(store: Arc<dyn MessageStor
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .advance_delivered("g", "bob", "phone", seq)
+                .advance_delivered(
+                    &ChatId::from("g"),
+                    &UserId::from("bob"),
+                    &DeviceId::from("phone"),
+                    seq,
+                )
                 .await
                 .unwrap();
-            store.advance_read("g", "bob", seq).await.unwrap();
+            store
+                .advance_read(&ChatId::from("g"), &UserId::from("bob"), seq)
+                .await
+                .unwrap();
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    let marks = store.watermarks("g", "bob", "phone").await.unwrap();
+    let marks = store
+        .watermarks(
+            &ChatId::from("g"),
+            &UserId::from("bob"),
+            &DeviceId::from("phone"),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         (marks.device_delivered, marks.delivered, marks.read),
         (64, 64, 64)
@@ -426,15 +548,34 @@ pub async fn push_devices_register_and_remove(store: Arc<dyn MessageStore>) {
         ..device.clone()
     };
     store.upsert_push_device(&replaced).await.unwrap();
-    assert_eq!(store.push_devices("bob").await.unwrap(), vec![replaced]);
-    assert!(store.delete_push_device("bob", "phone").await.unwrap());
-    assert!(!store.delete_push_device("bob", "phone").await.unwrap());
-    assert!(store.push_devices("bob").await.unwrap().is_empty());
+    assert_eq!(
+        store.push_devices(&UserId::from("bob")).await.unwrap(),
+        vec![replaced]
+    );
+    assert!(store
+        .delete_push_device(&UserId::from("bob"), &DeviceId::from("phone"))
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_push_device(&UserId::from("bob"), &DeviceId::from("phone"))
+        .await
+        .unwrap());
+    assert!(store
+        .push_devices(&UserId::from("bob"))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn last_seen_keeps_the_latest(store: Arc<dyn MessageStore>) {
-    store.set_last_seen("bob", 200).await.unwrap();
-    store.set_last_seen("bob", 100).await.unwrap();
+    store
+        .set_last_seen(&UserId::from("bob"), 200)
+        .await
+        .unwrap();
+    store
+        .set_last_seen(&UserId::from("bob"), 100)
+        .await
+        .unwrap();
     let seen = store
         .last_seen(&["bob".into(), "nobody".into()])
         .await
@@ -462,7 +603,7 @@ pub async fn concurrent_appends_all_land(store: Arc<dyn MessageStore>) {
         t.await.unwrap();
     }
     let stored = store
-        .messages_after("g", 0, Page::count(1000))
+        .messages_after(&ChatId::from("g"), 0, Page::count(1000))
         .await
         .unwrap();
     assert_eq!(

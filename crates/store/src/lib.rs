@@ -13,9 +13,10 @@ mod types;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use chat_protocol::ids::{ChatId, DeviceId, UserId};
 use chat_protocol::{Chat, Member, Message};
 
-pub use args::{SqliteArgs, StoreArgs};
+pub use args::{Backend, SqliteArgs, StoreArgs, SQLITE_FILE};
 pub use error::{StoreError, StoreResult};
 pub use scylla::{ScyllaConfig, ScyllaStore};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
@@ -31,27 +32,32 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Cheap round trip to the backend, for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Finishes queued writes and refuses new ones (at shutdown). Nothing to do for stores
+    /// that write synchronously.
+    fn close(&self) {}
+
     /// Creates `chat` with its members unless a chat with that id exists.
     /// Returns true when it was created now.
     async fn create_chat(&self, chat: &Chat) -> StoreResult<bool>;
-    async fn get_chat(&self, chat_id: &str) -> StoreResult<Option<Chat>>;
+    async fn get_chat(&self, chat_id: &ChatId) -> StoreResult<Option<Chat>>;
     /// Adds members (or updates their role); adding an existing member is a no-op.
-    async fn add_members(&self, chat_id: &str, members: &[Member]) -> StoreResult<()>;
+    async fn add_members(&self, chat_id: &ChatId, members: &[Member]) -> StoreResult<()>;
     /// Returns true when the user was a member.
-    async fn remove_member(&self, chat_id: &str, user_id: &str) -> StoreResult<bool>;
+    async fn remove_member(&self, chat_id: &ChatId, user_id: &UserId) -> StoreResult<bool>;
     /// Ids of the chats `user_id` is a member of.
-    async fn chat_ids_of_user(&self, user_id: &str) -> StoreResult<Vec<String>>;
+    async fn chat_ids_of_user(&self, user_id: &UserId) -> StoreResult<Vec<ChatId>>;
     /// Every chat of the user with this device's and user's watermarks, unread count and
     /// last message.
     async fn chats_of_user(
         &self,
-        user_id: &str,
-        device_id: &str,
+        user_id: &UserId,
+        device_id: &DeviceId,
     ) -> StoreResult<Vec<UserChatState>>;
     /// Users who share at least one chat with `user_id` (not including the user).
-    async fn contacts_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
+    async fn contacts_of(&self, user_id: &UserId) -> StoreResult<Vec<UserId>>;
     /// Groups of `user_id` with more than `more_than` members (they fan out on a group topic).
-    async fn large_groups_of(&self, user_id: &str, more_than: usize) -> StoreResult<Vec<String>>;
+    async fn large_groups_of(&self, user_id: &UserId, more_than: usize)
+        -> StoreResult<Vec<ChatId>>;
 
     /// Durably writes messages (with their dedup entries). Writing a message that is
     /// stored already is a no-op, so a retried batch is harmless; a different message at
@@ -60,13 +66,13 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Head seq of a chat and its dedup entries written at or after `dedup_since_ms`.
     async fn sequencer_state(
         &self,
-        chat_id: &str,
+        chat_id: &ChatId,
         dedup_since_ms: i64,
     ) -> StoreResult<SequencerState>;
     /// The first messages with seq > `after_seq` that fit in `page`, ascending.
     async fn messages_after(
         &self,
-        chat_id: &str,
+        chat_id: &ChatId,
         after_seq: u64,
         page: Page,
     ) -> StoreResult<Vec<Message>>;
@@ -74,7 +80,7 @@ pub trait MessageStore: Send + Sync + 'static {
     /// newest), ascending.
     async fn messages_before(
         &self,
-        chat_id: &str,
+        chat_id: &ChatId,
         before_seq: u64,
         page: Page,
     ) -> StoreResult<Vec<Message>>;
@@ -85,31 +91,32 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Returns the user's new delivered watermark when it rose.
     async fn advance_delivered(
         &self,
-        chat_id: &str,
-        user_id: &str,
-        device_id: &str,
+        chat_id: &ChatId,
+        user_id: &UserId,
+        device_id: &DeviceId,
         seq: u64,
     ) -> StoreResult<Option<u64>>;
     /// Raises the user's read watermark (never lowers). Returns the new value when it rose.
     async fn advance_read(
         &self,
-        chat_id: &str,
-        user_id: &str,
+        chat_id: &ChatId,
+        user_id: &UserId,
         seq: u64,
     ) -> StoreResult<Option<u64>>;
     async fn watermarks(
         &self,
-        chat_id: &str,
-        user_id: &str,
-        device_id: &str,
+        chat_id: &ChatId,
+        user_id: &UserId,
+        device_id: &DeviceId,
     ) -> StoreResult<Watermarks>;
 
     /// Registers or replaces the push token of a user's device.
     async fn upsert_push_device(&self, device: &PushDevice) -> StoreResult<()>;
     /// Returns true when the device was registered.
-    async fn delete_push_device(&self, user_id: &str, device_id: &str) -> StoreResult<bool>;
-    async fn push_devices(&self, user_id: &str) -> StoreResult<Vec<PushDevice>>;
+    async fn delete_push_device(&self, user_id: &UserId, device_id: &DeviceId)
+        -> StoreResult<bool>;
+    async fn push_devices(&self, user_id: &UserId) -> StoreResult<Vec<PushDevice>>;
 
-    async fn set_last_seen(&self, user_id: &str, ts_ms: i64) -> StoreResult<()>;
-    async fn last_seen(&self, user_ids: &[String]) -> StoreResult<HashMap<String, i64>>;
+    async fn set_last_seen(&self, user_id: &UserId, ts_ms: i64) -> StoreResult<()>;
+    async fn last_seen(&self, user_ids: &[UserId]) -> StoreResult<HashMap<UserId, i64>>;
 }

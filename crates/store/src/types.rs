@@ -1,5 +1,6 @@
 //! Plain data the store trait passes around besides the protocol objects.
 
+use chat_protocol::ids::{DeviceId, UserId};
 use chat_protocol::{Chat, Message, PushPlatform};
 
 /// What the sequencer needs to take over a chat: where its log ends and which
@@ -13,7 +14,7 @@ pub struct SequencerState {
 /// The outcome of one accepted send, kept so a repeat returns the same answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DedupEntry {
-    pub sender_id: String,
+    pub sender_id: UserId,
     pub client_msg_id: String,
     pub seq: u64,
     pub msg_id: String,
@@ -43,8 +44,8 @@ pub struct UserChatState {
 /// A registered push token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushDevice {
-    pub user_id: String,
-    pub device_id: String,
+    pub user_id: UserId,
+    pub device_id: DeviceId,
     pub platform: PushPlatform,
     pub token: String,
 }

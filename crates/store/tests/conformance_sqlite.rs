@@ -1,5 +1,6 @@
 //! The store conformance suite against the embedded SQLite store.
 
+use chat_protocol::ids::ChatId;
 use std::sync::Arc;
 
 use chat_store::{MessageStore, SqliteConfig, SqliteStore};
@@ -40,5 +41,13 @@ async fn sqlite_prunes_dedup_entries_by_age() {
         .await
         .unwrap();
     assert_eq!(store.prune_dedup(150).await.unwrap(), 1);
-    assert_eq!(store.sequencer_state("g", 0).await.unwrap().recent.len(), 1);
+    assert_eq!(
+        store
+            .sequencer_state(&ChatId::from("g"), 0)
+            .await
+            .unwrap()
+            .recent
+            .len(),
+        1
+    );
 }

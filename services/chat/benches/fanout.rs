@@ -5,13 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_bus::{Bus, LocalBus};
+use chat_api::{Caller, ChatApi, CreateChat, SendRequest, UserId};
+use chat_bus::{Bus, BusEvent, LocalBus, Topic};
 use chat_presence::LocalPresence;
 use chat_protocol::ChatKind;
 use chat_push::LocalPushQueue;
-use chat_service::{
-    Caller, ChatApi, ChatConfig, ChatService, CreateChat, OwnsEverything, SendRequest,
-};
+use chat_service::{ChatConfig, ChatService, OwnsEverything};
 use chat_store::{MessageStore, SqliteConfig, SqliteStore, Synchronous};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tokio::sync::mpsc;
@@ -31,12 +30,13 @@ fn fanout(c: &mut Criterion) {
     let mut receivers = Vec::new();
     for i in 0..MEMBERS {
         let (tx, rx) = mpsc::channel::<bytes::Bytes>(1 << 16);
-        queues.insert(format!("user:u{i}"), tx);
+        let topic = Topic::User(UserId::from(format!("u{i}")));
+        bus.subscribe(&topic);
+        queues.insert(topic, tx);
         receivers.push(rx);
-        bus.subscribe(&format!("user:u{i}"));
     }
-    bus.set_handler(Arc::new(move |topic, message| {
-        if let Some(queue) = queues.get(topic) {
+    bus.set_handler(Arc::new(move |topic, event| {
+        if let (Some(queue), BusEvent::Frame(message)) = (queues.get(topic), event) {
             let _ = queue.try_send(message.frame.clone());
         }
     }));
@@ -59,8 +59,10 @@ fn fanout(c: &mut Criterion) {
             device_id: "d".into(),
             session: None,
         };
-        let members = (1..MEMBERS).map(|i| format!("u{i}")).collect();
-        let (created, _) = chat
+        let members = (1..MEMBERS)
+            .map(|i| UserId::from(format!("u{i}")))
+            .collect();
+        let created = chat
             .create_chat(
                 &owner,
                 CreateChat {
@@ -71,7 +73,7 @@ fn fanout(c: &mut Criterion) {
             )
             .await
             .unwrap();
-        (chat, created.chat_id)
+        (chat, created.chat.chat_id)
     });
     let sender = Caller {
         user_id: "u0".into(),

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use chat_api::ChatId;
 use chat_protocol::Chat;
 use chat_store::{MessageStore, StoreResult};
 
@@ -15,7 +16,7 @@ pub(crate) struct ChatCache {
 
 struct Inner {
     /// chat id -> (ownership generation it was loaded under, chat).
-    chats: HashMap<String, (u64, Arc<Chat>)>,
+    chats: HashMap<ChatId, (u64, Arc<Chat>)>,
     /// Bumped on every invalidation, so a load that raced one is not cached.
     generation: u64,
 }
@@ -37,7 +38,7 @@ impl ChatCache {
     pub(crate) async fn get(
         &self,
         store: &dyn MessageStore,
-        chat_id: &str,
+        chat_id: &ChatId,
         owner_generation: u64,
     ) -> StoreResult<Option<Arc<Chat>>> {
         let generation = {
@@ -61,12 +62,12 @@ impl ChatCache {
             }
             inner
                 .chats
-                .insert(chat_id.to_owned(), (owner_generation, chat.clone()));
+                .insert(chat_id.clone(), (owner_generation, chat.clone()));
         }
         Ok(Some(chat))
     }
 
-    pub(crate) fn invalidate(&self, chat_id: &str) {
+    pub(crate) fn invalidate(&self, chat_id: &ChatId) {
         let mut inner = self.inner.lock().expect("cache lock");
         inner.chats.remove(chat_id);
         inner.generation += 1;

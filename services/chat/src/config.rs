@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
+use chat_api::ContractLimits;
 use chat_push::QueueBounds;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChatConfig {
-    /// Largest message body in bytes (UTF-8).
-    #[arg(long, env = "CHAT_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
-    pub max_body_bytes: usize,
+    #[command(flatten)]
+    pub contract: ContractLimits,
 
     /// Most members a group may have.
     #[arg(long, env = "CHAT_MAX_GROUP_MEMBERS", default_value_t = 5000)]
@@ -35,12 +35,6 @@ pub struct ChatConfig {
     #[arg(long, env = "CHAT_MAX_SYNC_LIMIT", default_value_t = 5000)]
     pub max_sync_limit: u32,
 
-    /// Most bytes of messages one `history` or `sync` page carries (bodies plus about 160
-    /// bytes each); a fuller page is cut short (`complete: false` for sync) and the client
-    /// asks for the next. Gateways size their reply budgets from it.
-    #[arg(long, env = "CHAT_MAX_PAGE_BYTES", default_value_t = 256 * 1024)]
-    pub max_page_bytes: usize,
-
     /// Push jobs one user may have waiting (one per chat: later messages of a chat fold
     /// into its waiting job); more are dropped and counted.
     #[arg(long, env = "CHAT_PUSH_MAX_PENDING_PER_USER", default_value_t = 16)]
@@ -49,17 +43,7 @@ pub struct ChatConfig {
 
 impl Default for ChatConfig {
     fn default() -> Self {
-        ChatConfig {
-            max_body_bytes: 16 * 1024,
-            max_group_members: 5000,
-            dedup_window: Duration::from_secs(24 * 3600),
-            sequencer_queue: 65_536,
-            sequencer_cached_chats: 100_000,
-            large_group_members: 100,
-            max_sync_limit: 5000,
-            max_page_bytes: 256 * 1024,
-            push_max_pending_per_user: 16,
-        }
+        chat_ops::defaults_of()
     }
 }
 

@@ -1,12 +1,14 @@
 //! Fan-out: turns chat events into server frames, serialized once, and publishes them on
-//! each member's user topic (or once on a large group's topic); queues push jobs for
-//! recipients with no device online.
+//! each member's user topic (or once on a large group's topic); tells gateways when a user
+//! joins or leaves a large group (this service alone decides what "large" is); queues push
+//! jobs for recipients with no device online.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chat_bus::{group_topic, user_topic, Bus, BusMessage};
-use chat_presence::Presence;
+use chat_api::{ChatId, UserId};
+use chat_bus::{Bus, BusEvent, BusMessage, Topic};
+use chat_presence::PresenceView;
 use chat_protocol::{Chat, ChatEvent, ChatKind, Message, ReceiptKind, ServerFrame};
 use chat_push::{Enqueued, PushJob, PushQueue};
 use uuid::Uuid;
@@ -16,7 +18,7 @@ static PUSH_DROPS: chat_ops::LogEvery = chat_ops::LogEvery::new(std::time::Durat
 
 pub(crate) struct Fanout {
     bus: Arc<dyn Bus>,
-    presence: Arc<dyn Presence>,
+    presence: Arc<dyn PresenceView>,
     push: Arc<dyn PushQueue>,
     /// Groups larger than this publish once on their group topic.
     large_group_members: usize,
@@ -25,7 +27,7 @@ pub(crate) struct Fanout {
 impl Fanout {
     pub(crate) fn new(
         bus: Arc<dyn Bus>,
-        presence: Arc<dyn Presence>,
+        presence: Arc<dyn PresenceView>,
         push: Arc<dyn PushQueue>,
         large_group_members: usize,
     ) -> Self {
@@ -48,22 +50,25 @@ impl Fanout {
         chat: &Chat,
         frame: &ServerFrame,
         skip_session: Option<Uuid>,
-        skip_user: Option<&str>,
+        skip_user: Option<&UserId>,
     ) {
         let frame = Bytes::from(frame.to_json());
         if self.is_large(chat) {
             let message = BusMessage {
                 frame,
                 skip_session,
-                skip_user: skip_user.map(str::to_owned),
+                skip_user: skip_user.cloned(),
             };
-            self.bus.publish(&group_topic(&chat.chat_id), message);
+            self.bus.publish(
+                &Topic::Group(chat.chat_id.clone()),
+                BusEvent::Frame(message),
+            );
             metrics::counter!("chat_fanout_publishes_total").increment(1);
             return;
         }
         let mut publishes = 0;
         for member in &chat.members {
-            if skip_user == Some(member.user_id.as_str()) {
+            if skip_user == Some(&member.user_id) {
                 continue;
             }
             let message = BusMessage {
@@ -71,7 +76,10 @@ impl Fanout {
                 skip_session,
                 skip_user: None,
             };
-            self.bus.publish(&user_topic(&member.user_id), message);
+            self.bus.publish(
+                &Topic::User(member.user_id.clone()),
+                BusEvent::Frame(message),
+            );
             publishes += 1;
         }
         metrics::counter!("chat_fanout_publishes_total").increment(publishes);
@@ -100,20 +108,23 @@ impl Fanout {
                     attempt: 0,
                     devices: None,
                 };
-                match self.push.enqueue(job).await {
-                    Ok(Enqueued::Queued) => {
-                        metrics::counter!("chat_push_queued_total").increment(1);
-                    }
-                    Ok(Enqueued::Collapsed) => {
-                        metrics::counter!("chat_push_collapsed_total").increment(1);
-                    }
-                    Err(e) => {
-                        metrics::counter!("chat_push_dropped_total", "reason" => e.reason())
-                            .increment(1);
-                        if let Some(dropped) = PUSH_DROPS.event() {
-                            tracing::warn!(dropped, last_error = %e, "push jobs not queued (count since the last report)");
-                        }
-                    }
+                self.queue_push(job).await;
+            }
+        }
+    }
+
+    async fn queue_push(&self, job: PushJob) {
+        match self.push.enqueue(job).await {
+            Ok(Enqueued::Queued) => {
+                metrics::counter!("chat_push_queued_total").increment(1);
+            }
+            Ok(Enqueued::Collapsed) => {
+                metrics::counter!("chat_push_collapsed_total").increment(1);
+            }
+            Err(e) => {
+                metrics::counter!("chat_push_dropped_total", "reason" => e.reason()).increment(1);
+                if let Some(dropped) = PUSH_DROPS.event() {
+                    tracing::warn!(dropped, last_error = %e, "push jobs not queued (count since the last report)");
                 }
             }
         }
@@ -122,14 +133,14 @@ impl Fanout {
     pub(crate) fn receipt(
         &self,
         chat: &Chat,
-        user_id: &str,
+        user_id: &UserId,
         kind: ReceiptKind,
         seq: u64,
         origin: Option<Uuid>,
     ) {
         let frame = ServerFrame::Receipt {
             chat_id: chat.chat_id.clone(),
-            user_id: user_id.to_owned(),
+            user_id: user_id.clone(),
             kind,
             seq,
         };
@@ -141,10 +152,10 @@ impl Fanout {
         }
     }
 
-    pub(crate) fn typing(&self, chat: &Chat, user_id: &str) {
+    pub(crate) fn typing(&self, chat: &Chat, user_id: &UserId) {
         let frame = ServerFrame::Typing {
             chat_id: chat.chat_id.clone(),
-            user_id: user_id.to_owned(),
+            user_id: user_id.clone(),
         };
         self.to_members(chat, &frame, None, Some(user_id));
     }
@@ -154,7 +165,7 @@ impl Fanout {
         &self,
         chat: &Chat,
         event: ChatEvent,
-        users: impl IntoIterator<Item = &'a str>,
+        users: impl IntoIterator<Item = &'a UserId>,
     ) {
         let frame = Bytes::from(
             ServerFrame::Chat {
@@ -165,13 +176,59 @@ impl Fanout {
         );
         for user in users {
             self.bus.publish(
-                &user_topic(user),
-                BusMessage {
+                &Topic::User(user.clone()),
+                BusEvent::Frame(BusMessage {
                     frame: frame.clone(),
                     skip_session: None,
                     skip_user: None,
+                }),
+            );
+        }
+    }
+
+    /// Tells the gateways of `users` whether they are now in the large group `chat_id`
+    /// (its events come on the group's topic) or no longer.
+    pub(crate) fn large_group<'a>(
+        &self,
+        chat_id: &ChatId,
+        member: bool,
+        users: impl IntoIterator<Item = &'a UserId>,
+    ) {
+        for user in users {
+            self.bus.publish(
+                &Topic::User(user.clone()),
+                BusEvent::LargeGroup {
+                    chat_id: chat_id.clone(),
+                    member,
                 },
             );
+        }
+    }
+
+    /// After members changed: who must follow, or stop following, the group's topic.
+    /// `before` and `after` are the group as it was and is.
+    pub(crate) fn membership_changed(&self, before: &Chat, after: &Chat, removed: Option<&UserId>) {
+        let (was_large, is_large) = (self.is_large(before), self.is_large(after));
+        let members = || after.members.iter().map(|m| &m.user_id);
+        match (was_large, is_large) {
+            // The group crossed the line: everyone switches topic.
+            (false, true) => self.large_group(&after.chat_id, true, members()),
+            (true, false) => self.large_group(&after.chat_id, false, members()),
+            // Large before and after: only the users who came or went.
+            (true, true) => {
+                let added = after
+                    .members
+                    .iter()
+                    .filter(|m| before.member(&m.user_id).is_none())
+                    .map(|m| &m.user_id);
+                self.large_group(&after.chat_id, true, added);
+            }
+            (false, false) => {}
+        }
+        if let Some(user) = removed {
+            if was_large {
+                self.large_group(&after.chat_id, false, [user]);
+            }
         }
     }
 }

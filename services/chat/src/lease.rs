@@ -22,22 +22,20 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use tokio_util::sync::CancellationToken;
 
-use crate::ownership::{partition_of, Ownership};
+use chat_api::ChatId;
+use chat_rpc::placement::{instance_key, lease_key, partition_of, INSTANCES_KEY, PARTITIONS_KEY};
 
-pub const INSTANCES_KEY: &str = "chat:instances";
-pub const PARTITIONS_KEY: &str = "chat:partitions";
+use crate::ownership::Ownership;
 
-pub fn lease_key(partition: u32) -> String {
-    format!("chat:lease:{partition}")
-}
-
-pub fn instance_key(instance_id: &str) -> String {
-    format!("chat:instance:{instance_id}")
-}
-
-/// The instance id inside a lease value `{instance}:{nonce}`.
-pub fn lease_holder(value: &str) -> &str {
-    value.rsplit_once(':').map_or(value, |(holder, _)| holder)
+/// Why leasing could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("redis")]
+    Redis(#[from] redis::RedisError),
+    #[error(
+        "the cluster uses {cluster} partitions, this instance was configured with {configured}"
+    )]
+    PartitionMismatch { cluster: u32, configured: u32 },
 }
 
 #[derive(Debug, Clone)]
@@ -90,21 +88,16 @@ fn release_script() -> Script {
 
 impl PartitionLeases {
     /// Connects and checks that every instance agrees on the number of partitions.
-    pub async fn connect(url: &str, config: LeaseConfig) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        let mut conn = ConnectionManager::new(client)
-            .await
-            .map_err(|e| e.to_string())?;
-        let _: bool = conn
-            .set_nx(PARTITIONS_KEY, config.partitions)
-            .await
-            .map_err(|e| e.to_string())?;
-        let agreed: u32 = conn.get(PARTITIONS_KEY).await.map_err(|e| e.to_string())?;
+    pub async fn connect(url: &str, config: LeaseConfig) -> Result<Self, LeaseError> {
+        let client = redis::Client::open(url)?;
+        let mut conn = ConnectionManager::new(client).await?;
+        let _: bool = conn.set_nx(PARTITIONS_KEY, config.partitions).await?;
+        let agreed: u32 = conn.get(PARTITIONS_KEY).await?;
         if agreed != config.partitions {
-            return Err(format!(
-                "the cluster uses {agreed} partitions, this instance was configured with {}",
-                config.partitions
-            ));
+            return Err(LeaseError::PartitionMismatch {
+                cluster: agreed,
+                configured: config.partitions,
+            });
         }
         Ok(PartitionLeases {
             config,
@@ -307,7 +300,7 @@ impl PartitionLeases {
 }
 
 impl Ownership for PartitionLeases {
-    fn owns(&self, chat_id: &str) -> Option<u64> {
+    fn owns(&self, chat_id: &ChatId) -> Option<u64> {
         let partition = partition_of(chat_id, self.config.partitions);
         let now = Instant::now();
         let held = self.held.lock().expect("lease lock");

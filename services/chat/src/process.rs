@@ -1,23 +1,22 @@
 //! The chat-service process of the scaled-out mode: the chat service over the shared store,
-//! fanning out on Redis, ordering the partitions it leases, serving the internal API.
+//! fanning out on Redis, ordering the partitions it leases, serving the internal API over
+//! gRPC to authenticated gateways.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chat_bus::RedisBus;
-use chat_ops::{ops_routes, ready_check, serve_until};
-use chat_presence::RedisPresence;
-use chat_push::{RedisPushQueue, RedisQueueConfig};
-use chat_store::StoreArgs;
+use chat_api::ChatApi;
+use chat_backends::{Backends, Mode, PushQueueSettings, RedisArgs, StorageArgs};
+use chat_ops::{ops_routes, ready_check, serve_until, CommonArgs};
+use chat_rpc::{InternalAuthArgs, RpcLimits};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::ChatApi;
 use crate::config::ChatConfig;
 use crate::lease::{LeaseConfig, PartitionLeases};
-use crate::rpc::rpc_routes;
 use crate::service::ChatService;
+
+const DEFAULT_PORT: u16 = 8081;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -26,21 +25,15 @@ use crate::service::ChatService;
     about = "Chat service: orders, stores and fans out messages (scaled-out mode)"
 )]
 pub struct ChatServiceArgs {
-    /// Address of the internal API (gateways call it) and of /healthz, /readyz, /metrics.
-    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8081")]
-    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub common: CommonArgs,
 
     /// URL other processes use to reach this instance (default: http:// and the bound address).
     #[arg(long, env = "CHAT_ADVERTISE_URL")]
     pub advertise_url: Option<String>,
 
-    /// Redis for fan-out, presence, push queue and partition leases.
-    #[arg(
-        long,
-        env = "CHAT_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379/"
-    )]
-    pub redis_url: String,
+    #[command(flatten)]
+    pub redis: RedisArgs,
 
     /// Unique name of this instance (default: chat- and a random suffix).
     #[arg(long, env = "CHAT_INSTANCE_ID")]
@@ -54,15 +47,14 @@ pub struct ChatServiceArgs {
     #[arg(long, env = "CHAT_LEASE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub lease_ttl: Duration,
 
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "CHAT_LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
+    #[command(flatten)]
+    pub internal_auth: InternalAuthArgs,
 
     #[command(flatten)]
-    pub http: chat_ops::http::HttpLimits,
+    pub rpc: RpcLimits,
 
     #[command(flatten)]
-    pub store: StoreArgs,
+    pub storage: StorageArgs,
 
     #[command(flatten)]
     pub chat: ChatConfig,
@@ -72,41 +64,34 @@ pub struct ChatServiceArgs {
 pub async fn run(args: ChatServiceArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     // Install the recorder before anything counts, or early counts are lost.
     chat_ops::metrics::handle();
+    let auth = args
+        .internal_auth
+        .resolve()
+        .context("internal authentication")?;
     let instance_id = args
         .instance_id
         .clone()
         .unwrap_or_else(|| chat_ops::instance_name("chat"));
-    let listener = chat_ops::bind(args.listen).await?;
+    let listener = chat_ops::bind(args.common.listen_or(DEFAULT_PORT)).await?;
     let advertise_url = match &args.advertise_url {
         Some(url) => url.clone(),
         None => format!("http://{}", listener.local_addr()?),
     };
-    let store = args
-        .store
-        .open_with_dedup_window(args.chat.dedup_window)
-        .await
-        .context("open the message store")?;
-    let bus = Arc::new(
-        RedisBus::connect(&args.redis_url)
-            .await
-            .context("connect Redis (bus)")?,
+    let url = args.redis.redis_url.clone();
+    let backends = Backends::new(
+        Mode::Redis { url: url.clone() },
+        Some(args.storage.settings(args.chat.dedup_window)),
     );
-    let presence = RedisPresence::connect(
-        &args.redis_url,
-        &instance_id,
-        args.lease_ttl,
-        store.clone(),
-        bus.clone(),
-    )
-    .await
-    .context("connect Redis (presence)")?;
-    let mut push_config = RedisQueueConfig::new(&args.redis_url, &instance_id);
-    push_config.bounds = args.chat.push_bounds();
-    let push = Arc::new(
-        RedisPushQueue::connect(push_config)
-            .await
-            .map_err(|e| anyhow::anyhow!("connect Redis (push queue): {e}"))?,
-    );
+    let push = backends
+        .push_queue(
+            &instance_id,
+            PushQueueSettings {
+                capacity: 0,
+                bounds: args.chat.push_bounds(),
+                reclaim_after: Duration::from_secs(60),
+            },
+        )
+        .await?;
     let lease_config = LeaseConfig {
         instance_id: instance_id.clone(),
         advertise_url: advertise_url.clone(),
@@ -114,15 +99,15 @@ pub async fn run(args: ChatServiceArgs, shutdown: CancellationToken) -> anyhow::
         ttl: args.lease_ttl,
     };
     let leases = Arc::new(
-        PartitionLeases::connect(&args.redis_url, lease_config)
+        PartitionLeases::connect(&url, lease_config)
             .await
-            .map_err(|e| anyhow::anyhow!("partition leases: {e}"))?,
+            .context("partition leases")?,
     );
     let chat = ChatService::start(
         args.chat.clone(),
-        store,
-        bus,
-        presence,
+        backends.store().await?,
+        backends.bus().await?,
+        backends.presence_view().await?,
         push,
         leases.clone(),
     );
@@ -136,8 +121,18 @@ pub async fn run(args: ChatServiceArgs, shutdown: CancellationToken) -> anyhow::
     let ready = ready_check(chat.clone(), |chat| async move {
         chat.ready().await.map_err(|e| e.client_message())
     });
-    let router = rpc_routes(chat.clone()).merge(ops_routes(ready));
-    let served = serve_until("chat-service", listener, router, &args.http, shutdown).await;
+    let api: Arc<dyn ChatApi> = chat;
+    let router = chat_rpc::server::router(api, auth, args.rpc.clone())
+        .await
+        .merge(ops_routes(ready));
+    let served = serve_until(
+        "chat-service",
+        listener,
+        router,
+        &args.common.http,
+        shutdown,
+    )
+    .await;
     let _ = tokio::join!(lease_task, maintenance);
     served.context("serve")
 }

@@ -8,15 +8,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chat_api::{ChatError, ChatId, SendOutcome, SendRequest, UserId};
 use chat_protocol::{now_ms, Chat, Message};
 use chat_store::MessageStore;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::api::{SendOutcome, SendRequest};
 use crate::cache::ChatCache;
 use crate::config::ChatConfig;
-use crate::error::ChatError;
+use crate::errors::store_error;
 use crate::fanout::Fanout;
 use crate::ownership::Ownership;
 
@@ -27,7 +27,7 @@ const MAX_BATCH: usize = 1024;
 const PRUNE_EVERY_BATCHES: u64 = 4096;
 
 pub(crate) struct SendCommand {
-    pub(crate) sender_id: String,
+    pub(crate) sender_id: UserId,
     pub(crate) session: Option<Uuid>,
     pub(crate) request: SendRequest,
     pub(crate) reply: oneshot::Sender<Result<SendOutcome, ChatError>>,
@@ -35,19 +35,19 @@ pub(crate) struct SendCommand {
 
 /// Durable head seq per chat, as last committed; used to validate watermarks.
 #[derive(Default)]
-pub(crate) struct Heads(Mutex<HashMap<String, u64>>);
+pub(crate) struct Heads(Mutex<HashMap<ChatId, u64>>);
 
 impl Heads {
-    pub(crate) fn get(&self, chat_id: &str) -> Option<u64> {
+    pub(crate) fn get(&self, chat_id: &ChatId) -> Option<u64> {
         self.0.lock().expect("heads lock").get(chat_id).copied()
     }
 
-    fn raise(&self, chat_id: &str, seq: u64, capacity: usize) {
+    fn raise(&self, chat_id: &ChatId, seq: u64, capacity: usize) {
         let mut heads = self.0.lock().expect("heads lock");
         if heads.len() >= capacity && !heads.contains_key(chat_id) {
             heads.clear();
         }
-        let head = heads.entry(chat_id.to_owned()).or_default();
+        let head = heads.entry(chat_id.clone()).or_default();
         *head = (*head).max(seq);
     }
 }
@@ -58,7 +58,7 @@ struct ChatOrder {
     generation: u64,
     head_seq: u64,
     /// (sender, client_msg_id) -> the outcome of the first send.
-    recent: HashMap<(String, String), SendOutcome>,
+    recent: HashMap<(UserId, String), SendOutcome>,
     last_used: u64,
 }
 
@@ -70,7 +70,7 @@ pub(crate) struct Sequencer {
     ownership: Arc<dyn Ownership>,
     dedup_window: Duration,
     capacity: usize,
-    orders: HashMap<String, ChatOrder>,
+    orders: HashMap<ChatId, ChatOrder>,
     tick: u64,
 }
 
@@ -130,7 +130,7 @@ impl Sequencer {
         }
         let mut pending: Vec<Pending> = Vec::new();
         let mut repeats: Vec<Repeat> = Vec::new();
-        let mut touched: HashSet<String> = HashSet::new();
+        let mut touched: HashSet<ChatId> = HashSet::new();
         for command in commands {
             match self.accept(command, &mut pending, &mut touched).await {
                 Ok(Some(repeat)) => repeats.push(repeat),
@@ -182,7 +182,7 @@ impl Sequencer {
                 for chat_id in &touched {
                     self.orders.remove(chat_id);
                 }
-                let error = ChatError::from(e);
+                let error = store_error(e);
                 for p in pending {
                     let _ = p.reply.send(Err(error.clone()));
                 }
@@ -201,7 +201,7 @@ impl Sequencer {
         &mut self,
         command: SendCommand,
         pending: &mut Vec<Pending>,
-        touched: &mut HashSet<String>,
+        touched: &mut HashSet<ChatId>,
     ) -> Result<Option<Repeat>, (oneshot::Sender<Result<SendOutcome, ChatError>>, ChatError)> {
         let SendCommand {
             sender_id,
@@ -219,7 +219,7 @@ impl Sequencer {
         {
             Ok(Some(chat)) => chat,
             Ok(None) => return Err((reply, ChatError::no_chat())),
-            Err(e) => return Err((reply, e.into())),
+            Err(e) => return Err((reply, store_error(e))),
         };
         if chat.member(&sender_id).is_none() {
             return Err((reply, ChatError::not_member()));
@@ -266,7 +266,7 @@ impl Sequencer {
     }
 
     /// Loads the chat's order state from the store unless it is held under `generation`.
-    async fn load_order(&mut self, chat_id: &str, generation: u64) -> Result<(), ChatError> {
+    async fn load_order(&mut self, chat_id: &ChatId, generation: u64) -> Result<(), ChatError> {
         if self
             .orders
             .get(chat_id)
@@ -275,13 +275,17 @@ impl Sequencer {
             return Ok(());
         }
         let since = now_ms() - self.dedup_window.as_millis() as i64;
-        let state = self.store.sequencer_state(chat_id, since).await?;
+        let state = self
+            .store
+            .sequencer_state(chat_id, since)
+            .await
+            .map_err(store_error)?;
         let recent = state
             .recent
             .into_iter()
             .map(|e| {
                 let outcome = SendOutcome {
-                    chat_id: chat_id.to_owned(),
+                    chat_id: chat_id.clone(),
                     client_msg_id: e.client_msg_id.clone(),
                     msg_id: e.msg_id,
                     seq: e.seq,
@@ -292,7 +296,7 @@ impl Sequencer {
             })
             .collect();
         self.orders.insert(
-            chat_id.to_owned(),
+            chat_id.clone(),
             ChatOrder {
                 generation,
                 head_seq: state.head_seq,

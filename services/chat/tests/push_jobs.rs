@@ -4,13 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_api::{Caller, ChatApi, CreateChat, SendRequest, UserId};
 use chat_bus::LocalBus;
-use chat_presence::{LocalPresence, Presence};
+use chat_presence::{LocalPresence, SessionTracker};
 use chat_protocol::ChatKind;
 use chat_push::{LocalPushQueue, PushQueue};
-use chat_service::{
-    Caller, ChatApi, ChatConfig, ChatService, CreateChat, OwnsEverything, SendRequest,
-};
+use chat_service::{ChatConfig, ChatService, OwnsEverything};
 use chat_store::{MessageStore, SqliteConfig, SqliteStore};
 use uuid::Uuid;
 
@@ -44,8 +43,14 @@ async fn offline_recipients_get_push_jobs_online_ones_do_not() {
         title: Some("g".into()),
         members: vec!["bob".into(), "carol".into()],
     };
-    let (created, _) = chat.create_chat(&caller("alice"), group).await.unwrap();
-    presence.connected("carol", Uuid::new_v4()).await;
+    let created = chat
+        .create_chat(&caller("alice"), group)
+        .await
+        .unwrap()
+        .chat;
+    presence
+        .connected(&UserId::from("carol"), Uuid::new_v4())
+        .await;
 
     let request = SendRequest {
         chat_id: created.chat_id.clone(),

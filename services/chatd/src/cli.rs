@@ -1,13 +1,13 @@
 //! The command line: `chatd serve` and `chatd token`. Every setting is a flag with an env var.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chat_backends::StorageArgs;
 use chat_gateway::GatewayConfig;
+use chat_ops::CommonArgs;
 use chat_push::PushArgs;
 use chat_service::ChatConfig;
-use chat_store::SqliteArgs;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -41,28 +41,20 @@ pub enum Command {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on for WebSocket and REST.
-    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-
-    /// Directory of the database and the generated JWT secret.
-    #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
 
     /// HS256 secret for client tokens. When unset, one is generated and kept in the data dir.
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    #[command(flatten)]
-    pub sqlite: SqliteArgs,
-
     /// Push jobs held in memory before new ones are dropped.
     #[arg(long, env = "CHAT_PUSH_QUEUE", default_value_t = 100_000)]
     pub push_queue: usize,
 
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "CHAT_LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
+    /// The store: SQLite in the data dir by default; `--store scylla` works too.
+    #[command(flatten)]
+    pub storage: StorageArgs,
 
     #[command(flatten)]
     pub gateway: GatewayConfig,
@@ -75,27 +67,14 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// Defaults for everything, as if run with no flags and no env, on `data_dir`.
+    /// Defaults for everything, as if run with no flags, on `data_dir` and an ephemeral
+    /// loopback port.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
-        ServeArgs {
-            listen: "127.0.0.1:0".parse().expect("valid address"),
-            data_dir: data_dir.into(),
-            jwt_secret: None,
-            sqlite: SqliteArgs::default(),
-            push_queue: 100_000,
-            log_format: "text".into(),
-            gateway: GatewayConfig::default(),
-            chat: ChatConfig::default(),
-            push: PushDefaults::parse_from(["chatd"]).push,
-        }
+        let mut args: ServeArgs = chat_ops::defaults_of();
+        args.common.listen = Some("127.0.0.1:0".parse().expect("valid address"));
+        args.storage.data_dir = data_dir.into();
+        args
     }
-}
-
-/// Parses the push settings alone, to get their defaults.
-#[derive(Parser)]
-struct PushDefaults {
-    #[command(flatten)]
-    push: PushArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -155,16 +134,19 @@ mod tests {
             "normal",
             "--max-frame-bytes",
             "1000",
+            "--store",
+            "scylla",
         ])
         .unwrap();
         let Some(Command::Serve(args)) = cli.command else {
             panic!("serve expected")
         };
-        assert_eq!(args.listen.port(), 9000);
+        assert_eq!(args.common.listen.map(|a| a.port()), Some(9000));
         assert_eq!(
-            args.sqlite.sqlite_synchronous,
+            args.storage.store.sqlite.sqlite_synchronous,
             chat_store::Synchronous::Normal
         );
         assert_eq!(args.gateway.max_frame_bytes, 1000);
+        assert_eq!(args.storage.store.backend, chat_store::Backend::Scylla);
     }
 }

@@ -1,5 +1,6 @@
 //! `chatd`: the whole chat backend in one process — gateway, chat service, presence and
-//! push worker wired to the embedded SQLite store and the in-process bus and queue.
+//! push worker wired to the store (embedded SQLite by default) and the in-process bus and
+//! queue, through the same composition root as the scaled-out services.
 #![forbid(unsafe_code)]
 
 mod cli;
@@ -12,12 +13,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chat_auth::{load_or_create_secret, JwtKeys};
-use chat_bus::LocalBus;
+use chat_backends::{Backends, Mode, PushQueueSettings};
 use chat_gateway::Gateway;
-use chat_presence::LocalPresence;
-use chat_push::{LocalPushQueue, PushWorker};
+use chat_ops::http::HttpLimits;
+use chat_push::PushWorker;
 use chat_service::{ChatService, OwnsEverything};
-use chat_store::SqliteStore;
+use chat_store::MessageStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -25,13 +26,16 @@ pub use cli::{Cli, Command, ServeArgs, TokenArgs};
 pub use token::mint_token;
 
 /// File name of the database inside the data directory.
-pub const DATABASE_FILE: &str = "chat.db";
+pub const DATABASE_FILE: &str = chat_store::SQLITE_FILE;
+
+const DEFAULT_PORT: u16 = 8080;
 
 /// A built `chatd`, bound to its port, not yet serving.
 pub struct Chatd {
     listener: TcpListener,
+    http: HttpLimits,
     gateway: Gateway,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn MessageStore>,
     chat: Arc<ChatService>,
     worker: PushWorker,
     shutdown: CancellationToken,
@@ -42,18 +46,26 @@ impl Chatd {
     pub async fn build(args: ServeArgs, shutdown: CancellationToken) -> anyhow::Result<Self> {
         // Install the recorder before anything counts, or early counts are lost.
         chat_ops::metrics::handle();
-        let secret = resolve_secret(args.jwt_secret.clone(), &args.data_dir)?;
+        let secret = resolve_secret(args.jwt_secret.clone(), &args.storage.data_dir)?;
         let keys = JwtKeys::new(secret.as_bytes()).context("invalid JWT secret")?;
-        let store_config = args.sqlite.config(args.data_dir.join(DATABASE_FILE));
-        let store = Arc::new(SqliteStore::open(&store_config).context("open the message store")?);
-        tracing::info!(path = %store.path().display(), synchronous = ?store_config.synchronous, "message store open");
-
-        let bus = Arc::new(LocalBus::new());
-        let presence = Arc::new(LocalPresence::new(store.clone(), bus.clone()));
-        let push_queue = Arc::new(LocalPushQueue::with_bounds(
-            args.push_queue,
-            args.chat.push_bounds(),
-        ));
+        let backends = Backends::new(
+            Mode::Local,
+            Some(args.storage.settings(args.chat.dedup_window)),
+        );
+        let store = backends.store().await?;
+        tracing::info!(store = ?args.storage.store.backend, data_dir = %args.storage.data_dir.display(), "message store open");
+        let bus = backends.bus().await?;
+        let presence = backends.presence_view().await?;
+        let push_queue = backends
+            .push_queue(
+                "chatd",
+                PushQueueSettings {
+                    capacity: args.push_queue,
+                    bounds: args.chat.push_bounds(),
+                    reclaim_after: std::time::Duration::ZERO,
+                },
+            )
+            .await?;
         let chat = ChatService::start(
             args.chat.clone(),
             store.clone(),
@@ -62,32 +74,30 @@ impl Chatd {
             push_queue.clone(),
             Arc::new(OwnsEverything),
         );
-        let providers = args
-            .push
-            .providers
-            .build()
-            .map_err(|e| anyhow::anyhow!("push providers: {e}"))?;
+        let providers = args.push.providers.build().context("push providers")?;
         let worker = PushWorker::new(
             push_queue,
             store.clone(),
-            presence.clone(),
+            presence,
             providers,
             args.push.policy(),
         );
+        let sessions = backends
+            .sessions("chatd", std::time::Duration::ZERO, shutdown.clone())
+            .await?;
         let gateway = Gateway::new(
             args.gateway.clone(),
             chat.clone(),
-            presence,
+            sessions,
             bus,
             keys,
             shutdown.clone(),
         )
         .with_routes(web::routes());
-        let listener = TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("bind {}", args.listen))?;
+        let listener = chat_ops::bind(args.common.listen_or(DEFAULT_PORT)).await?;
         Ok(Chatd {
             listener,
+            http: args.common.http.clone(),
             gateway,
             store,
             chat,
@@ -106,7 +116,7 @@ impl Chatd {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let worker = tokio::spawn(self.worker.run(self.shutdown.clone()));
         let maintenance = tokio::spawn(self.chat.clone().run_maintenance(self.shutdown.clone()));
-        let served = self.gateway.serve(self.listener, "chatd").await;
+        let served = self.gateway.serve(self.listener, "chatd", &self.http).await;
         let _ = tokio::join!(worker, maintenance);
         self.store.close();
         tracing::info!("chatd stopped");

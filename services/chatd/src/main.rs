@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => {
-            init_logging(&args.log_format);
+            init_logging(args.common.log_format);
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
             Chatd::build(*args, shutdown)

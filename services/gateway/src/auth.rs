@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
+use chat_api::Caller;
 use chat_auth::{AuthError, Identity};
 use chat_protocol::ErrorCode;
-use chat_service::Caller;
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use chat_ops::http::HttpLimits;
-
 use crate::limits::LimitsConfig;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -68,9 +66,6 @@ pub struct GatewayConfig {
 
     #[command(flatten)]
     pub limits: LimitsConfig,
-
-    #[command(flatten)]
-    pub http: HttpLimits,
 }
 
 impl Default for GatewayConfig {

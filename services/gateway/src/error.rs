@@ -5,8 +5,8 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chat_api::ChatError;
 use chat_protocol::ErrorCode;
-use chat_service::ChatError;
 
 #[derive(Debug)]
 pub struct ApiError {

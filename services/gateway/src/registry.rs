@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
-use chat_bus::{group_topic, presence_topic, user_topic, Bus, BusMessage};
-use chat_protocol::{ChatEvent, ChatKind, ServerFrame};
+use chat_api::{ChatId, DeviceId, UserId};
+use chat_bus::{Bus, BusEvent, Topic};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -20,8 +20,8 @@ use crate::limits::{record_hit, MemoryBudget, Reservation};
 /// One connected session as the registry sees it.
 pub(crate) struct Connection {
     pub(crate) session: Uuid,
-    pub(crate) user_id: String,
-    pub(crate) device_id: String,
+    pub(crate) user_id: UserId,
+    pub(crate) device_id: DeviceId,
     pub(crate) outbound: mpsc::Sender<Outbound>,
     /// Bytes of events in `outbound`, not yet written.
     pub(crate) queued_bytes: AtomicUsize,
@@ -69,17 +69,17 @@ pub(crate) struct RegistryLimits {
 
 #[derive(Default)]
 struct Maps {
-    by_user: HashMap<String, Vec<Arc<Connection>>>,
+    by_user: HashMap<UserId, Vec<Arc<Connection>>>,
     /// watched user -> sessions watching them.
-    watchers: HashMap<String, HashMap<Uuid, Arc<Connection>>>,
+    watchers: HashMap<UserId, HashMap<Uuid, Arc<Connection>>>,
     /// session -> users it watches, to undo on disconnect.
-    watching: HashMap<Uuid, HashSet<String>>,
+    watching: HashMap<Uuid, HashSet<UserId>>,
     /// watching user -> presence watches held by all their sessions.
-    watches_of_user: HashMap<String, usize>,
+    watches_of_user: HashMap<UserId, usize>,
     /// large group -> its members connected here.
-    group_members: HashMap<String, HashSet<String>>,
+    group_members: HashMap<ChatId, HashSet<UserId>>,
     /// user connected here -> their large groups.
-    groups_of_user: HashMap<String, HashSet<String>>,
+    groups_of_user: HashMap<UserId, HashSet<ChatId>>,
 }
 
 pub(crate) struct Registry {
@@ -87,13 +87,6 @@ pub(crate) struct Registry {
     bus: Arc<dyn Bus>,
     limits: RegistryLimits,
     outbound_memory: Arc<MemoryBudget>,
-    large_group_members: usize,
-}
-
-/// A change to a user's large-group membership seen in a `chat` frame.
-enum GroupChange {
-    Join(String),
-    Leave(String),
 }
 
 impl Registry {
@@ -101,19 +94,17 @@ impl Registry {
         bus: Arc<dyn Bus>,
         limits: RegistryLimits,
         outbound_memory: Arc<MemoryBudget>,
-        large_group_members: usize,
     ) -> Arc<Self> {
         let registry = Arc::new(Registry {
             maps: RwLock::new(Maps::default()),
             bus: bus.clone(),
             limits,
             outbound_memory,
-            large_group_members,
         });
         let weak = Arc::downgrade(&registry);
-        bus.set_handler(Arc::new(move |topic, message| {
+        bus.set_handler(Arc::new(move |topic, event| {
             if let Some(registry) = weak.upgrade() {
-                registry.dispatch(topic, message);
+                registry.dispatch(topic, event);
             }
         }));
         registry
@@ -121,7 +112,7 @@ impl Registry {
 
     /// Whether `device_id` of `user_id` may connect: it is connected already (the new
     /// connection will replace the old), or the user has room for one more device.
-    pub(crate) fn has_room_for(&self, user_id: &str, device_id: &str) -> bool {
+    pub(crate) fn has_room_for(&self, user_id: &UserId, device_id: &DeviceId) -> bool {
         let maps = self.maps.read().expect("registry lock");
         let conns = maps
             .by_user
@@ -159,7 +150,7 @@ impl Registry {
             (conns.len() == 1 && replaced.is_none(), replaced)
         };
         if first {
-            self.bus.subscribe(&user_topic(&connection.user_id));
+            self.bus.subscribe(&Topic::User(connection.user_id.clone()));
         }
         if let Some(old) = &replaced {
             metrics::counter!("chat_ws_replaced_total").increment(1);
@@ -177,14 +168,14 @@ impl Registry {
                 conns.retain(|c| c.session != connection.session);
                 if conns.is_empty() {
                     maps.by_user.remove(&connection.user_id);
-                    unsubscribe.push(user_topic(&connection.user_id));
+                    unsubscribe.push(Topic::User(connection.user_id.clone()));
                     for chat_id in maps
                         .groups_of_user
                         .remove(&connection.user_id)
                         .unwrap_or_default()
                     {
                         if leave_group(&mut maps, &chat_id, &connection.user_id) {
-                            unsubscribe.push(group_topic(&chat_id));
+                            unsubscribe.push(Topic::Group(chat_id));
                         }
                     }
                 }
@@ -199,7 +190,7 @@ impl Registry {
                     watchers.remove(&connection.session);
                     if watchers.is_empty() {
                         maps.watchers.remove(&watched);
-                        unsubscribe.push(presence_topic(&watched));
+                        unsubscribe.push(Topic::Presence(watched));
                     }
                 }
             }
@@ -212,7 +203,7 @@ impl Registry {
 
     /// Records that `user_id` (if still connected here) is in these large groups, and
     /// subscribes the groups' topics this gateway did not have yet.
-    pub(crate) fn join_groups(&self, user_id: &str, chat_ids: &[String]) {
+    pub(crate) fn join_groups(&self, user_id: &UserId, chat_ids: &[ChatId]) {
         let mut subscribe = Vec::new();
         {
             let mut maps = self.maps.write().expect("registry lock");
@@ -222,11 +213,11 @@ impl Registry {
             for chat_id in chat_ids {
                 let members = maps.group_members.entry(chat_id.clone()).or_default();
                 if members.is_empty() {
-                    subscribe.push(group_topic(chat_id));
+                    subscribe.push(Topic::Group(chat_id.clone()));
                 }
-                members.insert(user_id.to_owned());
+                members.insert(user_id.clone());
                 maps.groups_of_user
-                    .entry(user_id.to_owned())
+                    .entry(user_id.clone())
                     .or_default()
                     .insert(chat_id.clone());
             }
@@ -236,7 +227,7 @@ impl Registry {
         }
     }
 
-    fn leave_groups(&self, user_id: &str, chat_id: &str) {
+    fn leave_group(&self, user_id: &UserId, chat_id: &ChatId) {
         let empty = {
             let mut maps = self.maps.write().expect("registry lock");
             if let Some(groups) = maps.groups_of_user.get_mut(user_id) {
@@ -245,25 +236,7 @@ impl Registry {
             leave_group(&mut maps, chat_id, user_id)
         };
         if empty {
-            self.bus.unsubscribe(&group_topic(chat_id));
-        }
-    }
-
-    /// Large-group membership news in a `chat` frame for `user_id`. Only `chat` frames are
-    /// parsed; they are rare, and the prefix check keeps every other frame cheap.
-    fn group_change(&self, user_id: &str, frame: &str) -> Option<GroupChange> {
-        if !frame.starts_with(r#"{"type":"chat""#) {
-            return None;
-        }
-        let ServerFrame::Chat { event, chat } = serde_json::from_str::<ServerFrame>(frame).ok()?
-        else {
-            return None;
-        };
-        let large = chat.kind == ChatKind::Group && chat.members.len() > self.large_group_members;
-        match event {
-            ChatEvent::Removed => Some(GroupChange::Leave(chat.chat_id)),
-            _ if large && chat.member(user_id).is_some() => Some(GroupChange::Join(chat.chat_id)),
-            _ => None,
+            self.bus.unsubscribe(&Topic::Group(chat_id.clone()));
         }
     }
 
@@ -272,7 +245,7 @@ impl Registry {
     pub(crate) fn watch_presence(
         &self,
         connection: &Arc<Connection>,
-        users: &HashSet<String>,
+        users: &HashSet<UserId>,
     ) -> Result<(), TooManyWatches> {
         let mut subscribe = Vec::new();
         {
@@ -303,7 +276,7 @@ impl Registry {
             for user in users {
                 let watchers = maps.watchers.entry(user.clone()).or_default();
                 if watchers.is_empty() {
-                    subscribe.push(presence_topic(user));
+                    subscribe.push(Topic::Presence(user.clone()));
                 }
                 watchers.insert(connection.session, connection.clone());
                 maps.watching
@@ -323,40 +296,50 @@ impl Registry {
     }
 
     /// The bus handler: never blocks; a full queue marks its connection as too slow.
-    fn dispatch(&self, topic: &str, message: &BusMessage) {
-        let Ok(frame) = Utf8Bytes::try_from(message.frame.clone()) else {
-            tracing::error!(topic, "bus message is not UTF-8; dropped");
-            return;
-        };
-        if let Some(user) = topic.strip_prefix("user:") {
-            match self.group_change(user, frame.as_str()) {
-                Some(GroupChange::Join(chat_id)) => self.join_groups(user, &[chat_id]),
-                Some(GroupChange::Leave(chat_id)) => self.leave_groups(user, &chat_id),
-                None => {}
-            }
-        }
-        let maps = self.maps.read().expect("registry lock");
-        if let Some(user) = topic.strip_prefix("user:") {
-            if message.skip_user.as_deref() == Some(user) {
+    fn dispatch(&self, topic: &Topic, event: &BusEvent) {
+        let message = match (topic, event) {
+            (Topic::User(user), BusEvent::LargeGroup { chat_id, member }) => {
+                if *member {
+                    self.join_groups(user, std::slice::from_ref(chat_id));
+                } else {
+                    self.leave_group(user, chat_id);
+                }
                 return;
             }
-            for conn in maps.by_user.get(user).into_iter().flatten() {
-                if Some(conn.session) != message.skip_session {
-                    self.deliver(conn, &frame);
+            (_, BusEvent::LargeGroup { .. }) => return,
+            (_, BusEvent::Frame(message)) => message,
+        };
+        let Ok(frame) = Utf8Bytes::try_from(message.frame.clone()) else {
+            tracing::error!(%topic, "bus frame is not UTF-8; dropped");
+            return;
+        };
+        let maps = self.maps.read().expect("registry lock");
+        let skipped = |conn: &Connection| Some(conn.session) == message.skip_session;
+        match topic {
+            Topic::User(user) => {
+                if message.skip_user.as_ref() == Some(user) {
+                    return;
                 }
-            }
-        } else if let Some(chat_id) = topic.strip_prefix("group:") {
-            let members = maps.group_members.get(chat_id).into_iter().flatten();
-            for user in members.filter(|u| message.skip_user.as_deref() != Some(u.as_str())) {
                 for conn in maps.by_user.get(user).into_iter().flatten() {
-                    if Some(conn.session) != message.skip_session {
+                    if !skipped(conn) {
                         self.deliver(conn, &frame);
                     }
                 }
             }
-        } else if let Some(user) = topic.strip_prefix("presence:") {
-            for conn in maps.watchers.get(user).into_iter().flat_map(|w| w.values()) {
-                self.deliver(conn, &frame);
+            Topic::Group(chat_id) => {
+                let members = maps.group_members.get(chat_id).into_iter().flatten();
+                for user in members.filter(|u| message.skip_user.as_ref() != Some(*u)) {
+                    for conn in maps.by_user.get(user).into_iter().flatten() {
+                        if !skipped(conn) {
+                            self.deliver(conn, &frame);
+                        }
+                    }
+                }
+            }
+            Topic::Presence(user) => {
+                for conn in maps.watchers.get(user).into_iter().flat_map(|w| w.values()) {
+                    self.deliver(conn, &frame);
+                }
             }
         }
     }
@@ -413,7 +396,7 @@ enum Refusal {
 }
 
 /// Gives back `count` presence watches of `user`.
-fn release_watches(maps: &mut Maps, user: &str, count: usize) {
+fn release_watches(maps: &mut Maps, user: &UserId, count: usize) {
     if let Some(n) = maps.watches_of_user.get_mut(user) {
         *n = n.saturating_sub(count);
         if *n == 0 {
@@ -423,7 +406,7 @@ fn release_watches(maps: &mut Maps, user: &str, count: usize) {
 }
 
 /// Removes a user from a group's local members; true when nobody here is left in it.
-fn leave_group(maps: &mut Maps, chat_id: &str, user_id: &str) -> bool {
+fn leave_group(maps: &mut Maps, chat_id: &ChatId, user_id: &UserId) -> bool {
     let Some(members) = maps.group_members.get_mut(chat_id) else {
         return false;
     };

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
+use chat_api::ChatApi;
 use chat_auth::JwtKeys;
 use chat_bus::Bus;
-use chat_presence::Presence;
-use chat_service::ChatApi;
+use chat_ops::http::HttpLimits;
+use chat_presence::SessionTracker;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -28,7 +29,7 @@ impl Gateway {
     pub fn new(
         config: GatewayConfig,
         chat: Arc<dyn ChatApi>,
-        presence: Arc<dyn Presence>,
+        sessions: Arc<dyn SessionTracker>,
         bus: Arc<dyn Bus>,
         keys: JwtKeys,
         shutdown: CancellationToken,
@@ -47,16 +48,11 @@ impl Gateway {
             max_watches: config.limits.max_presence_watches,
             max_watches_per_user: config.limits.max_presence_watches_per_user,
         };
-        let registry = Registry::new(
-            bus,
-            registry_limits,
-            limits.outbound.clone(),
-            chat.large_group_members(),
-        );
+        let registry = Registry::new(bus, registry_limits, limits.outbound.clone());
         Gateway {
             state: AppState {
                 chat,
-                presence,
+                sessions,
                 keys: Arc::new(keys),
                 registry,
                 limits,
@@ -92,7 +88,12 @@ impl Gateway {
 
     /// Serves on `listener` until `shutdown` (given to `new`) is cancelled, then drains:
     /// connections are told to reconnect once their owed replies are written.
-    pub async fn serve(self, listener: TcpListener, name: &str) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        name: &str,
+        http: &HttpLimits,
+    ) -> std::io::Result<()> {
         let state = self.state.clone();
         let router = self.router();
         let draining = state.draining.clone();
@@ -106,7 +107,8 @@ impl Gateway {
             name,
             listener,
             router,
-            &config.http,
+            http,
+            chat_ops::http::Protocols::Http1,
             state.shutdown.clone(),
             config.drain_timeout,
         )

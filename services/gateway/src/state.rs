@@ -1,12 +1,12 @@
-//! What every handler shares: the chat service handle, presence, keys, the connection
-//! registry and the gateway's settings.
+//! What every handler shares: the chat service handle, the session tracker, keys, the
+//! connection registry, the limits and the gateway's settings.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use chat_api::{ChatApi, UserId};
 use chat_auth::JwtKeys;
-use chat_presence::Presence;
-use chat_service::ChatApi;
+use chat_presence::SessionTracker;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -18,7 +18,7 @@ use crate::registry::Registry;
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) chat: Arc<dyn ChatApi>,
-    pub(crate) presence: Arc<dyn Presence>,
+    pub(crate) sessions: Arc<dyn SessionTracker>,
     pub(crate) keys: Arc<JwtKeys>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) limits: Arc<Limits>,
@@ -37,7 +37,7 @@ impl AppState {
     }
 
     /// Spends one unit of `user`'s `class` rate, or answers 429 with `Retry-After`.
-    pub(crate) fn admit(&self, class: LimitClass, user: &String) -> Result<(), ApiError> {
+    pub(crate) fn admit(&self, class: LimitClass, user: &UserId) -> Result<(), ApiError> {
         self.limits
             .check(class, user)
             .map_err(ApiError::rate_limited)

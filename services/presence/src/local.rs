@@ -1,20 +1,21 @@
-//! In-process presence for `chatd`: a map of online sessions per user, last-seen times
-//! persisted in the store, transitions published on the bus.
+//! In-process presence for `chatd`: a map of online sessions per user, transitions
+//! published on the bus, last-seen times written to the store (one process, one owner).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chat_bus::Bus;
-use chat_protocol::{now_ms, PresenceEntry};
+use chat_protocol::ids::UserId;
+use chat_protocol::now_ms;
 use chat_store::MessageStore;
 use uuid::Uuid;
 
 use crate::announce::announce;
-use crate::Presence;
+use crate::{PresenceView, SessionTracker};
 
 pub struct LocalPresence {
-    sessions: Mutex<HashMap<String, HashSet<Uuid>>>,
+    sessions: Mutex<HashMap<UserId, HashSet<Uuid>>>,
     store: Arc<dyn MessageStore>,
     bus: Arc<dyn Bus>,
 }
@@ -27,30 +28,31 @@ impl LocalPresence {
             bus,
         }
     }
+
+    async fn transition(&self, user_id: &UserId, online: bool) {
+        let ts = now_ms();
+        if let Err(e) = self.store.set_last_seen(user_id, ts).await {
+            tracing::warn!(error = %e, %user_id, "could not persist last seen");
+        }
+        announce(self.bus.as_ref(), user_id, online, ts);
+    }
 }
 
 #[async_trait]
-impl Presence for LocalPresence {
-    async fn connected(&self, user_id: &str, session: Uuid) {
+impl SessionTracker for LocalPresence {
+    async fn connected(&self, user_id: &UserId, session: Uuid) {
         let came_online = {
             let mut sessions = self.sessions.lock().expect("presence lock");
-            let set = sessions.entry(user_id.to_owned()).or_default();
+            let set = sessions.entry(user_id.clone()).or_default();
             set.insert(session);
             set.len() == 1
         };
         if came_online {
-            announce(
-                self.store.as_ref(),
-                self.bus.as_ref(),
-                user_id,
-                true,
-                now_ms(),
-            )
-            .await;
+            self.transition(user_id, true).await;
         }
     }
 
-    async fn disconnected(&self, user_id: &str, session: Uuid) {
+    async fn disconnected(&self, user_id: &UserId, session: Uuid) {
         let went_offline = {
             let mut sessions = self.sessions.lock().expect("presence lock");
             let removed_last = sessions
@@ -62,38 +64,22 @@ impl Presence for LocalPresence {
             removed_last
         };
         if went_offline {
-            announce(
-                self.store.as_ref(),
-                self.bus.as_ref(),
-                user_id,
-                false,
-                now_ms(),
-            )
-            .await;
+            self.transition(user_id, false).await;
         }
     }
+}
 
-    async fn is_online(&self, user_id: &str) -> bool {
+#[async_trait]
+impl PresenceView for LocalPresence {
+    async fn is_online(&self, user_id: &UserId) -> bool {
         self.sessions
             .lock()
             .expect("presence lock")
             .contains_key(user_id)
     }
 
-    async fn query(&self, user_ids: &[String]) -> Vec<PresenceEntry> {
-        let last_seen = self.store.last_seen(user_ids).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "could not read last seen");
-            HashMap::new()
-        });
+    async fn online(&self, user_ids: &[UserId]) -> Vec<bool> {
         let sessions = self.sessions.lock().expect("presence lock");
-        user_ids
-            .iter()
-            .map(|u| PresenceEntry {
-                user_id: u.clone(),
-                online: sessions.contains_key(u),
-                last_seen: last_seen.get(u).copied(),
-                error: None,
-            })
-            .collect()
+        user_ids.iter().map(|u| sessions.contains_key(u)).collect()
     }
 }

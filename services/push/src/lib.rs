@@ -4,12 +4,12 @@
 
 mod local_queue;
 mod policy_args;
-pub mod process;
 pub mod providers;
 mod redis_queue;
 mod worker;
 
 use async_trait::async_trait;
+use chat_protocol::ids::{ChatId, DeviceId, UserId};
 use serde::{Deserialize, Serialize};
 
 pub use local_queue::LocalPushQueue;
@@ -20,10 +20,10 @@ pub use worker::{Outcome, PushPolicy, PushProvider, PushWorker, SendError};
 /// One notification to make: a new message in `chat_id` for `user_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushJob {
-    pub user_id: String,
-    pub chat_id: String,
+    pub user_id: UserId,
+    pub chat_id: ChatId,
     pub seq: u64,
-    pub sender_id: String,
+    pub sender_id: UserId,
     /// The message text, for providers configured to show previews.
     pub body: String,
     /// Attempts made before this one (kept for jobs written by older versions).
@@ -31,7 +31,7 @@ pub struct PushJob {
     pub attempt: u32,
     /// Only these devices (a dead letter names the one device that failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub devices: Option<Vec<String>>,
+    pub devices: Option<Vec<DeviceId>>,
 }
 
 /// A job handed to one worker; it must be acked (done), retried or dead-lettered.
@@ -102,7 +102,7 @@ pub trait PushQueue: Send + Sync + 'static {
     /// Parks a job (usually narrowed to one device) that failed for good, for operators.
     async fn dead_letter(&self, job: &PushJob, reason: &str) -> Result<(), QueueError>;
     /// Whether this job already reached this device (a re-claimed job skips it).
-    async fn was_delivered(&self, job: &ClaimedJob, device_id: &str) -> bool;
+    async fn was_delivered(&self, job: &ClaimedJob, device_id: &DeviceId) -> bool;
     /// Remembers that this job reached this device.
-    async fn record_delivered(&self, job: &ClaimedJob, device_id: &str);
+    async fn record_delivered(&self, job: &ClaimedJob, device_id: &DeviceId);
 }

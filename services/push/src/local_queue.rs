@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chat_protocol::ids::{ChatId, DeviceId, UserId};
 use tokio::sync::mpsc;
 
 use crate::{ClaimedJob, Enqueued, PushJob, PushQueue, QueueBounds, QueueError};
@@ -21,8 +22,8 @@ pub struct LocalPushQueue {
 /// The jobs in the channel, by (user, chat) and counted per user.
 #[derive(Default)]
 struct Waiting {
-    bursts: HashSet<(String, String)>,
-    per_user: HashMap<String, usize>,
+    bursts: HashSet<(UserId, ChatId)>,
+    per_user: HashMap<UserId, usize>,
 }
 
 impl Waiting {
@@ -97,11 +98,11 @@ impl PushQueue for LocalPushQueue {
     }
 
     /// In process, a claimed job is never handed out twice.
-    async fn was_delivered(&self, _job: &ClaimedJob, _device_id: &str) -> bool {
+    async fn was_delivered(&self, _job: &ClaimedJob, _device_id: &DeviceId) -> bool {
         false
     }
 
-    async fn record_delivered(&self, _job: &ClaimedJob, _device_id: &str) {}
+    async fn record_delivered(&self, _job: &ClaimedJob, _device_id: &DeviceId) {}
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chat_protocol::ids::DeviceId;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
@@ -19,7 +20,7 @@ const GROUP: &str = "push-workers";
 /// How long "this job reached this device" is remembered (longer than any re-claim).
 const DELIVERED_MARK_SECS: u64 = 24 * 3600;
 
-fn delivered_key(receipt: &str, device_id: &str) -> String {
+fn delivered_key(receipt: &str, device_id: &DeviceId) -> String {
     format!("chat:push:delivered:{receipt}:{device_id}")
 }
 const FIELD: &str = "job";
@@ -304,12 +305,12 @@ impl PushQueue for RedisPushQueue {
         Ok(())
     }
 
-    async fn was_delivered(&self, job: &ClaimedJob, device_id: &str) -> bool {
+    async fn was_delivered(&self, job: &ClaimedJob, device_id: &DeviceId) -> bool {
         let key = delivered_key(&job.receipt, device_id);
         self.commands.clone().exists(key).await.unwrap_or(false)
     }
 
-    async fn record_delivered(&self, job: &ClaimedJob, device_id: &str) {
+    async fn record_delivered(&self, job: &ClaimedJob, device_id: &DeviceId) {
         let key = delivered_key(&job.receipt, device_id);
         let recorded: redis::RedisResult<()> = self
             .commands

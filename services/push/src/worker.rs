@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chat_presence::Presence;
+use chat_presence::PresenceView;
+use chat_protocol::ids::{DeviceId, UserId};
 use chat_protocol::PushPlatform;
 use chat_store::{MessageStore, PushDevice};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -99,10 +100,10 @@ pub enum Outcome {
 pub struct PushWorker {
     queue: Arc<dyn PushQueue>,
     store: Arc<dyn MessageStore>,
-    presence: Arc<dyn Presence>,
+    presence: Arc<dyn PresenceView>,
     providers: Vec<Arc<dyn PushProvider>>,
     policy: PushPolicy,
-    per_user: DefaultKeyedRateLimiter<String>,
+    per_user: DefaultKeyedRateLimiter<UserId>,
 }
 
 #[derive(Default)]
@@ -118,7 +119,7 @@ impl PushWorker {
     pub fn new(
         queue: Arc<dyn PushQueue>,
         store: Arc<dyn MessageStore>,
-        presence: Arc<dyn Presence>,
+        presence: Arc<dyn PresenceView>,
         providers: Vec<Arc<dyn PushProvider>>,
         policy: PushPolicy,
     ) -> Self {
@@ -202,7 +203,13 @@ impl PushWorker {
     }
 
     async fn notification(&self, job: &PushJob) -> Notification {
-        let badge = match self.store.chats_of_user(&job.user_id, "push").await {
+        // The badge counts unread per user; the device named here only selects which
+        // device's delivered watermark comes along, which the badge does not use.
+        let badge = match self
+            .store
+            .chats_of_user(&job.user_id, &DeviceId::from("push"))
+            .await
+        {
             Ok(chats) => chats
                 .iter()
                 .map(|c| c.unread)
@@ -215,7 +222,7 @@ impl PushWorker {
         };
         let (title, body) = if self.policy.preview {
             let body: String = job.body.chars().take(200).collect();
-            (Some(job.sender_id.clone()), body)
+            (Some(job.sender_id.to_string()), body)
         } else {
             (None, "New message".to_owned())
         };

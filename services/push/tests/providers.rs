@@ -3,11 +3,12 @@
 //! the test keys' public halves, paths, headers, bodies; and each error class answered so
 //! the worker's reaction is tested — retry, drop the token, dead-letter.
 
+use chat_protocol::ids::{ChatId, DeviceId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chat_bus::LocalBus;
-use chat_presence::{LocalPresence, Presence};
+use chat_presence::{LocalPresence, SessionTracker};
 use chat_protocol::PushPlatform;
 use chat_push::providers::{ApnsConfig, ApnsProvider, FcmConfig, FcmProvider, ServiceAccount};
 use chat_push::{
@@ -102,9 +103,9 @@ impl Fixture {
         self.store.upsert_push_device(&device).await.unwrap();
     }
 
-    async fn devices(&self) -> Vec<String> {
+    async fn devices(&self) -> Vec<DeviceId> {
         self.store
-            .push_devices("bob")
+            .push_devices(&UserId::from("bob"))
             .await
             .unwrap()
             .into_iter()
@@ -248,7 +249,10 @@ async fn the_badge_is_the_users_total_unread() {
         ])
         .await
         .unwrap();
-    f.store.advance_read("c1", "bob", 1).await.unwrap();
+    f.store
+        .advance_read(&ChatId::from("c1"), &UserId::from("bob"), 1)
+        .await
+        .unwrap();
     f.device("iphone", PushPlatform::Apns, "tok").await;
     assert_eq!(f.push(3).await, delivered(1));
     assert_eq!(
@@ -399,7 +403,9 @@ async fn no_push_when_the_user_is_online_or_over_the_rate() {
     f.device("iphone", PushPlatform::Apns, "tok").await;
     assert_eq!(f.push(1).await, delivered(1));
     assert_eq!(f.push(2).await, Outcome::RateLimited);
-    f.presence.connected("bob", Uuid::new_v4()).await;
+    f.presence
+        .connected(&UserId::from("bob"), Uuid::new_v4())
+        .await;
     assert_eq!(f.push(3).await, Outcome::UserOnline);
     assert_eq!(f.apns.accepted().len(), 1);
 }

@@ -1,6 +1,7 @@
 //! The Redis Stream push queue against a real redis-server: claim and ack, re-claim of a
 //! dead worker's job, dead letters, and surviving a worker restart.
 
+use chat_protocol::ids::DeviceId;
 use std::time::Duration;
 
 use chat_push::{
@@ -127,9 +128,10 @@ async fn dead_letters_keep_the_job_and_delivery_marks_survive_a_reclaim() {
     q.dead_letter(&parked, "provider failures").await.unwrap();
     assert_eq!(q.dead_letters().await.unwrap(), vec![parked]);
     // A re-claimed job knows which devices it already reached.
-    assert!(!q.was_delivered(&claimed, "tablet").await);
-    q.record_delivered(&claimed, "tablet").await;
-    assert!(q.was_delivered(&claimed, "tablet").await);
+    assert!(!q.was_delivered(&claimed, &DeviceId::from("tablet")).await);
+    q.record_delivered(&claimed, &DeviceId::from("tablet"))
+        .await;
+    assert!(q.was_delivered(&claimed, &DeviceId::from("tablet")).await);
     q.ack(&claimed).await.unwrap();
     assert_eq!(q.pending_len().await.unwrap(), 0);
 }

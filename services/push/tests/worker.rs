@@ -1,6 +1,7 @@
 //! The push worker with an in-process provider: which devices it tries, what it skips, and
 //! that a re-claimed job does not notify a device twice.
 
+use chat_protocol::ids::DeviceId;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ impl PushProvider for Recorder {
 /// A queue that hands out one job and remembers deliveries, like a re-claim would see them.
 struct Reclaimed {
     inner: LocalPushQueue,
-    delivered: Mutex<Vec<String>>,
+    delivered: Mutex<Vec<DeviceId>>,
 }
 
 #[async_trait]
@@ -59,19 +60,19 @@ impl PushQueue for Reclaimed {
     async fn dead_letter(&self, job: &PushJob, reason: &str) -> Result<(), QueueError> {
         self.inner.dead_letter(job, reason).await
     }
-    async fn was_delivered(&self, _job: &ClaimedJob, device_id: &str) -> bool {
+    async fn was_delivered(&self, _job: &ClaimedJob, device_id: &DeviceId) -> bool {
         self.delivered
             .lock()
             .unwrap()
             .iter()
             .any(|d| d == device_id)
     }
-    async fn record_delivered(&self, _job: &ClaimedJob, device_id: &str) {
+    async fn record_delivered(&self, _job: &ClaimedJob, device_id: &DeviceId) {
         self.delivered.lock().unwrap().push(device_id.to_owned());
     }
 }
 
-fn job(user: &str, seq: u64, devices: Option<Vec<String>>) -> PushJob {
+fn job(user: &str, seq: u64, devices: Option<Vec<DeviceId>>) -> PushJob {
     PushJob {
         user_id: user.into(),
         chat_id: "c".into(),

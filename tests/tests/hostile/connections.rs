@@ -79,7 +79,7 @@ async fn devices_beyond_the_cap_are_refused_but_known_devices_reconnect() {
 
 #[tokio::test]
 async fn connections_per_address_are_capped_and_freed_on_close() {
-    let server = TestServer::start_with(|a| a.gateway.http.max_connections_per_address = 5).await;
+    let server = TestServer::start_with(|a| a.common.http.max_connections_per_address = 5).await;
     let mut held = Vec::new();
     for _ in 0..5 {
         held.push(TcpStream::connect(server.addr).await.unwrap());
@@ -98,8 +98,8 @@ async fn connections_per_address_are_capped_and_freed_on_close() {
 #[tokio::test]
 async fn connections_per_server_are_capped() {
     let server = TestServer::start_with(|a| {
-        a.gateway.http.max_connections = 3;
-        a.gateway.http.max_connections_per_address = 0;
+        a.common.http.max_connections = 3;
+        a.common.http.max_connections_per_address = 0;
     })
     .await;
     let _a = server.connect("alice", "phone").await;

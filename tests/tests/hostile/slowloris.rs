@@ -14,7 +14,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_sent_and_silent_sockets_are_closed_at_the_header_deadline() {
     let server =
-        TestServer::start_with(|a| a.gateway.http.http_header_timeout = HEADER_TIMEOUT).await;
+        TestServer::start_with(|a| a.common.http.http_header_timeout = HEADER_TIMEOUT).await;
     let opened = Instant::now();
     let mut sockets = Vec::new();
     let token = chat_testkit::token("mallory", None);
@@ -52,7 +52,7 @@ async fn half_sent_and_silent_sockets_are_closed_at_the_header_deadline() {
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_too() {
     let server =
-        TestServer::start_with(|a| a.gateway.http.http_header_timeout = HEADER_TIMEOUT).await;
+        TestServer::start_with(|a| a.common.http.http_header_timeout = HEADER_TIMEOUT).await;
     let mut socket = TcpStream::connect(server.addr).await.unwrap();
     socket
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: chat\r\n\r\n")
@@ -65,7 +65,7 @@ async fn an_idle_keep_alive_connection_is_closed_too() {
 #[tokio::test]
 async fn a_request_body_that_trickles_is_cut_off_by_the_request_deadline() {
     let server = TestServer::start_with(|a| {
-        a.gateway.http.http_request_timeout = Duration::from_secs(1);
+        a.common.http.http_request_timeout = Duration::from_secs(1);
     })
     .await;
     let token = chat_testkit::token("alice", None);

@@ -3,12 +3,13 @@
 //! connections), a deadline per request, a cap on header bytes, and caps on connections
 //! per source address and in total.
 
+mod connection;
 mod server;
 mod slots;
 
 use std::time::Duration;
 
-pub use server::serve;
+pub use server::{serve, Protocols};
 pub use slots::{ConnectionSlot, ConnectionSlots};
 
 /// HTTP settings every listener takes; each is a flag with an env var.

@@ -1,6 +1,7 @@
 //! The accept loop: each connection gets a slot (or is closed at once), then hyper serves
-//! it with a header deadline, a head-size cap and WebSocket upgrades; shutdown stops
-//! accepting and lets requests in progress finish.
+//! it — HTTP/1.1 with a header deadline, a head-size cap and WebSocket upgrades, and on
+//! internal listeners HTTP/2 (gRPC) as well; shutdown stops accepting and lets requests
+//! in progress finish.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,6 +24,15 @@ use super::HttpLimits;
 /// does not spin while the condition lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
+/// The HTTP versions a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocols {
+    /// HTTP/1.1 (and WebSocket upgrades): the public listeners.
+    Http1,
+    /// HTTP/1.1 and HTTP/2 without TLS (gRPC): internal listeners.
+    Http1AndH2c,
+}
+
 /// Logs `"{name} listening"` with the bound `addr`, serves `router` until `shutdown`, then
 /// waits (at most `drain`) for requests in progress. Handlers find the peer's address as
 /// `ConnectInfo<SocketAddr>` and its `ConnectionSlot` in the request extensions.
@@ -31,6 +41,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &HttpLimits,
+    protocols: Protocols,
     shutdown: CancellationToken,
     drain: Duration,
 ) -> std::io::Result<()> {
@@ -41,11 +52,6 @@ pub async fn serve(
         StatusCode::REQUEST_TIMEOUT,
         limits.http_request_timeout,
     ));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.http_header_timeout)
-        // hyper's floor for its read buffer is 8 KiB.
-        .max_buf_size(limits.http_max_header_bytes.max(8192));
     let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -76,24 +82,10 @@ pub async fn serve(
             request.extensions_mut().insert(slot.clone());
             router.clone().oneshot(request)
         });
-        let mut connection = http
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
         let stop = shutdown.clone();
+        let limits = limits.clone();
         connections.spawn(async move {
-            let served = tokio::select! {
-                served = &mut connection => served,
-                _ = stop.cancelled() => {
-                    // Finish the request in progress (if any), then close.
-                    std::pin::Pin::new(&mut connection).graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(e) = served {
-                if e.is_timeout() {
-                    metrics::counter!("chat_http_header_timeouts_total").increment(1);
-                }
-            }
+            super::connection::serve_connection(stream, service, protocols, &limits, stop).await;
         });
     }
     drop(listener);

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chat_protocol::ids::{ChatId, DeviceId, UserId};
 use chat_protocol::{now_ms, Chat, ChatKind, Member, Message, PushPlatform, Role};
 use futures_util::future::try_join_all;
 use futures_util::TryStreamExt;
@@ -165,7 +166,10 @@ impl ScyllaStore {
         rows.into_iter()
             .map(|(user_id, role, _)| {
                 let role = Role::parse(&role).ok_or_else(|| corrupt(format!("role {role}")))?;
-                Ok(Member { user_id, role })
+                Ok(Member {
+                    user_id: user_id.into(),
+                    role,
+                })
             })
             .collect()
     }
@@ -239,7 +243,13 @@ impl ScyllaStore {
 
     /// Messages from others after `read`, counted exactly up to a bound, then estimated
     /// from the head (a Cassandra count over a long backlog would scan it all).
-    async fn unread(&self, chat_id: &str, user_id: &str, read: u64, head: u64) -> StoreResult<u64> {
+    async fn unread(
+        &self,
+        chat_id: &ChatId,
+        user_id: &UserId,
+        read: u64,
+        head: u64,
+    ) -> StoreResult<u64> {
         if head <= read {
             return Ok(0);
         }
@@ -255,10 +265,10 @@ impl ScyllaStore {
 fn message_of(row: (String, i64, String, String, String, String, i64)) -> Message {
     let (chat_id, seq, msg_id, sender_id, client_msg_id, body, ts) = row;
     Message {
-        chat_id,
+        chat_id: chat_id.into(),
         seq: seq as u64,
         msg_id,
-        sender_id,
+        sender_id: sender_id.into(),
         client_msg_id,
         body,
         ts,
@@ -303,7 +313,7 @@ impl MessageStore for ScyllaStore {
         Ok(applied)
     }
 
-    async fn get_chat(&self, chat_id: &str) -> StoreResult<Option<Chat>> {
+    async fn get_chat(&self, chat_id: &ChatId) -> StoreResult<Option<Chat>> {
         let Some((kind, title, created_at)) = self
             .first_row::<(String, Option<String>, i64)>(&self.statements.select_chat, (chat_id,))
             .await?
@@ -321,11 +331,11 @@ impl MessageStore for ScyllaStore {
         }))
     }
 
-    async fn add_members(&self, chat_id: &str, members: &[Member]) -> StoreResult<()> {
+    async fn add_members(&self, chat_id: &ChatId, members: &[Member]) -> StoreResult<()> {
         self.insert_members(chat_id, members, now_ms()).await
     }
 
-    async fn remove_member(&self, chat_id: &str, user_id: &str) -> StoreResult<bool> {
+    async fn remove_member(&self, chat_id: &ChatId, user_id: &UserId) -> StoreResult<bool> {
         let was: Option<(String,)> = self
             .first_row(&self.statements.select_member, (chat_id, user_id))
             .await?;
@@ -336,17 +346,17 @@ impl MessageStore for ScyllaStore {
         Ok(was.is_some())
     }
 
-    async fn chat_ids_of_user(&self, user_id: &str) -> StoreResult<Vec<String>> {
+    async fn chat_ids_of_user(&self, user_id: &UserId) -> StoreResult<Vec<ChatId>> {
         let rows: Vec<(String,)> = self
             .all_rows(&self.statements.select_chats_of_user, (user_id,))
             .await?;
-        Ok(rows.into_iter().map(|(c,)| c).collect())
+        Ok(rows.into_iter().map(|(c,)| ChatId::from(c)).collect())
     }
 
     async fn chats_of_user(
         &self,
-        user_id: &str,
-        device_id: &str,
+        user_id: &UserId,
+        device_id: &DeviceId,
     ) -> StoreResult<Vec<UserChatState>> {
         let mut states = Vec::new();
         for chat_id in self.chat_ids_of_user(user_id).await? {
@@ -374,11 +384,11 @@ impl MessageStore for ScyllaStore {
         Ok(states)
     }
 
-    async fn contacts_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
+    async fn contacts_of(&self, user_id: &UserId) -> StoreResult<Vec<UserId>> {
         let mut contacts = HashSet::new();
         for chat_id in self.chat_ids_of_user(user_id).await? {
             for member in self.members(&chat_id).await? {
-                if member.user_id != user_id {
+                if member.user_id != *user_id {
                     contacts.insert(member.user_id);
                 }
             }
@@ -386,7 +396,11 @@ impl MessageStore for ScyllaStore {
         Ok(contacts.into_iter().collect())
     }
 
-    async fn large_groups_of(&self, user_id: &str, more_than: usize) -> StoreResult<Vec<String>> {
+    async fn large_groups_of(
+        &self,
+        user_id: &UserId,
+        more_than: usize,
+    ) -> StoreResult<Vec<ChatId>> {
         let mut large = Vec::new();
         for chat_id in self.chat_ids_of_user(user_id).await? {
             let kind: Option<(String, Option<String>, i64)> = self
@@ -447,7 +461,7 @@ impl MessageStore for ScyllaStore {
 
     async fn sequencer_state(
         &self,
-        chat_id: &str,
+        chat_id: &ChatId,
         dedup_since_ms: i64,
     ) -> StoreResult<SequencerState> {
         // The head cell may lag the messages if a write of it failed after theirs: look for
@@ -468,7 +482,7 @@ impl MessageStore for ScyllaStore {
             .into_iter()
             .filter(|r| r.4 >= dedup_since_ms)
             .map(|(sender_id, client_msg_id, seq, msg_id, ts)| DedupEntry {
-                sender_id,
+                sender_id: sender_id.into(),
                 client_msg_id,
                 seq: seq as u64,
                 msg_id,
@@ -483,7 +497,7 @@ impl MessageStore for ScyllaStore {
 
     async fn messages_after(
         &self,
-        chat_id: &str,
+        chat_id: &ChatId,
         after_seq: u64,
         page: Page,
     ) -> StoreResult<Vec<Message>> {
@@ -510,7 +524,7 @@ impl MessageStore for ScyllaStore {
 
     async fn messages_before(
         &self,
-        chat_id: &str,
+        chat_id: &ChatId,
         before_seq: u64,
         page: Page,
     ) -> StoreResult<Vec<Message>> {
@@ -548,9 +562,9 @@ impl MessageStore for ScyllaStore {
 
     async fn advance_delivered(
         &self,
-        chat_id: &str,
-        user_id: &str,
-        device_id: &str,
+        chat_id: &ChatId,
+        user_id: &UserId,
+        device_id: &DeviceId,
         seq: u64,
     ) -> StoreResult<Option<u64>> {
         let (before, _) = self.user_watermarks(chat_id, user_id).await?;
@@ -572,8 +586,8 @@ impl MessageStore for ScyllaStore {
 
     async fn advance_read(
         &self,
-        chat_id: &str,
-        user_id: &str,
+        chat_id: &ChatId,
+        user_id: &UserId,
         seq: u64,
     ) -> StoreResult<Option<u64>> {
         let (_, before) = self.user_watermarks(chat_id, user_id).await?;
@@ -585,9 +599,9 @@ impl MessageStore for ScyllaStore {
 
     async fn watermarks(
         &self,
-        chat_id: &str,
-        user_id: &str,
-        device_id: &str,
+        chat_id: &ChatId,
+        user_id: &UserId,
+        device_id: &DeviceId,
     ) -> StoreResult<Watermarks> {
         let device: Option<(Option<i64>,)> = self
             .first_row(
@@ -618,7 +632,11 @@ impl MessageStore for ScyllaStore {
         .map(|_| ())
     }
 
-    async fn delete_push_device(&self, user_id: &str, device_id: &str) -> StoreResult<bool> {
+    async fn delete_push_device(
+        &self,
+        user_id: &UserId,
+        device_id: &DeviceId,
+    ) -> StoreResult<bool> {
         let was: Option<(String,)> = self
             .first_row(&self.statements.select_push_device, (user_id, device_id))
             .await?;
@@ -627,7 +645,7 @@ impl MessageStore for ScyllaStore {
         Ok(was.is_some())
     }
 
-    async fn push_devices(&self, user_id: &str) -> StoreResult<Vec<PushDevice>> {
+    async fn push_devices(&self, user_id: &UserId) -> StoreResult<Vec<PushDevice>> {
         let rows: Vec<(String, String, String)> = self
             .all_rows(&self.statements.select_push_devices, (user_id,))
             .await?;
@@ -638,7 +656,7 @@ impl MessageStore for ScyllaStore {
                     .ok_or_else(|| corrupt(format!("platform {platform}")))?;
                 Ok(PushDevice {
                     user_id: user_id.to_owned(),
-                    device_id,
+                    device_id: device_id.into(),
                     platform,
                     token,
                 })
@@ -648,7 +666,7 @@ impl MessageStore for ScyllaStore {
         Ok(devices)
     }
 
-    async fn set_last_seen(&self, user_id: &str, ts_ms: i64) -> StoreResult<()> {
+    async fn set_last_seen(&self, user_id: &UserId, ts_ms: i64) -> StoreResult<()> {
         // Timestamp = the time itself (in µs): the latest last-seen wins in any order.
         self.run(
             &self.statements.raise_last_seen,
@@ -658,7 +676,7 @@ impl MessageStore for ScyllaStore {
         .map(|_| ())
     }
 
-    async fn last_seen(&self, user_ids: &[String]) -> StoreResult<HashMap<String, i64>> {
+    async fn last_seen(&self, user_ids: &[UserId]) -> StoreResult<HashMap<UserId, i64>> {
         let reads = user_ids.iter().map(|u| async move {
             let row: Option<(Option<i64>,)> = self
                 .first_row(&self.statements.select_last_seen, (u.as_str(),))

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use chat_protocol::ids::{ChatId, DeviceId, UserId};
 use chat_protocol::{now_ms, Chat, Member, Message};
 use rusqlite::Connection;
 
@@ -121,7 +122,7 @@ impl SqliteStore {
     }
 
     /// Finishes queued writes and stops the writer; later writes fail with `Closed`.
-    pub fn close(&self) {
+    fn shut_down_writer(&self) {
         let writer = self.writer.lock().expect("writer lock").take();
         if let Some(writer) = writer {
             // Joining blocks; the last Arc holder (possibly an in-flight write) drops it
@@ -150,6 +151,10 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
 
 #[async_trait]
 impl MessageStore for SqliteStore {
+    fn close(&self) {
+        self.shut_down_writer();
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.writer()?;
         self.reads
@@ -162,26 +167,26 @@ impl MessageStore for SqliteStore {
         self.write(move |c| queries::insert_chat(c, &chat)).await
     }
 
-    async fn get_chat(&self, chat_id: &str) -> StoreResult<Option<Chat>> {
+    async fn get_chat(&self, chat_id: &ChatId) -> StoreResult<Option<Chat>> {
         let chat_id = chat_id.to_owned();
         self.reads
             .read(move |c| queries::select_chat(c, &chat_id))
             .await
     }
 
-    async fn add_members(&self, chat_id: &str, members: &[Member]) -> StoreResult<()> {
+    async fn add_members(&self, chat_id: &ChatId, members: &[Member]) -> StoreResult<()> {
         let (chat_id, members) = (chat_id.to_owned(), members.to_vec());
         self.write(move |c| queries::upsert_members(c, &chat_id, &members, now_ms()))
             .await
     }
 
-    async fn remove_member(&self, chat_id: &str, user_id: &str) -> StoreResult<bool> {
+    async fn remove_member(&self, chat_id: &ChatId, user_id: &UserId) -> StoreResult<bool> {
         let (chat_id, user_id) = (chat_id.to_owned(), user_id.to_owned());
         self.write(move |c| queries::delete_member(c, &chat_id, &user_id))
             .await
     }
 
-    async fn chat_ids_of_user(&self, user_id: &str) -> StoreResult<Vec<String>> {
+    async fn chat_ids_of_user(&self, user_id: &UserId) -> StoreResult<Vec<ChatId>> {
         let user_id = user_id.to_owned();
         self.reads
             .read(move |c| queries::chat_ids_of_user(c, &user_id))
@@ -190,8 +195,8 @@ impl MessageStore for SqliteStore {
 
     async fn chats_of_user(
         &self,
-        user_id: &str,
-        device_id: &str,
+        user_id: &UserId,
+        device_id: &DeviceId,
     ) -> StoreResult<Vec<UserChatState>> {
         let (user_id, device_id) = (user_id.to_owned(), device_id.to_owned());
         self.reads
@@ -199,14 +204,18 @@ impl MessageStore for SqliteStore {
             .await
     }
 
-    async fn large_groups_of(&self, user_id: &str, more_than: usize) -> StoreResult<Vec<String>> {
+    async fn large_groups_of(
+        &self,
+        user_id: &UserId,
+        more_than: usize,
+    ) -> StoreResult<Vec<ChatId>> {
         let user_id = user_id.to_owned();
         self.reads
             .read(move |c| queries::large_groups_of(c, &user_id, more_than))
             .await
     }
 
-    async fn contacts_of(&self, user_id: &str) -> StoreResult<Vec<String>> {
+    async fn contacts_of(&self, user_id: &UserId) -> StoreResult<Vec<UserId>> {
         let user_id = user_id.to_owned();
         self.reads
             .read(move |c| queries::contacts_of(c, &user_id))
@@ -224,7 +233,7 @@ impl MessageStore for SqliteStore {
 
     async fn sequencer_state(
         &self,
-        chat_id: &str,
+        chat_id: &ChatId,
         dedup_since_ms: i64,
     ) -> StoreResult<SequencerState> {
         let chat_id = chat_id.to_owned();
@@ -235,7 +244,7 @@ impl MessageStore for SqliteStore {
 
     async fn messages_after(
         &self,
-        chat_id: &str,
+        chat_id: &ChatId,
         after_seq: u64,
         page: Page,
     ) -> StoreResult<Vec<Message>> {
@@ -247,7 +256,7 @@ impl MessageStore for SqliteStore {
 
     async fn messages_before(
         &self,
-        chat_id: &str,
+        chat_id: &ChatId,
         before_seq: u64,
         page: Page,
     ) -> StoreResult<Vec<Message>> {
@@ -264,9 +273,9 @@ impl MessageStore for SqliteStore {
 
     async fn advance_delivered(
         &self,
-        chat_id: &str,
-        user_id: &str,
-        device_id: &str,
+        chat_id: &ChatId,
+        user_id: &UserId,
+        device_id: &DeviceId,
         seq: u64,
     ) -> StoreResult<Option<u64>> {
         let (chat_id, user_id, device_id) =
@@ -277,8 +286,8 @@ impl MessageStore for SqliteStore {
 
     async fn advance_read(
         &self,
-        chat_id: &str,
-        user_id: &str,
+        chat_id: &ChatId,
+        user_id: &UserId,
         seq: u64,
     ) -> StoreResult<Option<u64>> {
         let (chat_id, user_id) = (chat_id.to_owned(), user_id.to_owned());
@@ -288,9 +297,9 @@ impl MessageStore for SqliteStore {
 
     async fn watermarks(
         &self,
-        chat_id: &str,
-        user_id: &str,
-        device_id: &str,
+        chat_id: &ChatId,
+        user_id: &UserId,
+        device_id: &DeviceId,
     ) -> StoreResult<Watermarks> {
         let (chat_id, user_id, device_id) =
             (chat_id.to_owned(), user_id.to_owned(), device_id.to_owned());
@@ -305,26 +314,30 @@ impl MessageStore for SqliteStore {
             .await
     }
 
-    async fn delete_push_device(&self, user_id: &str, device_id: &str) -> StoreResult<bool> {
+    async fn delete_push_device(
+        &self,
+        user_id: &UserId,
+        device_id: &DeviceId,
+    ) -> StoreResult<bool> {
         let (user_id, device_id) = (user_id.to_owned(), device_id.to_owned());
         self.write(move |c| queries::delete_push_device(c, &user_id, &device_id))
             .await
     }
 
-    async fn push_devices(&self, user_id: &str) -> StoreResult<Vec<PushDevice>> {
+    async fn push_devices(&self, user_id: &UserId) -> StoreResult<Vec<PushDevice>> {
         let user_id = user_id.to_owned();
         self.reads
             .read(move |c| queries::push_devices(c, &user_id))
             .await
     }
 
-    async fn set_last_seen(&self, user_id: &str, ts_ms: i64) -> StoreResult<()> {
+    async fn set_last_seen(&self, user_id: &UserId, ts_ms: i64) -> StoreResult<()> {
         let user_id = user_id.to_owned();
         self.write(move |c| queries::set_last_seen(c, &user_id, ts_ms))
             .await
     }
 
-    async fn last_seen(&self, user_ids: &[String]) -> StoreResult<HashMap<String, i64>> {
+    async fn last_seen(&self, user_ids: &[UserId]) -> StoreResult<HashMap<UserId, i64>> {
         let user_ids = user_ids.to_vec();
         self.reads
             .read(move |c| queries::last_seen(c, &user_ids))

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use chat_protocol::ids::{ChatId, UserId};
 use chat_protocol::{Chat, ChatKind, Member, Message, PushPlatform, Role};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -104,11 +105,14 @@ pub(crate) fn select_chat(conn: &Connection, chat_id: &str) -> rusqlite::Result<
         .map(|row| {
             let (user_id, role) = row?;
             let role = Role::parse(&role).ok_or_else(|| corrupt("role", &role))?;
-            Ok(Member { user_id, role })
+            Ok(Member {
+                user_id: user_id.into(),
+                role,
+            })
         })
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Some(Chat {
-        chat_id: chat_id.to_owned(),
+        chat_id: chat_id.to_owned().into(),
         kind,
         title,
         members,
@@ -117,13 +121,13 @@ pub(crate) fn select_chat(conn: &Connection, chat_id: &str) -> rusqlite::Result<
     }))
 }
 
-pub(crate) fn chat_ids_of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<String>> {
+pub(crate) fn chat_ids_of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<ChatId>> {
     conn.prepare_cached("SELECT chat_id FROM members WHERE user_id = ?1 ORDER BY chat_id")?
         .query_map([user_id], |r| r.get(0))?
         .collect()
 }
 
-pub(crate) fn contacts_of(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<String>> {
+pub(crate) fn contacts_of(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<UserId>> {
     conn.prepare_cached(
         "SELECT DISTINCT other.user_id FROM members mine
          JOIN members other ON other.chat_id = mine.chat_id
@@ -137,7 +141,7 @@ pub(crate) fn large_groups_of(
     conn: &Connection,
     user_id: &str,
     more_than: usize,
-) -> rusqlite::Result<Vec<String>> {
+) -> rusqlite::Result<Vec<ChatId>> {
     conn.prepare_cached(
         "SELECT mine.chat_id FROM members mine
          JOIN chats c ON c.chat_id = mine.chat_id AND c.kind = 'group'
@@ -447,8 +451,8 @@ pub(crate) fn push_devices(conn: &Connection, user_id: &str) -> rusqlite::Result
         let platform =
             PushPlatform::parse(&platform).ok_or_else(|| corrupt("platform", &platform))?;
         Ok(PushDevice {
-            user_id: user_id.to_owned(),
-            device_id,
+            user_id: user_id.to_owned().into(),
+            device_id: device_id.into(),
             platform,
             token,
         })
@@ -467,8 +471,8 @@ pub(crate) fn set_last_seen(conn: &Connection, user_id: &str, ts: i64) -> rusqli
 
 pub(crate) fn last_seen(
     conn: &Connection,
-    user_ids: &[String],
-) -> rusqlite::Result<HashMap<String, i64>> {
+    user_ids: &[UserId],
+) -> rusqlite::Result<HashMap<UserId, i64>> {
     let mut stmt = conn.prepare_cached("SELECT ts FROM last_seen WHERE user_id = ?1")?;
     let mut seen = HashMap::new();
     for user in user_ids {

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = GatewayArgs::parse();
-    init_logging(&args.log_format);
+    init_logging(args.common.log_format);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     run(args, shutdown).await

@@ -9,6 +9,7 @@ mod rate;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_api::UserId;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use tokio_util::sync::CancellationToken;
@@ -60,7 +61,7 @@ const FORGET_IDLE_EVERY: Duration = Duration::from_secs(60);
 
 pub(crate) struct Limits {
     pub(crate) config: LimitsConfig,
-    per_user: [Option<DefaultKeyedRateLimiter<String>>; CLASSES],
+    per_user: [Option<DefaultKeyedRateLimiter<UserId>>; CLASSES],
     /// Replies owed to connections (in flight or not yet written).
     pub(crate) replies: Arc<MemoryBudget>,
     /// Events queued for connections.
@@ -101,7 +102,7 @@ impl Limits {
 
     /// Takes one unit of `class` from `user`'s budget: Ok, or how long until one is free
     /// (nothing is taken then).
-    pub(crate) fn check(&self, class: LimitClass, user: &String) -> Result<(), Duration> {
+    pub(crate) fn check(&self, class: LimitClass, user: &UserId) -> Result<(), Duration> {
         let Some(limiter) = &self.per_user[class as usize] else {
             return Ok(());
         };
@@ -145,7 +146,7 @@ mod tests {
             limit_reads: RateSpec::OFF,
             ..LimitsConfig::default()
         });
-        let (alice, bob) = ("alice".to_string(), "bob".to_string());
+        let (alice, bob) = (UserId::from("alice"), UserId::from("bob"));
         assert!(limits.check(LimitClass::Send, &alice).is_ok());
         assert!(limits.check(LimitClass::Send, &alice).is_ok());
         let wait = limits.check(LimitClass::Send, &alice).unwrap_err();

@@ -4,8 +4,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use chat_api::{ChatId, CreateChat, UserId};
 use chat_protocol::{Chat, ChatKind, ChatListEntry};
-use chat_service::CreateChat;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
@@ -19,7 +19,7 @@ pub(crate) struct CreateChatBody {
     #[serde(default)]
     title: Option<String>,
     #[serde(default)]
-    members: Vec<String>,
+    members: Vec<UserId>,
 }
 
 pub(crate) async fn create(
@@ -34,13 +34,13 @@ pub(crate) async fn create(
         title: body.title,
         members: body.members,
     };
-    let (chat, created) = state.chat.create_chat(&caller, request).await?;
-    let status = if created {
+    let created = state.chat.create_chat(&caller, request).await?;
+    let status = if created.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(chat)))
+    Ok((status, Json(created.chat)))
 }
 
 #[derive(Serialize)]
@@ -60,7 +60,7 @@ pub(crate) async fn list(
 pub(crate) async fn get_one(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
-    Path(chat_id): Path<String>,
+    Path(chat_id): Path<ChatId>,
 ) -> Result<Json<Chat>, ApiError> {
     state.admit(LimitClass::Reads, &caller.user_id)?;
     Ok(Json(state.chat.get_chat(&caller, &chat_id).await?))
@@ -68,13 +68,13 @@ pub(crate) async fn get_one(
 
 #[derive(Deserialize)]
 pub(crate) struct AddMembersBody {
-    user_ids: Vec<String>,
+    user_ids: Vec<UserId>,
 }
 
 pub(crate) async fn add_members(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
-    Path(chat_id): Path<String>,
+    Path(chat_id): Path<ChatId>,
     body: Result<Json<AddMembersBody>, JsonRejection>,
 ) -> Result<Json<Chat>, ApiError> {
     state.admit(LimitClass::Members, &caller.user_id)?;
@@ -90,7 +90,7 @@ pub(crate) async fn add_members(
 pub(crate) async fn remove_member(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
-    Path((chat_id, user_id)): Path<(String, String)>,
+    Path((chat_id, user_id)): Path<(ChatId, UserId)>,
 ) -> Result<StatusCode, ApiError> {
     state.admit(LimitClass::Members, &caller.user_id)?;
     state

@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::Json;
+use chat_api::UserId;
 use chat_protocol::ids::is_valid_id;
 use chat_protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -39,7 +40,7 @@ pub(crate) async fn token(
         ));
     }
     // Logging in as someone is a connect in all but name: it spends their connect rate.
-    state.admit(LimitClass::Connects, &body.user_id)?;
+    state.admit(LimitClass::Connects, &UserId::from(body.user_id.as_str()))?;
     let token = state
         .keys
         .mint(&body.user_id, None, Some(DEV_TOKEN_TTL))

@@ -4,6 +4,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use chat_api::DeviceId;
 use chat_protocol::{ErrorCode, PushPlatform};
 use serde::Deserialize;
 
@@ -14,7 +15,7 @@ use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub(crate) struct RegisterBody {
-    device_id: String,
+    device_id: DeviceId,
     platform: PushPlatform,
     token: String,
 }
@@ -36,7 +37,7 @@ pub(crate) async fn register(
 pub(crate) async fn unregister(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
-    Path(device_id): Path<String>,
+    Path(device_id): Path<DeviceId>,
 ) -> Result<StatusCode, ApiError> {
     state.admit(LimitClass::Devices, &caller.user_id)?;
     if state.chat.unregister_device(&caller, &device_id).await? {

@@ -4,9 +4,9 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use chat_api::{ChatId, HistoryQuery, SendRequest};
 use chat_protocol::rest::HistoryParams;
 use chat_protocol::Message;
-use chat_service::{HistoryQuery, SendRequest};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
@@ -25,7 +25,7 @@ pub(crate) struct MessageList {
 pub(crate) async fn list(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
-    Path(chat_id): Path<String>,
+    Path(chat_id): Path<ChatId>,
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Json<MessageList>, ApiError> {
     state.admit(LimitClass::Reads, &caller.user_id)?;
@@ -53,7 +53,7 @@ pub(crate) struct SendBody {
 
 #[derive(Serialize)]
 pub(crate) struct SentBody {
-    chat_id: String,
+    chat_id: ChatId,
     client_msg_id: String,
     msg_id: String,
     seq: u64,
@@ -63,7 +63,7 @@ pub(crate) struct SentBody {
 pub(crate) async fn send(
     State(state): State<AppState>,
     AuthUser(caller): AuthUser,
-    Path(chat_id): Path<String>,
+    Path(chat_id): Path<ChatId>,
     body: Result<Json<SendBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<SentBody>), ApiError> {
     state.admit(LimitClass::Send, &caller.user_id)?;

@@ -3,6 +3,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
+use chat_api::UserId;
 use chat_protocol::rest::{PresenceParams, MAX_PRESENCE_USERS};
 use chat_protocol::{ErrorCode, PresenceEntry};
 use serde::Serialize;
@@ -11,7 +12,6 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::limits::LimitClass;
 use crate::state::AppState;
-use crate::ws::presence_entries;
 
 #[derive(Serialize)]
 pub(crate) struct PresenceList {
@@ -32,7 +32,7 @@ pub(crate) async fn query(
             format!("at most {MAX_PRESENCE_USERS} users"),
         ));
     }
-    let visible = state.chat.visible_users(&caller, &user_ids).await?;
-    let users = presence_entries(&state, &user_ids, &visible).await;
+    let user_ids: Vec<UserId> = user_ids.into_iter().map(UserId::from).collect();
+    let users = state.chat.presence(&caller, &user_ids).await?;
     Ok(Json(PresenceList { users }))
 }

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use chat_api::{Caller, DeviceId, UserId};
 use chat_ops::http::ConnectionSlot;
 use chat_protocol::{decode_client_frame, ClientFrame, ErrorCode, ServerFrame, PROTOCOL_VERSION};
-use chat_service::Caller;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -91,8 +91,8 @@ struct Link {
 pub(crate) async fn run(
     socket: WebSocket,
     state: AppState,
-    user_id: String,
-    device_id: String,
+    user_id: UserId,
+    device_id: DeviceId,
     slot: Option<ConnectionSlot>,
 ) {
     // Held for as long as the connection lives: it counts against the address's cap.
@@ -121,7 +121,7 @@ pub(crate) async fn run(
         return;
     }
     metrics::counter!("chat_ws_connections_total").increment(1);
-    state.presence.connected(&user_id, session_id).await;
+    state.sessions.connected(&user_id, session_id).await;
     subscribe_large_groups(&state, &user_id, &device_id, session_id);
 
     let hello = ServerFrame::Hello {
@@ -161,7 +161,7 @@ pub(crate) async fn run(
     };
     link.finish(end, &state, &mut stream).await;
     state.registry.unregister(&connection);
-    state.presence.disconnected(&user_id, session_id).await;
+    state.sessions.disconnected(&user_id, session_id).await;
 }
 
 impl Link {
@@ -390,10 +390,10 @@ impl Link {
 
 /// Starts receiving the user's large groups (their events come on group topics). Runs
 /// beside the connection: events before it completes are recovered by the client's sync.
-fn subscribe_large_groups(state: &AppState, user_id: &str, device_id: &str, session: Uuid) {
+fn subscribe_large_groups(state: &AppState, user_id: &UserId, device_id: &DeviceId, session: Uuid) {
     let caller = Caller {
-        user_id: user_id.to_owned(),
-        device_id: device_id.to_owned(),
+        user_id: user_id.clone(),
+        device_id: device_id.clone(),
         session: Some(session),
     };
     let (chat, registry) = (state.chat.clone(), state.registry.clone());

@@ -6,15 +6,16 @@ mod connection;
 mod limits;
 mod requests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use chat_api::{DeviceId, UserId};
 use chat_ops::http::ConnectionSlot;
 use chat_protocol::ids::is_valid_id;
-use chat_protocol::{ErrorCode, PresenceEntry};
+use chat_protocol::ErrorCode;
 
 use crate::auth::{token_of, verify};
 use crate::error::ApiError;
@@ -53,7 +54,7 @@ fn authorize(
     state: &AppState,
     params: &HashMap<String, String>,
     parts: &Parts,
-) -> Result<(String, String), ApiError> {
+) -> Result<(UserId, DeviceId), ApiError> {
     if state.is_draining() {
         return Err(ApiError::new(
             ErrorCode::Unavailable,
@@ -78,35 +79,4 @@ fn authorize(
         .check(LimitClass::Connects, &identity.user_id)
         .map_err(ApiError::rate_limited)?;
     Ok((identity.user_id, device_id))
-}
-
-/// Presence of `user_ids` for a caller who may see `visible`; the rest are marked forbidden.
-pub(crate) async fn presence_entries(
-    state: &AppState,
-    user_ids: &[String],
-    visible: &HashSet<String>,
-) -> Vec<PresenceEntry> {
-    let allowed: Vec<String> = user_ids
-        .iter()
-        .filter(|u| visible.contains(*u))
-        .cloned()
-        .collect();
-    let mut known: HashMap<String, PresenceEntry> = state
-        .presence
-        .query(&allowed)
-        .await
-        .into_iter()
-        .map(|e| (e.user_id.clone(), e))
-        .collect();
-    user_ids
-        .iter()
-        .map(|u| {
-            known.remove(u).unwrap_or_else(|| PresenceEntry {
-                user_id: u.clone(),
-                online: false,
-                last_seen: None,
-                error: Some(ErrorCode::Forbidden.as_str().into()),
-            })
-        })
-        .collect()
 }

@@ -5,12 +5,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
+use chat_api::{Caller, ChatError, HistoryQuery, SendRequest, SyncRequest, UserId};
 use chat_protocol::{now_ms, ClientFrame, ErrorCode, ServerFrame};
-use chat_service::{Caller, ChatError, HistoryQuery, SendRequest};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
-use super::presence_entries;
 use crate::registry::Connection;
 use crate::state::AppState;
 use chat_protocol::rest::MAX_PRESENCE_USERS;
@@ -111,7 +110,7 @@ pub(crate) fn handle(session: &Arc<Session>, frame: ClientFrame) -> Reply {
             later(async move { ack(id, chat.typing(&caller, &chat_id).await) })
         }
         ClientFrame::Sync { id, cursors, limit } => later(async move {
-            match chat.sync(&caller, cursors, limit).await {
+            match chat.sync(&caller, SyncRequest { cursors, limit }).await {
                 Ok(result) => {
                     let mut frames: Vec<Utf8Bytes> = result
                         .messages
@@ -161,7 +160,7 @@ pub(crate) fn handle(session: &Arc<Session>, frame: ClientFrame) -> Reply {
             }
             let session = session.clone();
             later(async move {
-                let visible: HashSet<String> = match chat.visible_users(&caller, &user_ids).await {
+                let visible: HashSet<UserId> = match chat.visible_users(&caller, &user_ids).await {
                     Ok(v) => v,
                     Err(e) => return vec![chat_error(Some(id), e)],
                 };
@@ -177,11 +176,13 @@ pub(crate) fn handle(session: &Arc<Session>, frame: ClientFrame) -> Reply {
                         format!("at most {} presence watches", too_many.max),
                     )];
                 }
-                let users = presence_entries(&session.state, &user_ids, &visible).await;
-                vec![text(&ServerFrame::Presence {
-                    re: Some(id),
-                    users,
-                })]
+                vec![match chat.presence(&caller, &user_ids).await {
+                    Ok(users) => text(&ServerFrame::Presence {
+                        re: Some(id),
+                        users,
+                    }),
+                    Err(e) => chat_error(Some(id), e),
+                }]
             })
         }
         ClientFrame::Ping { id } => Reply {

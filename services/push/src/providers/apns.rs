@@ -2,6 +2,7 @@
 //! .p8 key (renewed before Apple's one-hour limit), the payload built with `a2`, sent to
 //! `/3/device/{token}` with the apns-* headers.
 
+use super::SetupError;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -48,9 +49,13 @@ struct ProviderClaims<'a> {
 }
 
 impl ApnsProvider {
-    pub fn new(config: ApnsConfig) -> Result<Self, String> {
-        let key = EncodingKey::from_ec_pem(config.key_pem.as_bytes())
-            .map_err(|e| format!("APNs key: {e}"))?;
+    pub fn new(config: ApnsConfig) -> Result<Self, SetupError> {
+        let key = EncodingKey::from_ec_pem(config.key_pem.as_bytes()).map_err(|source| {
+            SetupError::Key {
+                what: "APNs",
+                source,
+            }
+        })?;
         let client = http2_client(&config.endpoint, config.timeout)?;
         Ok(ApnsProvider {
             config,
@@ -125,7 +130,7 @@ impl PushProvider for ApnsProvider {
                 .header("apns-topic", &self.config.topic)
                 .header("apns-push-type", "alert")
                 .header("apns-priority", "10")
-                .header("apns-collapse-id", &notification.chat_id)
+                .header("apns-collapse-id", notification.chat_id.as_str())
                 .header("content-type", "application/json")
                 .body(body.clone())
                 .send()

@@ -2,6 +2,7 @@
 //! account's `token_uri`, cached until shortly before it expires), then
 //! `POST /v1/projects/{project}/messages:send`.
 
+use super::SetupError;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -61,9 +62,14 @@ struct TokenResponse {
 }
 
 impl FcmProvider {
-    pub fn new(config: FcmConfig) -> Result<Self, String> {
-        let key = EncodingKey::from_rsa_pem(config.account.private_key.as_bytes())
-            .map_err(|e| format!("FCM service account key: {e}"))?;
+    pub fn new(config: FcmConfig) -> Result<Self, SetupError> {
+        let key =
+            EncodingKey::from_rsa_pem(config.account.private_key.as_bytes()).map_err(|source| {
+                SetupError::Key {
+                    what: "FCM service account",
+                    source,
+                }
+            })?;
         let client = http2_client(&config.endpoint, config.timeout)?;
         Ok(FcmProvider {
             config,

@@ -3,7 +3,12 @@
 
 use std::time::Duration;
 
-pub(crate) fn http2_client(endpoint: &str, timeout: Duration) -> Result<reqwest::Client, String> {
+use super::SetupError;
+
+pub(crate) fn http2_client(
+    endpoint: &str,
+    timeout: Duration,
+) -> Result<reqwest::Client, SetupError> {
     let builder = reqwest::Client::builder()
         .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(600));
@@ -12,7 +17,7 @@ pub(crate) fn http2_client(endpoint: &str, timeout: Duration) -> Result<reqwest:
     } else {
         builder
     };
-    builder.build().map_err(|e| e.to_string())
+    builder.build().map_err(SetupError::Client)
 }
 
 /// `Retry-After` in seconds, when the response carries one.

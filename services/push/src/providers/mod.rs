@@ -6,15 +6,17 @@ mod apns;
 mod fcm;
 mod http;
 mod settings;
+mod setup_error;
 
 pub use apns::{ApnsConfig, ApnsProvider};
 pub use fcm::{FcmConfig, FcmProvider, ServiceAccount};
 pub use settings::ProviderSettings;
+pub use setup_error::SetupError;
 
 /// What a provider is asked to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
-    pub chat_id: String,
+    pub chat_id: chat_protocol::ids::ChatId,
     pub seq: u64,
     /// Shown as the title when previews are on (the sender).
     pub title: Option<String>,

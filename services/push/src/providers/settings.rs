@@ -1,5 +1,6 @@
 //! Provider settings as flags and env vars, and building the configured providers.
 
+use super::SetupError;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,7 +54,7 @@ pub struct ProviderSettings {
 
 impl ProviderSettings {
     /// The providers whose settings are complete; errors for half-configured ones.
-    pub fn build(&self) -> Result<Vec<Arc<dyn PushProvider>>, String> {
+    pub fn build(&self) -> Result<Vec<Arc<dyn PushProvider>>, SetupError> {
         let mut providers: Vec<Arc<dyn PushProvider>> = Vec::new();
         let apns = (
             &self.apns_key_file,
@@ -63,7 +64,10 @@ impl ProviderSettings {
         );
         match apns {
             (Some(file), Some(key_id), Some(team_id), Some(topic)) => {
-                let key_pem = std::fs::read_to_string(file).map_err(|e| format!("read {}: {e}", file.display()))?;
+                let key_pem = std::fs::read_to_string(file).map_err(|source| SetupError::Read {
+                    path: file.clone(),
+                    source,
+                })?;
                 providers.push(Arc::new(ApnsProvider::new(ApnsConfig {
                     key_pem,
                     key_id: key_id.clone(),
@@ -74,13 +78,18 @@ impl ProviderSettings {
                 })?));
             }
             (None, None, None, None) => {}
-            _ => return Err("APNs needs CHAT_APNS_KEY_FILE, CHAT_APNS_KEY_ID, CHAT_APNS_TEAM_ID and CHAT_APNS_TOPIC together".into()),
+            _ => return Err(SetupError::IncompleteApns),
         }
         if let Some(file) = &self.fcm_credentials_file {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("read {}: {e}", file.display()))?;
-            let account: ServiceAccount = serde_json::from_str(&text)
-                .map_err(|e| format!("{}: not a service-account file: {e}", file.display()))?;
+            let text = std::fs::read_to_string(file).map_err(|source| SetupError::Read {
+                path: file.clone(),
+                source,
+            })?;
+            let account: ServiceAccount =
+                serde_json::from_str(&text).map_err(|source| SetupError::ServiceAccount {
+                    path: file.clone(),
+                    source,
+                })?;
             providers.push(Arc::new(FcmProvider::new(FcmConfig {
                 account,
                 endpoint: self.fcm_endpoint.clone(),

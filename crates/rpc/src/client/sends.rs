@@ -1,0 +1,272 @@
+//! The send path to the chat services. `send` queues synchronously onto one dispatcher, in
+//! call order; the dispatcher hands each send to the pipeline of its chat's owner; a
+//! pipeline keeps one gRPC stream open to its instance and writes sends to it in order,
+//! with as many in flight as the stream allows, and completes each as its reply arrives.
+//! Sends are never retried here (the first attempt may have stored the message); a
+//! failed stream answers its pending sends `unavailable` and the client retries with the
+//! same client_msg_id, which the protocol makes safe.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chat_api::{Caller, ChatError, ChatId, SendOutcome, SendRequest};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use super::channels::Channels;
+use super::routes::Routes;
+use crate::convert::{caller_to_pb, error_from_pb, error_from_status, outcome_from_pb};
+use crate::pb;
+
+pub(crate) type SendReply = oneshot::Sender<Result<SendOutcome, ChatError>>;
+
+/// A send waiting to be dispatched.
+pub(crate) struct QueuedSend {
+    pub(crate) caller: Caller,
+    pub(crate) request: SendRequest,
+    pub(crate) reply: SendReply,
+}
+
+/// Sends waiting for one owner's stream; past it they are refused as unavailable.
+const PIPELINE_QUEUE: usize = 8192;
+/// Sends written to a stream but not yet taken by HTTP/2.
+const STREAM_BUFFER: usize = 1024;
+/// How often a stream's pending sends are checked for expired deadlines.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Takes sends in call order and hands each to the pipeline of its chat's owner.
+pub(crate) async fn dispatch(
+    mut queued: mpsc::Receiver<QueuedSend>,
+    routes: Arc<Routes>,
+    channels: Arc<Channels>,
+    timeout: Duration,
+) {
+    let mut pipelines: HashMap<String, mpsc::Sender<QueuedSend>> = HashMap::new();
+    while let Some(send) = queued.recv().await {
+        let url = match routes.owner(&send.request.chat_id).await {
+            Ok(url) => url,
+            Err(e) => {
+                let _ = send.reply.send(Err(e));
+                continue;
+            }
+        };
+        let pipeline = pipelines
+            .entry(url.clone())
+            .or_insert_with(|| spawn_pipeline(url, routes.clone(), channels.clone(), timeout));
+        if let Err(e) = pipeline.try_send(send) {
+            let send = match e {
+                mpsc::error::TrySendError::Full(send) | mpsc::error::TrySendError::Closed(send) => {
+                    send
+                }
+            };
+            metrics::counter!("chat_send_overload_total").increment(1);
+            let _ = send
+                .reply
+                .send(Err(ChatError::unavailable("send pipeline full, retry")));
+        }
+    }
+}
+
+fn spawn_pipeline(
+    url: String,
+    routes: Arc<Routes>,
+    channels: Arc<Channels>,
+    timeout: Duration,
+) -> mpsc::Sender<QueuedSend> {
+    let (tx, rx) = mpsc::channel(PIPELINE_QUEUE);
+    tokio::spawn(Pipeline::new(url, routes, channels, timeout).run(rx));
+    tx
+}
+
+/// Sends written to the stream, waiting for their replies, by id.
+type Pending = Arc<Mutex<HashMap<u64, Waiting>>>;
+
+struct Waiting {
+    chat_id: ChatId,
+    deadline: Instant,
+    reply: SendReply,
+}
+
+struct Pipeline {
+    url: String,
+    routes: Arc<Routes>,
+    channels: Arc<Channels>,
+    timeout: Duration,
+    next_id: u64,
+    pending: Pending,
+    /// The open stream's request side and the token its reader cancels when the stream
+    /// ends; `None` until opened.
+    stream: Option<(mpsc::Sender<pb::SendItem>, CancellationToken)>,
+}
+
+impl Pipeline {
+    fn new(url: String, routes: Arc<Routes>, channels: Arc<Channels>, timeout: Duration) -> Self {
+        Pipeline {
+            url,
+            routes,
+            channels,
+            timeout,
+            next_id: 0,
+            pending: Arc::default(),
+            stream: None,
+        }
+    }
+
+    async fn run(mut self, mut sends: mpsc::Receiver<QueuedSend>) {
+        while let Some(send) = sends.recv().await {
+            self.write(send).await;
+        }
+    }
+
+    async fn write(&mut self, send: QueuedSend) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut item = pb::SendItem {
+            id,
+            caller: caller_to_pb(&send.caller),
+            chat_id: send.request.chat_id.to_string(),
+            client_msg_id: send.request.client_msg_id,
+            body: send.request.body,
+            deadline_ms: chat_protocol::now_ms() + self.timeout.as_millis() as i64,
+        };
+        let waiting = Waiting {
+            chat_id: send.request.chat_id,
+            deadline: Instant::now() + self.timeout,
+            reply: send.reply,
+        };
+        self.pending
+            .lock()
+            .expect("pending lock")
+            .insert(id, waiting);
+        // A stream that failed since the last write is noticed here, with the item still
+        // unsent: open a new one and write it there.
+        for _ in 0..2 {
+            let stream = match self.live_stream() {
+                Some(stream) => stream,
+                None => match self.open().await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        self.fail_all(e);
+                        return;
+                    }
+                },
+            };
+            match stream.send(item).await {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(unsent)) => {
+                    self.stream = None;
+                    item = unsent;
+                }
+            }
+        }
+        self.fail_all(ChatError::unavailable("chat service stream closed, retry"));
+    }
+
+    /// The open stream, unless its reader saw it end.
+    fn live_stream(&mut self) -> Option<mpsc::Sender<pb::SendItem>> {
+        match &self.stream {
+            Some((items, ended)) if !ended.is_cancelled() => Some(items.clone()),
+            _ => {
+                self.stream = None;
+                None
+            }
+        }
+    }
+
+    /// Opens the stream and starts reading its replies.
+    async fn open(&mut self) -> Result<mpsc::Sender<pb::SendItem>, ChatError> {
+        let mut client = self.channels.get(&self.url)?;
+        let (items, outgoing) = mpsc::channel(STREAM_BUFFER);
+        let replies = client
+            .send(tonic::Request::new(ReceiverStream::new(outgoing)))
+            .await
+            .map_err(|status| {
+                tracing::warn!(url = %self.url, %status, "cannot open a send stream");
+                metrics::counter!("chat_internal_call_failures_total").increment(1);
+                error_from_status(status)
+            })?
+            .into_inner();
+        let ended = CancellationToken::new();
+        tokio::spawn(read_replies(
+            replies,
+            self.pending.clone(),
+            self.routes.clone(),
+            self.url.clone(),
+            ended.clone(),
+        ));
+        self.stream = Some((items.clone(), ended));
+        Ok(items)
+    }
+
+    fn fail_all(&mut self, error: ChatError) {
+        fail_pending(&self.pending, &self.routes, &error);
+    }
+}
+
+/// Completes each pending send as its reply comes; when the stream ends or fails, the
+/// sends still pending are answered `unavailable`.
+async fn read_replies(
+    mut replies: tonic::Streaming<pb::SendReply>,
+    pending: Pending,
+    routes: Arc<Routes>,
+    url: String,
+    stream_ended: CancellationToken,
+) {
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    let ended = loop {
+        tokio::select! {
+            reply = replies.message() => match reply {
+                Ok(Some(reply)) => complete(&pending, &routes, reply),
+                Ok(None) => break ChatError::unavailable("chat service closed the send stream, retry"),
+                Err(status) => {
+                    tracing::warn!(%url, %status, "send stream failed");
+                    metrics::counter!("chat_internal_call_failures_total").increment(1);
+                    break ChatError::unavailable("chat service unreachable, retry");
+                }
+            },
+            _ = sweep.tick() => expire(&pending),
+        }
+    };
+    // New writes go to a new stream from now on; what was written here is lost with it.
+    stream_ended.cancel();
+    fail_pending(&pending, &routes, &ended);
+}
+
+fn complete(pending: &Pending, routes: &Routes, reply: pb::SendReply) {
+    let Some(waiting) = pending.lock().expect("pending lock").remove(&reply.id) else {
+        return;
+    };
+    let result = match reply.result {
+        Some(pb::send_reply::Result::Ok(outcome)) => Ok(outcome_from_pb(outcome)),
+        Some(pb::send_reply::Result::Error(e)) => Err(error_from_pb(e)),
+        None => Err(ChatError::internal("send reply without a result")),
+    };
+    if matches!(result, Err(ChatError::Moved { .. })) {
+        routes.forget(Some(&waiting.chat_id));
+    }
+    let _ = waiting.reply.send(result);
+}
+
+/// Gives up on sends whose deadline passed (the caller stopped waiting).
+fn expire(pending: &Pending) {
+    let now = Instant::now();
+    pending
+        .lock()
+        .expect("pending lock")
+        .retain(|_, w| w.deadline > now);
+}
+
+fn fail_pending(pending: &Pending, routes: &Routes, error: &ChatError) {
+    let failed: Vec<Waiting> = pending
+        .lock()
+        .expect("pending lock")
+        .drain()
+        .map(|(_, w)| w)
+        .collect();
+    for waiting in failed {
+        routes.forget(Some(&waiting.chat_id));
+        let _ = waiting.reply.send(Err(error.clone()));
+    }
+}

@@ -1,0 +1,255 @@
+//! Creating chats, listing and reading them, and changing a group's members.
+
+use std::collections::HashSet;
+
+use chat_api::{Caller, ChatError, ChatId, CreateChat, CreatedChat, UserId};
+use chat_protocol::ids::{direct_chat_id, is_valid_id};
+use chat_protocol::{now_ms, Chat, ChatEvent, ChatKind, ChatListEntry, Member, Role};
+use uuid::Uuid;
+
+use super::ChatService;
+use crate::errors::store_error;
+
+const MAX_TITLE_BYTES: usize = 256;
+
+fn member_ids(chat: &Chat) -> impl Iterator<Item = &UserId> {
+    chat.members.iter().map(|m| &m.user_id)
+}
+
+fn validate_new_members(user_ids: &[UserId]) -> Result<(), ChatError> {
+    if let Some(bad) = user_ids.iter().find(|u| !is_valid_id(u)) {
+        return Err(ChatError::bad_request(format!("invalid user id `{bad}`")));
+    }
+    Ok(())
+}
+
+impl ChatService {
+    pub(super) async fn create(
+        &self,
+        caller: &Caller,
+        request: CreateChat,
+    ) -> Result<CreatedChat, ChatError> {
+        validate_new_members(&request.members)?;
+        match request.kind {
+            ChatKind::Direct => self.create_direct(caller, &request.members).await,
+            ChatKind::Group => {
+                self.create_group(caller, request.title, &request.members)
+                    .await
+            }
+        }
+    }
+
+    async fn create_direct(
+        &self,
+        caller: &Caller,
+        members: &[UserId],
+    ) -> Result<CreatedChat, ChatError> {
+        let others: HashSet<&UserId> = members.iter().filter(|u| **u != caller.user_id).collect();
+        if others.len() != 1 {
+            return Err(ChatError::bad_request(
+                "a direct chat has exactly one other member",
+            ));
+        }
+        let other = others.into_iter().next().expect("one member");
+        let chat_id = direct_chat_id(&caller.user_id, other);
+        let chat = Chat {
+            chat_id: chat_id.clone(),
+            kind: ChatKind::Direct,
+            title: None,
+            members: [&caller.user_id, other]
+                .into_iter()
+                .map(|u| Member {
+                    user_id: u.clone(),
+                    role: Role::Member,
+                })
+                .collect(),
+            created_at: now_ms(),
+            head_seq: 0,
+        };
+        let created = self.store.create_chat(&chat).await.map_err(store_error)?;
+        let chat = self
+            .store
+            .get_chat(&chat_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(ChatError::no_chat)?;
+        if created {
+            self.fanout
+                .chat_event(&chat, ChatEvent::Added, member_ids(&chat));
+        }
+        Ok(CreatedChat { chat, created })
+    }
+
+    async fn create_group(
+        &self,
+        caller: &Caller,
+        title: Option<String>,
+        members: &[UserId],
+    ) -> Result<CreatedChat, ChatError> {
+        if title.as_ref().is_some_and(|t| t.len() > MAX_TITLE_BYTES) {
+            return Err(ChatError::bad_request(format!(
+                "title is longer than {MAX_TITLE_BYTES} bytes"
+            )));
+        }
+        let mut seen = HashSet::new();
+        let mut member_list = vec![Member {
+            user_id: caller.user_id.clone(),
+            role: Role::Admin,
+        }];
+        seen.insert(caller.user_id.clone());
+        for user in members {
+            if seen.insert(user.clone()) {
+                member_list.push(Member {
+                    user_id: user.clone(),
+                    role: Role::Member,
+                });
+            }
+        }
+        if member_list.len() > self.config.max_group_members {
+            return Err(ChatError::bad_request(format!(
+                "a group has at most {} members",
+                self.config.max_group_members
+            )));
+        }
+        let chat = Chat {
+            chat_id: ChatId::from(Uuid::now_v7().to_string()),
+            kind: ChatKind::Group,
+            title,
+            members: member_list,
+            created_at: now_ms(),
+            head_seq: 0,
+        };
+        self.store.create_chat(&chat).await.map_err(store_error)?;
+        self.fanout
+            .chat_event(&chat, ChatEvent::Added, member_ids(&chat));
+        if self.fanout.is_large(&chat) {
+            self.fanout
+                .large_group(&chat.chat_id, true, member_ids(&chat));
+        }
+        Ok(CreatedChat {
+            chat,
+            created: true,
+        })
+    }
+
+    pub(super) async fn list(&self, caller: &Caller) -> Result<Vec<ChatListEntry>, ChatError> {
+        let states = self
+            .store
+            .chats_of_user(&caller.user_id, &caller.device_id)
+            .await
+            .map_err(store_error)?;
+        Ok(states
+            .into_iter()
+            .map(|s| ChatListEntry {
+                chat: s.chat,
+                read_seq: s.watermarks.read,
+                delivered_seq: s.watermarks.delivered,
+                unread: s.unread,
+                last_message: s.last_message,
+            })
+            .collect())
+    }
+
+    pub(super) async fn get(&self, caller: &Caller, chat_id: &ChatId) -> Result<Chat, ChatError> {
+        self.chat_for_member(caller, chat_id).await?;
+        // Fresh from the store: the cached copy's head seq is not kept current.
+        self.store
+            .get_chat(chat_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(ChatError::no_chat)
+    }
+
+    pub(super) async fn add(
+        &self,
+        caller: &Caller,
+        chat_id: &ChatId,
+        user_ids: Vec<UserId>,
+    ) -> Result<Chat, ChatError> {
+        validate_new_members(&user_ids)?;
+        let chat = self.chat_for_member(caller, chat_id).await?;
+        if chat.kind != ChatKind::Group {
+            return Err(ChatError::forbidden(
+                "members of a direct chat cannot change",
+            ));
+        }
+        if !chat.is_admin(&caller.user_id) {
+            return Err(ChatError::forbidden("only group admins may add members"));
+        }
+        let new: Vec<Member> = user_ids
+            .iter()
+            .filter(|u| chat.member(u).is_none())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .map(|u| Member {
+                user_id: u.clone(),
+                role: Role::Member,
+            })
+            .collect();
+        if chat.members.len() + new.len() > self.config.max_group_members {
+            return Err(ChatError::bad_request(format!(
+                "a group has at most {} members",
+                self.config.max_group_members
+            )));
+        }
+        self.store
+            .add_members(chat_id, &new)
+            .await
+            .map_err(store_error)?;
+        self.chats.invalidate(chat_id);
+        let updated = self
+            .store
+            .get_chat(chat_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(ChatError::no_chat)?;
+        if !new.is_empty() {
+            let is_new = |u: &UserId| new.iter().any(|m| m.user_id == *u);
+            let (added, existing): (Vec<&UserId>, Vec<&UserId>) =
+                member_ids(&updated).partition(|u| is_new(u));
+            self.fanout.chat_event(&updated, ChatEvent::Added, added);
+            self.fanout
+                .chat_event(&updated, ChatEvent::Updated, existing);
+            self.fanout.membership_changed(&chat, &updated, None);
+        }
+        Ok(updated)
+    }
+
+    pub(super) async fn remove(
+        &self,
+        caller: &Caller,
+        chat_id: &ChatId,
+        user_id: &UserId,
+    ) -> Result<(), ChatError> {
+        let chat = self.chat_for_member(caller, chat_id).await?;
+        if chat.kind != ChatKind::Group {
+            return Err(ChatError::forbidden(
+                "members of a direct chat cannot change",
+            ));
+        }
+        if *user_id != caller.user_id && !chat.is_admin(&caller.user_id) {
+            return Err(ChatError::forbidden("only admins may remove other members"));
+        }
+        if chat.member(user_id).is_none() {
+            return Err(ChatError::not_found(format!("`{user_id}` is not a member")));
+        }
+        self.store
+            .remove_member(chat_id, user_id)
+            .await
+            .map_err(store_error)?;
+        self.chats.invalidate(chat_id);
+        let updated = self
+            .store
+            .get_chat(chat_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(ChatError::no_chat)?;
+        self.fanout
+            .chat_event(&updated, ChatEvent::Updated, member_ids(&updated));
+        self.fanout
+            .chat_event(&updated, ChatEvent::Removed, [user_id]);
+        self.fanout
+            .membership_changed(&chat, &updated, Some(user_id));
+        Ok(())
+    }
+}

@@ -1,0 +1,111 @@
+//! Who a caller may see (and their presence), and the caller's push devices.
+
+use std::collections::{HashMap, HashSet};
+
+use chat_api::{Caller, ChatError, DeviceId, UserId};
+use chat_protocol::ids::is_valid_id;
+use chat_protocol::{ErrorCode, PresenceEntry, PushPlatform};
+use chat_store::PushDevice;
+
+use super::ChatService;
+use crate::errors::store_error;
+
+const MAX_PUSH_TOKEN_BYTES: usize = 4096;
+
+impl ChatService {
+    /// Users in `user_ids` who share a chat with the caller (and the caller).
+    pub(super) async fn visible(
+        &self,
+        caller: &Caller,
+        user_ids: &[UserId],
+    ) -> Result<HashSet<UserId>, ChatError> {
+        let contacts: HashSet<UserId> = self
+            .store
+            .contacts_of(&caller.user_id)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .collect();
+        Ok(user_ids
+            .iter()
+            .filter(|u| **u == caller.user_id || contacts.contains(*u))
+            .cloned()
+            .collect())
+    }
+
+    /// Online state and last seen of the visible users; the others marked forbidden.
+    pub(super) async fn presence_of(
+        &self,
+        caller: &Caller,
+        user_ids: &[UserId],
+    ) -> Result<Vec<PresenceEntry>, ChatError> {
+        let visible = self.visible(caller, user_ids).await?;
+        let allowed: Vec<UserId> = user_ids
+            .iter()
+            .filter(|u| visible.contains(*u))
+            .cloned()
+            .collect();
+        let online = self.presence.online(&allowed).await;
+        let last_seen = self.store.last_seen(&allowed).await.map_err(store_error)?;
+        let mut known: HashMap<UserId, PresenceEntry> = allowed
+            .into_iter()
+            .zip(online)
+            .map(|(user, online)| {
+                let entry = PresenceEntry {
+                    user_id: user.clone(),
+                    online,
+                    last_seen: last_seen.get(&user).copied(),
+                    error: None,
+                };
+                (user, entry)
+            })
+            .collect();
+        Ok(user_ids
+            .iter()
+            .map(|u| {
+                known.remove(u).unwrap_or_else(|| PresenceEntry {
+                    user_id: u.clone(),
+                    online: false,
+                    last_seen: None,
+                    error: Some(ErrorCode::Forbidden.as_str().into()),
+                })
+            })
+            .collect())
+    }
+
+    pub(super) async fn register(
+        &self,
+        caller: &Caller,
+        device_id: &DeviceId,
+        platform: PushPlatform,
+        token: &str,
+    ) -> Result<(), ChatError> {
+        if !is_valid_id(device_id) {
+            return Err(ChatError::bad_request("invalid device_id"));
+        }
+        if token.is_empty() || token.len() > MAX_PUSH_TOKEN_BYTES {
+            return Err(ChatError::bad_request("token must be 1-4096 bytes"));
+        }
+        let device = PushDevice {
+            user_id: caller.user_id.clone(),
+            device_id: device_id.clone(),
+            platform,
+            token: token.to_owned(),
+        };
+        self.store
+            .upsert_push_device(&device)
+            .await
+            .map_err(store_error)
+    }
+
+    pub(super) async fn unregister(
+        &self,
+        caller: &Caller,
+        device_id: &DeviceId,
+    ) -> Result<bool, ChatError> {
+        self.store
+            .delete_push_device(&caller.user_id, device_id)
+            .await
+            .map_err(store_error)
+    }
+}

@@ -1,0 +1,15 @@
+//! The `chat-presence` binary: parse the settings, then hand over to the library.
+
+use chat_ops::{cancel_on_signal, init_logging};
+use chat_presence_daemon::{run, PresenceArgs};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = PresenceArgs::parse();
+    init_logging(args.common.log_format);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    run(args, shutdown).await
+}

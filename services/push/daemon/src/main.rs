@@ -1,0 +1,15 @@
+//! The `chat-push` binary: parse the settings, then hand over to the library.
+
+use chat_ops::{cancel_on_signal, init_logging};
+use chat_push_daemon::{run, PushServiceArgs};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = PushServiceArgs::parse();
+    init_logging(args.common.log_format);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    run(args, shutdown).await
+}
