@@ -14,4 +14,5 @@ pub mod server;
 
 pub use auth::{AuthSetupError, Credentials, InternalAuth, InternalAuthArgs};
 pub use client::{RemoteChat, RemoteChatConfig};
+pub use convert::error_from_status;
 pub use limits::RpcLimits;
