@@ -88,11 +88,7 @@ pub struct SqliteArgs {
 
 impl Default for SqliteArgs {
     fn default() -> Self {
-        SqliteArgs {
-            sqlite_synchronous: Synchronous::Full,
-            sqlite_read_concurrency: 8,
-            sqlite_write_queue: 16_384,
-        }
+        defaults_of()
     }
 }
 
@@ -126,18 +122,18 @@ pub const SQLITE_FILE: &str = "chat.db";
 
 impl Default for StoreArgs {
     fn default() -> Self {
-        chat_ops_free_defaults()
+        defaults_of()
     }
 }
 
-/// `StoreArgs` as if no flag were given (the store crate does not depend on chat-ops).
-fn chat_ops_free_defaults() -> StoreArgs {
-    use clap::{Args, FromArgMatches};
-    let command = StoreArgs::augment_args(clap::Command::new("defaults").no_binary_name(true));
+/// Settings as if no flag were given: each default is written once, on its flag. (The
+/// store does not depend on chat-ops, whose `defaults_of` does the same.)
+fn defaults_of<T: clap::Args + clap::FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults").no_binary_name(true));
     let matches = command
         .try_get_matches_from(std::iter::empty::<String>())
         .expect("every store setting has a default");
-    StoreArgs::from_arg_matches(&matches).expect("defaults parse")
+    T::from_arg_matches(&matches).expect("defaults parse")
 }
 
 impl StoreArgs {

@@ -42,12 +42,6 @@ pub struct HttpLimits {
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        HttpLimits {
-            http_header_timeout: Duration::from_secs(10),
-            http_request_timeout: Duration::from_secs(30),
-            http_max_header_bytes: 16 * 1024,
-            max_connections: 50_000,
-            max_connections_per_address: 1024,
-        }
+        crate::defaults_of()
     }
 }

@@ -196,13 +196,7 @@ impl ChatService {
             .add_members(chat_id, &new)
             .await
             .map_err(store_error)?;
-        self.chats.invalidate(chat_id);
-        let updated = self
-            .store
-            .get_chat(chat_id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(ChatError::no_chat)?;
+        let updated = self.reloaded(chat_id).await?;
         if !new.is_empty() {
             let is_new = |u: &UserId| new.iter().any(|m| m.user_id == *u);
             let (added, existing): (Vec<&UserId>, Vec<&UserId>) =
@@ -237,13 +231,7 @@ impl ChatService {
             .remove_member(chat_id, user_id)
             .await
             .map_err(store_error)?;
-        self.chats.invalidate(chat_id);
-        let updated = self
-            .store
-            .get_chat(chat_id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(ChatError::no_chat)?;
+        let updated = self.reloaded(chat_id).await?;
         self.fanout
             .chat_event(&updated, ChatEvent::Updated, member_ids(&updated));
         self.fanout
@@ -251,5 +239,15 @@ impl ChatService {
         self.fanout
             .membership_changed(&chat, &updated, Some(user_id));
         Ok(())
+    }
+
+    /// The chat as stored now, after a change to its members (the cache forgets it).
+    async fn reloaded(&self, chat_id: &ChatId) -> Result<Chat, ChatError> {
+        self.chats.invalidate(chat_id);
+        self.store
+            .get_chat(chat_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(ChatError::no_chat)
     }
 }

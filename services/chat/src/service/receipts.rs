@@ -32,23 +32,8 @@ impl ChatService {
         chat_id: &ChatId,
         seq: u64,
     ) -> Result<(), ChatError> {
-        let chat = self.chat_for_member(caller, chat_id).await?;
-        self.check_seq_exists(&chat, seq).await?;
-        if let Some(new) = self
-            .store
-            .advance_delivered(chat_id, &caller.user_id, &caller.device_id, seq)
+        self.advance(caller, chat_id, seq, ReceiptKind::Delivered)
             .await
-            .map_err(store_error)?
-        {
-            self.fanout.receipt(
-                &chat,
-                &caller.user_id,
-                ReceiptKind::Delivered,
-                new,
-                caller.session,
-            );
-        }
-        Ok(())
     }
 
     pub(super) async fn read(
@@ -57,21 +42,30 @@ impl ChatService {
         chat_id: &ChatId,
         seq: u64,
     ) -> Result<(), ChatError> {
+        self.advance(caller, chat_id, seq, ReceiptKind::Read).await
+    }
+
+    /// Raises the caller's watermark of `kind` and, when it rose, publishes the receipt.
+    async fn advance(
+        &self,
+        caller: &Caller,
+        chat_id: &ChatId,
+        seq: u64,
+        kind: ReceiptKind,
+    ) -> Result<(), ChatError> {
         let chat = self.chat_for_member(caller, chat_id).await?;
         self.check_seq_exists(&chat, seq).await?;
-        if let Some(new) = self
-            .store
-            .advance_read(chat_id, &caller.user_id, seq)
-            .await
-            .map_err(store_error)?
-        {
-            self.fanout.receipt(
-                &chat,
-                &caller.user_id,
-                ReceiptKind::Read,
-                new,
-                caller.session,
-            );
+        let raised = match kind {
+            ReceiptKind::Delivered => {
+                self.store
+                    .advance_delivered(chat_id, &caller.user_id, &caller.device_id, seq)
+                    .await
+            }
+            ReceiptKind::Read => self.store.advance_read(chat_id, &caller.user_id, seq).await,
+        };
+        if let Some(new) = raised.map_err(store_error)? {
+            self.fanout
+                .receipt(&chat, &caller.user_id, kind, new, caller.session);
         }
         Ok(())
     }
