@@ -65,6 +65,16 @@ impl Cluster {
 
     /// Like `start`, with extra flags for every gateway.
     pub async fn start_with(gateways: usize, chat_services: usize, gateway_args: &[&str]) -> Self {
+        Self::start_with_env(gateways, chat_services, gateway_args, &[]).await
+    }
+
+    /// Like `start_with`, with extra settings (env vars) for every process.
+    pub async fn start_with_env(
+        gateways: usize,
+        chat_services: usize,
+        gateway_args: &[&str],
+        settings: &[(&'static str, &str)],
+    ) -> Self {
         crate::init_test_logging();
         let redis = RedisServer::start().await;
         let data = tempfile::tempdir().expect("temp dir");
@@ -83,6 +93,10 @@ impl Cluster {
             // Small, so the storm's group fans out on its group topic.
             ("CHAT_LARGE_GROUP_MEMBERS", LARGE_GROUP_MEMBERS.to_string()),
         ];
+        let env: Vec<(&str, String)> = env
+            .into_iter()
+            .chain(settings.iter().map(|(k, v)| (*k, v.to_string())))
+            .collect();
         let presence = spawn(
             &env,
             "chat-presence",

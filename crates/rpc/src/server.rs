@@ -58,11 +58,12 @@ fn failed(e: chat_api::ChatError) -> Status {
 
 #[tonic::async_trait]
 impl Chat for ChatRpc {
-    type SendStream = Pin<Box<dyn Stream<Item = Result<pb::SendReply, Status>> + Send>>;
+    type SendStream = Pin<Box<dyn Stream<Item = Result<pb::SendReplies, Status>> + Send>>;
 
     /// Queues each send as it is read (so their order is the stream's), answers each as it
-    /// becomes durable, and stops reading while `max_sends_in_flight` are unanswered.
-    async fn send(&self, request: Request<Streaming<pb::SendItem>>) -> Reply<Self::SendStream> {
+    /// becomes durable (all that are durable at once in one batch), and stops reading
+    /// while `max_sends_in_flight` are unanswered.
+    async fn send(&self, request: Request<Streaming<pb::SendBatch>>) -> Reply<Self::SendStream> {
         let mut inbound = request.into_inner();
         let (replies, outbound) = mpsc::channel(self.max_sends_in_flight.max(1));
         let chat = self.chat.clone();
@@ -73,11 +74,19 @@ impl Chat for ChatRpc {
             while reading || !pending.is_empty() {
                 tokio::select! {
                     item = inbound.message(), if reading && pending.len() < max => match item {
-                        Ok(Some(item)) => pending.push(start_send(chat.as_ref(), item)),
+                        Ok(Some(batch)) => {
+                            for item in batch.items {
+                                pending.push(start_send(chat.as_ref(), item));
+                            }
+                        }
                         Ok(None) | Err(_) => reading = false,
                     },
                     Some(reply) = pending.next(), if !pending.is_empty() => {
-                        if replies.send(Ok(reply)).await.is_err() {
+                        let mut ready = vec![reply];
+                        while let Some(Some(reply)) = pending.next().now_or_never() {
+                            ready.push(reply);
+                        }
+                        if replies.send(Ok(pb::SendReplies { replies: ready })).await.is_err() {
                             return;
                         }
                     }

@@ -118,6 +118,27 @@ async fn a_call_the_server_does_not_know_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_sends_at_the_size_limit_goes_through() {
     let cluster = Cluster::start_with(1, 1, &["--limit-send", "off"]).await;
+    // The largest body, many at once: 8 MiB in flight on the gateway's stream to the owner.
+    burst_of_largest_sends(&cluster, 512).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_larger_than_one_internal_message_is_split_into_batches() {
+    // 256 sends of 16 KiB waiting at once would make a 4 MiB batch; at a 1 MiB message
+    // limit on both sides the gateway must cut it, or the chat service refuses the stream.
+    let limit = (1024 * 1024).to_string();
+    let cluster = Cluster::start_with_env(
+        1,
+        1,
+        &["--limit-send", "off"],
+        &[("CHAT_INTERNAL_MAX_MESSAGE_BYTES", &limit)],
+    )
+    .await;
+    burst_of_largest_sends(&cluster, 256).await;
+}
+
+/// Pipelines `count` sends of the largest body and checks each is acked and stored whole.
+async fn burst_of_largest_sends(cluster: &Cluster, count: usize) {
     let chat = cluster
         .http(0)
         .create_chat(
@@ -126,20 +147,19 @@ async fn a_burst_of_sends_at_the_size_limit_goes_through() {
         )
         .await;
     let mut alice = cluster.connect(0, "alice", "phone").await;
-    // The largest body, many at once: 8 MiB in flight on the gateway's stream to the owner.
     let body = "x".repeat(16 * 1024);
-    const COUNT: usize = 512;
-    for reply in alice.send_pipelined(&chat, "big-", COUNT, &body).await {
+    for reply in alice.send_pipelined(&chat, "big-", count, &body).await {
         assert_eq!(reply["type"], "sent", "{reply}");
     }
     let (status, page) = cluster
         .http(0)
         .get(
-            &format!("/v1/chats/{chat}/messages?after_seq={}&limit=1", COUNT - 1),
+            &format!("/v1/chats/{chat}/messages?after_seq={}&limit=1", count - 1),
             Some(&token("alice", None)),
         )
         .await;
     assert_eq!(status, 200);
+    assert_eq!(page["messages"][0]["seq"], count as u64, "{page}");
     assert_eq!(
         page["messages"][0]["body"].as_str().unwrap().len(),
         16 * 1024

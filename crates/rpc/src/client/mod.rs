@@ -69,6 +69,7 @@ impl RemoteChat {
                 .await
                 .map_err(ConnectError::Redis)?,
         );
+        let max_batch_bytes = config.limits.max_message_bytes;
         let channels = Arc::new(Channels::new(config.credentials, config.limits));
         let (sends, queued) = mpsc::channel(config.send_queue.max(1));
         tokio::spawn(sends::dispatch(
@@ -76,6 +77,7 @@ impl RemoteChat {
             routes.clone(),
             channels.clone(),
             config.request_timeout,
+            max_batch_bytes,
         ));
         Ok(Arc::new(RemoteChat {
             routes,

@@ -1,7 +1,9 @@
 //! The send path to the chat services. `send` queues synchronously onto one dispatcher, in
 //! call order; the dispatcher hands each send to the pipeline of its chat's owner; a
 //! pipeline keeps one gRPC stream open to its instance and writes sends to it in order,
-//! with as many in flight as the stream allows, and completes each as its reply arrives.
+//! every send waiting at that moment in one batch (one message, one HTTP/2 frame rather
+//! than one per send), with as many in flight as the stream allows, and completes each as
+//! its reply arrives.
 //! Sends are never retried here (the first attempt may have stored the message); a
 //! failed stream answers its pending sends `unavailable` and the client retries with the
 //! same client_msg_id, which the protocol makes safe.
@@ -31,8 +33,12 @@ pub(crate) struct QueuedSend {
 
 /// Sends waiting for one owner's stream; past it they are refused as unavailable.
 const PIPELINE_QUEUE: usize = 8192;
-/// Sends written to a stream but not yet taken by HTTP/2.
-const STREAM_BUFFER: usize = 1024;
+/// Batches written to a stream but not yet taken by HTTP/2.
+const STREAM_BUFFER: usize = 64;
+/// Most sends in one batch (the rest wait for the next, which follows at once).
+const MAX_BATCH_ITEMS: usize = 512;
+/// Bytes of a send item besides its strings (ids, deadline, field tags).
+const ITEM_OVERHEAD_BYTES: usize = 64;
 /// How often a stream's pending sends are checked for expired deadlines.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -42,6 +48,7 @@ pub(crate) async fn dispatch(
     routes: Arc<Routes>,
     channels: Arc<Channels>,
     timeout: Duration,
+    max_batch_bytes: usize,
 ) {
     let mut pipelines: HashMap<String, mpsc::Sender<QueuedSend>> = HashMap::new();
     while let Some(send) = queued.recv().await {
@@ -52,9 +59,10 @@ pub(crate) async fn dispatch(
                 continue;
             }
         };
-        let pipeline = pipelines
-            .entry(url.clone())
-            .or_insert_with(|| spawn_pipeline(url, routes.clone(), channels.clone(), timeout));
+        let pipeline = pipelines.entry(url.clone()).or_insert_with(|| {
+            let pipeline = Pipeline::new(url, routes.clone(), channels.clone(), timeout);
+            spawn_pipeline(pipeline, max_batch_bytes)
+        });
         if let Err(e) = pipeline.try_send(send) {
             let send = match e {
                 mpsc::error::TrySendError::Full(send) | mpsc::error::TrySendError::Closed(send) => {
@@ -69,14 +77,9 @@ pub(crate) async fn dispatch(
     }
 }
 
-fn spawn_pipeline(
-    url: String,
-    routes: Arc<Routes>,
-    channels: Arc<Channels>,
-    timeout: Duration,
-) -> mpsc::Sender<QueuedSend> {
+fn spawn_pipeline(pipeline: Pipeline, max_batch_bytes: usize) -> mpsc::Sender<QueuedSend> {
     let (tx, rx) = mpsc::channel(PIPELINE_QUEUE);
-    tokio::spawn(Pipeline::new(url, routes, channels, timeout).run(rx));
+    tokio::spawn(pipeline.run(rx, max_batch_bytes));
     tx
 }
 
@@ -98,7 +101,7 @@ struct Pipeline {
     pending: Pending,
     /// The open stream's request side and the token its reader cancels when the stream
     /// ends; `None` until opened.
-    stream: Option<(mpsc::Sender<pb::SendItem>, CancellationToken)>,
+    stream: Option<(mpsc::Sender<pb::SendBatch>, CancellationToken)>,
 }
 
 impl Pipeline {
@@ -114,16 +117,39 @@ impl Pipeline {
         }
     }
 
-    async fn run(mut self, mut sends: mpsc::Receiver<QueuedSend>) {
-        while let Some(send) = sends.recv().await {
-            self.write(send).await;
+    /// Writes batches until the dispatcher goes away. A batch is every send waiting, up
+    /// to `MAX_BATCH_ITEMS` and `max_batch_bytes`; a send that would overfill it starts
+    /// the next one.
+    async fn run(mut self, mut sends: mpsc::Receiver<QueuedSend>, max_batch_bytes: usize) {
+        let mut carried: Option<QueuedSend> = None;
+        loop {
+            let first = match carried.take() {
+                Some(send) => send,
+                None => match sends.recv().await {
+                    Some(send) => send,
+                    None => return,
+                },
+            };
+            let mut bytes = item_bytes(&first);
+            let mut items = vec![self.register(first)];
+            while items.len() < MAX_BATCH_ITEMS {
+                let Ok(send) = sends.try_recv() else { break };
+                bytes += item_bytes(&send);
+                if bytes > max_batch_bytes {
+                    carried = Some(send);
+                    break;
+                }
+                items.push(self.register(send));
+            }
+            self.write(pb::SendBatch { items }).await;
         }
     }
 
-    async fn write(&mut self, send: QueuedSend) {
+    /// Gives the send its stream id and waits for its reply under that id.
+    fn register(&mut self, send: QueuedSend) -> pb::SendItem {
         self.next_id += 1;
         let id = self.next_id;
-        let mut item = pb::SendItem {
+        let item = pb::SendItem {
             id,
             caller: caller_to_pb(&send.caller),
             chat_id: send.request.chat_id.to_string(),
@@ -140,7 +166,11 @@ impl Pipeline {
             .lock()
             .expect("pending lock")
             .insert(id, waiting);
-        // A stream that failed since the last write is noticed here, with the item still
+        item
+    }
+
+    async fn write(&mut self, mut batch: pb::SendBatch) {
+        // A stream that failed since the last write is noticed here, with the batch still
         // unsent: open a new one and write it there.
         for _ in 0..2 {
             let stream = match self.live_stream() {
@@ -153,11 +183,11 @@ impl Pipeline {
                     }
                 },
             };
-            match stream.send(item).await {
+            match stream.send(batch).await {
                 Ok(()) => return,
                 Err(mpsc::error::SendError(unsent)) => {
                     self.stream = None;
-                    item = unsent;
+                    batch = unsent;
                 }
             }
         }
@@ -165,7 +195,7 @@ impl Pipeline {
     }
 
     /// The open stream, unless its reader saw it end.
-    fn live_stream(&mut self) -> Option<mpsc::Sender<pb::SendItem>> {
+    fn live_stream(&mut self) -> Option<mpsc::Sender<pb::SendBatch>> {
         match &self.stream {
             Some((items, ended)) if !ended.is_cancelled() => Some(items.clone()),
             _ => {
@@ -176,7 +206,7 @@ impl Pipeline {
     }
 
     /// Opens the stream and starts reading its replies.
-    async fn open(&mut self) -> Result<mpsc::Sender<pb::SendItem>, ChatError> {
+    async fn open(&mut self) -> Result<mpsc::Sender<pb::SendBatch>, ChatError> {
         let mut client = self.channels.get(&self.url)?;
         let (items, outgoing) = mpsc::channel(STREAM_BUFFER);
         let replies = client
@@ -208,7 +238,7 @@ impl Pipeline {
 /// Completes each pending send as its reply comes; when the stream ends or fails, the
 /// sends still pending are answered `unavailable`.
 async fn read_replies(
-    mut replies: tonic::Streaming<pb::SendReply>,
+    mut replies: tonic::Streaming<pb::SendReplies>,
     pending: Pending,
     routes: Arc<Routes>,
     url: String,
@@ -218,7 +248,11 @@ async fn read_replies(
     let ended = loop {
         tokio::select! {
             reply = replies.message() => match reply {
-                Ok(Some(reply)) => complete(&pending, &routes, reply),
+                Ok(Some(batch)) => {
+                    for reply in batch.replies {
+                        complete(&pending, &routes, reply);
+                    }
+                }
                 Ok(None) => break ChatError::unavailable("chat service closed the send stream, retry"),
                 Err(status) => {
                     tracing::warn!(%url, %status, "send stream failed");
@@ -232,6 +266,17 @@ async fn read_replies(
     // New writes go to a new stream from now on; what was written here is lost with it.
     stream_ended.cancel();
     fail_pending(&pending, &routes, &ended);
+}
+
+/// What a send adds to its batch, near enough to keep a batch under the message limit.
+fn item_bytes(send: &QueuedSend) -> usize {
+    let caller = &send.caller;
+    ITEM_OVERHEAD_BYTES
+        + send.request.body.len()
+        + send.request.client_msg_id.len()
+        + send.request.chat_id.as_str().len()
+        + caller.user_id.as_str().len()
+        + caller.device_id.as_str().len()
 }
 
 fn complete(pending: &Pending, routes: &Routes, reply: pb::SendReply) {

@@ -5,6 +5,11 @@ use chat_service::process::{run, ChatServiceArgs};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
+/// Many small allocations per message (frames, ids, replies): mimalloc serves them
+/// with far less time in the allocator than the system one (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = ChatServiceArgs::parse();
