@@ -276,4 +276,16 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
     }
+
+    /// Closes from the client side (code 1000) and returns the code of the server's
+    /// answering close frame; None when the server dropped the connection without one.
+    pub async fn close_and_await_answer(mut self) -> Option<u16> {
+        let normal = CloseFrame {
+            code: 1000.into(),
+            reason: "bye".into(),
+        };
+        self.socket.close(Some(normal)).await.ok()?;
+        self.closed = None;
+        self.wait_closed().await
+    }
 }

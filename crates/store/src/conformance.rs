@@ -585,29 +585,37 @@ pub async fn last_seen_keeps_the_latest(store: Arc<dyn MessageStore>) {
 }
 
 pub async fn concurrent_appends_all_land(store: Arc<dyn MessageStore>) {
-    store
-        .create_chat(&group("g", &[("alice", Role::Admin)]))
-        .await
-        .unwrap();
+    const CHATS: usize = 40;
+    const PER_CHAT: u64 = 5;
     let mut tasks = Vec::new();
-    for seq in 1..=200u64 {
+    for chat in 0..CHATS {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
+            let chat_id = format!("g{chat}");
             store
-                .append(vec![message("g", seq, "alice", 1)])
+                .create_chat(&group(&chat_id, &[("alice", Role::Admin)]))
                 .await
                 .unwrap();
+            // One writer per chat, in order, as the sequencer writes; chats race each other.
+            for seq in 1..=PER_CHAT {
+                store
+                    .append(vec![message(&chat_id, seq, "alice", 1)])
+                    .await
+                    .unwrap();
+            }
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    let stored = store
-        .messages_after(&ChatId::from("g"), 0, Page::count(1000))
-        .await
-        .unwrap();
-    assert_eq!(
-        stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        (1..=200).collect::<Vec<_>>()
-    );
+    for chat in 0..CHATS {
+        let stored = store
+            .messages_after(&ChatId::from(format!("g{chat}")), 0, Page::count(1000))
+            .await
+            .unwrap();
+        assert_eq!(
+            stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            (1..=PER_CHAT).collect::<Vec<_>>()
+        );
+    }
 }

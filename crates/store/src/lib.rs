@@ -63,6 +63,13 @@ pub trait MessageStore: Send + Sync + 'static {
     /// stored already is a no-op, so a retried batch is harmless; a different message at
     /// an existing (chat_id, seq) fails the whole batch with `StoreError::Conflict`.
     async fn append(&self, messages: Vec<Message>) -> StoreResult<()>;
+    /// Appends the sequencer may have in flight at once. More than one is safe only when
+    /// `append` also refuses (with `Conflict`, writing nothing) a message that does not
+    /// directly follow its chat's stored head: then a batch that failed cannot leave a
+    /// gap under the batches sent after it.
+    fn appends_in_flight(&self) -> usize {
+        1
+    }
     /// Head seq of a chat and its dedup entries written at or after `dedup_since_ms`.
     async fn sequencer_state(
         &self,

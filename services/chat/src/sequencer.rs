@@ -3,14 +3,25 @@
 //! publishes the messages, in seq order, and acknowledges them. Per chat it keeps the
 //! head seq and the client_msg_ids of the dedup window in memory, loaded from the store
 //! the first time the chat is touched, so a restart resumes exactly where the log ends.
+//!
+//! Appends are pipelined: while one batch is being made durable the next is sequenced and
+//! handed to the store (up to `MessageStore::appends_in_flight`), and batches complete
+//! strictly in the order they were sequenced, so acks and fan-out keep seq order. A store
+//! that allows more than one in flight refuses an append that does not continue its
+//! chat's log; so when a batch fails, the ones after it in the same chats fail too rather
+//! than leave a gap, and the sequencer waits for every batch in flight before it reloads
+//! the failed chats' order from the store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use chat_api::{ChatError, ChatId, SendOutcome, SendRequest, UserId};
 use chat_protocol::{now_ms, Chat, Message};
-use chat_store::MessageStore;
+use chat_store::{MessageStore, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -57,10 +68,41 @@ struct ChatOrder {
     /// The ownership generation this state was loaded under.
     generation: u64,
     head_seq: u64,
-    /// (sender, client_msg_id) -> the outcome of the first send.
-    recent: HashMap<(UserId, String), SendOutcome>,
+    /// (sender, client_msg_id) -> what the first send of it became.
+    recent: Recent,
     last_used: u64,
 }
+
+/// The dedup record of a chat: one entry per message of the window. Kept small and
+/// hashed with foldhash (seeded per process, so client ids cannot be chosen to collide):
+/// with SipHash and whole `SendOutcome`s, the chats of a busy server outgrowing their
+/// maps together stalled the sequencer for tens of ms (BENCHMARKS.md).
+type Recent = HashMap<(UserId, String), Remembered, foldhash::fast::RandomState>;
+
+/// What a send became, enough to answer its repeats.
+struct Remembered {
+    msg_id: Box<str>,
+    seq: u64,
+    ts: i64,
+    /// The batch it went out in (`DURABLE` once it is known to be stored).
+    ticket: u64,
+}
+
+impl Remembered {
+    fn outcome(&self, chat_id: &ChatId, client_msg_id: &str) -> SendOutcome {
+        SendOutcome {
+            chat_id: chat_id.clone(),
+            client_msg_id: client_msg_id.to_owned(),
+            msg_id: self.msg_id.to_string(),
+            seq: self.seq,
+            ts: self.ts,
+            created: false,
+        }
+    }
+}
+
+/// The batch ticket of dedup entries read back from the store.
+const DURABLE: u64 = 0;
 
 pub(crate) struct Sequencer {
     store: Arc<dyn MessageStore>,
@@ -71,7 +113,28 @@ pub(crate) struct Sequencer {
     dedup_window: Duration,
     capacity: usize,
     orders: HashMap<ChatId, ChatOrder>,
+    /// Batches handed to the store, oldest first.
+    in_flight: VecDeque<Batch>,
+    /// Counts batches; also the ticket of the batch being formed.
     tick: u64,
+}
+
+/// A sequenced batch on its way to the store.
+struct Batch {
+    ticket: u64,
+    taken: Instant,
+    pending: Vec<Pending>,
+    /// Repeats of this batch's messages, answered with its outcome.
+    repeats: Vec<Repeat>,
+    touched: HashSet<ChatId>,
+    append: Pin<Box<dyn Future<Output = StoreResult<()>> + Send>>,
+}
+
+/// What a send turned out to be.
+enum Accepted {
+    New(Pending),
+    /// A repeat of a message in batch `ticket` (or `DURABLE`).
+    Repeat(Repeat, u64),
 }
 
 /// A message accepted into the current batch, waiting for the append.
@@ -108,6 +171,7 @@ impl Sequencer {
             dedup_window: config.dedup_window,
             capacity: config.sequencer_cached_chats.max(1),
             orders: HashMap::new(),
+            in_flight: VecDeque::new(),
             tick: 0,
         };
         tokio::spawn(sequencer.run(rx));
@@ -115,15 +179,40 @@ impl Sequencer {
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<SendCommand>) {
+        let limit = self.store.appends_in_flight().max(1);
         let mut commands = Vec::with_capacity(MAX_BATCH);
-        while rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
-            self.process(std::mem::take(&mut commands)).await;
+        loop {
+            let room = self.in_flight.len() < limit;
+            let event = tokio::select! {
+                biased;
+                result = oldest_append(&mut self.in_flight), if !self.in_flight.is_empty() => {
+                    Event::Appended(result)
+                }
+                received = rx.recv_many(&mut commands, MAX_BATCH), if room => {
+                    Event::Received(received)
+                }
+            };
+            match event {
+                Event::Appended(result) => {
+                    let batch = self.in_flight.pop_front().expect("an append was in flight");
+                    self.finish(batch, result).await;
+                }
+                Event::Received(0) => break,
+                Event::Received(_) => self.sequence(std::mem::take(&mut commands)).await,
+            }
+        }
+        while let Some(mut batch) = self.in_flight.pop_front() {
+            let result = batch.append.as_mut().await;
+            self.finish(batch, result).await;
         }
     }
 
-    async fn process(&mut self, commands: Vec<SendCommand>) {
-        let taken = std::time::Instant::now();
+    /// Gives each send its seq (or recognises it as a repeat) and hands the new messages to
+    /// the store as one append.
+    async fn sequence(&mut self, commands: Vec<SendCommand>) {
+        let taken = Instant::now();
         self.tick += 1;
+        let ticket = self.tick;
         self.evict_if_full();
         if self.tick.is_multiple_of(PRUNE_EVERY_BATCHES) {
             self.prune_expired_dedup();
@@ -132,9 +221,19 @@ impl Sequencer {
         let mut repeats: Vec<Repeat> = Vec::new();
         let mut touched: HashSet<ChatId> = HashSet::new();
         for command in commands {
-            match self.accept(command, &mut pending, &mut touched).await {
-                Ok(Some(repeat)) => repeats.push(repeat),
-                Ok(None) => {}
+            match self.accept(command, ticket).await {
+                Ok(Accepted::New(p)) => {
+                    touched.insert(p.message.chat_id.clone());
+                    pending.push(p);
+                }
+                Ok(Accepted::Repeat(repeat, of)) if of == ticket => repeats.push(repeat),
+                Ok(Accepted::Repeat(repeat, of)) => match self.batch_mut(of) {
+                    // Its original is not durable yet: answer with that batch.
+                    Some(batch) => batch.repeats.push(repeat),
+                    None => {
+                        let _ = repeat.reply.send(Ok(repeat.outcome));
+                    }
+                },
                 Err((reply, error)) => {
                     let _ = reply.send(Err(error));
                 }
@@ -147,10 +246,45 @@ impl Sequencer {
             return;
         }
         let messages: Vec<Message> = pending.iter().map(|p| p.message.clone()).collect();
-        let batch_size = messages.len();
-        match self.store.append(messages).await {
+        let store = self.store.clone();
+        let mut append: Pin<Box<dyn Future<Output = StoreResult<()>> + Send>> =
+            Box::pin(async move { store.append(messages).await });
+        // Polled once now, so the store takes the appends in the order they were sequenced.
+        let early = futures_util::poll!(append.as_mut());
+        let batch = Batch {
+            ticket,
+            taken,
+            pending,
+            repeats,
+            touched,
+            append,
+        };
+        match early {
+            Poll::Ready(result) if self.in_flight.is_empty() => self.finish(batch, result).await,
+            Poll::Ready(result) => {
+                batch_ready(&mut self.in_flight, batch, result);
+            }
+            Poll::Pending => self.in_flight.push_back(batch),
+        }
+    }
+
+    fn batch_mut(&mut self, ticket: u64) -> Option<&mut Batch> {
+        self.in_flight.iter_mut().find(|b| b.ticket == ticket)
+    }
+
+    /// Acks and publishes a durable batch, or fails it; in sequencing order either way.
+    async fn finish(&mut self, batch: Batch, result: StoreResult<()>) {
+        let Batch {
+            ticket,
+            taken,
+            pending,
+            repeats,
+            touched,
+            ..
+        } = batch;
+        match result {
             Ok(()) => {
-                metrics::counter!("chat_messages_stored_total").increment(batch_size as u64);
+                metrics::counter!("chat_messages_stored_total").increment(pending.len() as u64);
                 let mut deliveries = Vec::with_capacity(pending.len());
                 for p in pending {
                     // Durable, but acked only if this instance still owns the chat under
@@ -163,6 +297,7 @@ impl Sequencer {
                     }
                     self.heads
                         .raise(&p.message.chat_id, p.message.seq, self.capacity);
+                    self.mark_durable(&p.message, ticket);
                     self.fanout.message(&p.chat, &p.message, p.origin);
                     let _ = p.reply.send(Ok(outcome_of(&p.message, true)));
                     deliveries.push((p.chat, p.message));
@@ -177,32 +312,50 @@ impl Sequencer {
                 tokio::spawn(async move { fanout.push_offline(deliveries).await });
             }
             Err(e) => {
-                tracing::warn!(error = %e, batch_size, "append failed; chats will reload their order from the store");
-                // Forget what this batch assigned: the store's head is the truth again.
-                for chat_id in &touched {
-                    self.orders.remove(chat_id);
-                }
+                tracing::warn!(error = %e, batch_size = pending.len(), "append failed; chats will reload their order from the store");
                 let error = store_error(e);
                 for p in pending {
                     let _ = p.reply.send(Err(error.clone()));
                 }
                 for repeat in repeats {
-                    // A repeat of a message in the failed batch is not durable either;
-                    // repeats of older messages are, but the client will simply retry.
+                    // The original was in this batch: not durable either.
                     let _ = repeat.reply.send(Err(error.clone()));
+                }
+                // What this batch assigned is void; batches after it in the same chats
+                // fail their contiguity check. Let them all finish, then forget the order
+                // of every failed chat: the store's head is the truth again.
+                let mut forget = touched;
+                while let Some(mut later) = self.in_flight.pop_front() {
+                    let result = later.append.as_mut().await;
+                    if result.is_err() {
+                        forget.extend(later.touched.iter().cloned());
+                    }
+                    Box::pin(self.finish(later, result)).await;
+                }
+                for chat_id in &forget {
+                    self.orders.remove(chat_id);
                 }
             }
         }
     }
 
-    /// Places one send in the batch, or recognises it as a repeat.
+    /// The message's dedup entry now points at a stored message.
+    fn mark_durable(&mut self, message: &Message, ticket: u64) {
+        if let Some(order) = self.orders.get_mut(&message.chat_id) {
+            let key = (message.sender_id.clone(), message.client_msg_id.clone());
+            if let Some(entry) = order.recent.get_mut(&key).filter(|e| e.ticket == ticket) {
+                entry.ticket = DURABLE;
+            }
+        }
+    }
+
+    /// Places one send in the batch `ticket`, or recognises it as a repeat.
     #[allow(clippy::type_complexity)]
     async fn accept(
         &mut self,
         command: SendCommand,
-        pending: &mut Vec<Pending>,
-        touched: &mut HashSet<ChatId>,
-    ) -> Result<Option<Repeat>, (oneshot::Sender<Result<SendOutcome, ChatError>>, ChatError)> {
+        ticket: u64,
+    ) -> Result<Accepted, (oneshot::Sender<Result<SendOutcome, ChatError>>, ChatError)> {
         let SendCommand {
             sender_id,
             session,
@@ -235,9 +388,8 @@ impl Sequencer {
         let key = (sender_id, request.client_msg_id);
         if let Some(previous) = order.recent.get(&key) {
             metrics::counter!("chat_send_repeats_total").increment(1);
-            let mut outcome = previous.clone();
-            outcome.created = false;
-            return Ok(Some(Repeat { outcome, reply }));
+            let outcome = previous.outcome(&request.chat_id, &key.1);
+            return Ok(Accepted::Repeat(Repeat { outcome, reply }, previous.ticket));
         }
         order.head_seq += 1;
         let (sender_id, client_msg_id) = key;
@@ -252,17 +404,20 @@ impl Sequencer {
         };
         order.recent.insert(
             (message.sender_id.clone(), message.client_msg_id.clone()),
-            outcome_of(&message, true),
+            Remembered {
+                msg_id: message.msg_id.as_str().into(),
+                seq: message.seq,
+                ts: message.ts,
+                ticket,
+            },
         );
-        touched.insert(message.chat_id.clone());
-        pending.push(Pending {
+        Ok(Accepted::New(Pending {
             generation,
             chat,
             message,
             origin: session,
             reply,
-        });
-        Ok(None)
+        }))
     }
 
     /// Loads the chat's order state from the store unless it is held under `generation`.
@@ -284,15 +439,13 @@ impl Sequencer {
             .recent
             .into_iter()
             .map(|e| {
-                let outcome = SendOutcome {
-                    chat_id: chat_id.clone(),
-                    client_msg_id: e.client_msg_id.clone(),
-                    msg_id: e.msg_id,
+                let remembered = Remembered {
+                    msg_id: e.msg_id.into(),
                     seq: e.seq,
                     ts: e.ts,
-                    created: false,
+                    ticket: DURABLE,
                 };
-                ((e.sender_id, e.client_msg_id), outcome)
+                ((e.sender_id, e.client_msg_id), remembered)
             })
             .collect();
         self.orders.insert(
@@ -315,7 +468,9 @@ impl Sequencer {
         }
         let mut ticks: Vec<u64> = self.orders.values().map(|o| o.last_used).collect();
         ticks.sort_unstable();
-        let cutoff = ticks[ticks.len() / 2];
+        // Never a chat with messages in flight: reloaded now, its head would miss them.
+        let oldest_in_flight = self.in_flight.front().map_or(u64::MAX, |b| b.ticket);
+        let cutoff = ticks[ticks.len() / 2].min(oldest_in_flight.saturating_sub(1));
         self.orders.retain(|_, o| o.last_used > cutoff);
     }
 
@@ -323,9 +478,27 @@ impl Sequencer {
     fn prune_expired_dedup(&mut self) {
         let oldest = now_ms() - self.dedup_window.as_millis() as i64;
         for order in self.orders.values_mut() {
-            order.recent.retain(|_, outcome| outcome.ts >= oldest);
+            order.recent.retain(|_, remembered| remembered.ts >= oldest);
         }
     }
+}
+
+enum Event {
+    Appended(StoreResult<()>),
+    Received(usize),
+}
+
+/// Resolves when the oldest batch in flight is durable (or failed).
+async fn oldest_append(in_flight: &mut VecDeque<Batch>) -> StoreResult<()> {
+    let batch = in_flight.front_mut().expect("an append is in flight");
+    batch.append.as_mut().await
+}
+
+/// A batch whose append finished on its first poll while older ones are still in flight:
+/// it waits its turn behind them.
+fn batch_ready(in_flight: &mut VecDeque<Batch>, mut batch: Batch, result: StoreResult<()>) {
+    batch.append = Box::pin(std::future::ready(result));
+    in_flight.push_back(batch);
 }
 
 fn outcome_of(message: &Message, created: bool) -> SendOutcome {

@@ -116,6 +116,13 @@ async fn ping_gets_pong() {
 }
 
 #[tokio::test]
+async fn a_client_close_is_answered_with_a_close_frame() {
+    let server = TestServer::start().await;
+    let client = server.connect("alice", "phone").await;
+    assert_eq!(client.close_and_await_answer().await, Some(1000));
+}
+
+#[tokio::test]
 async fn shutdown_tells_clients_to_reconnect_and_keeps_acked_messages() {
     let temp = tempfile::tempdir().unwrap();
     let server = TestServer::start_in(temp.path(), |a| {

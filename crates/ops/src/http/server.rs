@@ -75,6 +75,11 @@ pub async fn serve(
                 continue;
             }
         };
+        // Chat frames are small and latency-bound: Nagle would hold a reply back until the
+        // peer's delayed ACK (up to 40 ms) whenever an earlier frame is still unacknowledged.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
         let router = router.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let mut request = request.map(Body::new);

@@ -1,12 +1,14 @@
 //! The embedded store: SQLite in WAL mode, one group-commit writer thread and a pool of
 //! readers. Several processes on one host may open the same file.
 
+mod checkpoint;
 mod pool;
 mod queries;
 mod writer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -17,16 +19,21 @@ use rusqlite::Connection;
 use crate::error::{StoreError, StoreResult};
 use crate::types::{Page, PushDevice, SequencerState, UserChatState, Watermarks};
 use crate::MessageStore;
+use checkpoint::Checkpointer;
 use pool::ReadPool;
 use writer::Writer;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// Page cache of the write connection.
 const WRITER_CACHE_KIB: u64 = 64 * 1024;
 /// Memory-mapped reads, for the writer and the readers.
 pub(crate) const MMAP_BYTES: i64 = 1 << 30;
-/// WAL pages between automatic checkpoints (4 KiB pages: about 40 MiB).
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+/// Bytes of WAL file kept after it rewinds (the rest is truncated).
+const WAL_KEPT_BYTES: i64 = 64 << 20;
+/// Appends the sequencer may have queued for the writer while one commits: enough that
+/// the writer always has the next batch ready, few enough that a failed batch wastes
+/// little (the ones after it fail their contiguity check and are retried by clients).
+const APPENDS_IN_FLIGHT: usize = 4;
 
 /// How hard SQLite works to make a commit durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,6 +70,7 @@ impl SqliteConfig {
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Option<Arc<Writer>>>,
+    checkpointer: Mutex<Option<Checkpointer>>,
     reads: Arc<ReadPool>,
 }
 
@@ -82,21 +90,27 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", sync)?;
         // Appends land in many chats' B-tree pages at once: keep the hot ones in memory
-        // (the default cache is 2 MiB), read through mmap instead of a syscall per page,
-        // and checkpoint the WAL less often, so each group commit costs mostly its fsync.
+        // (the default cache is 2 MiB) and read through mmap instead of a syscall per
+        // page. The checkpointer thread, not the commit, copies the WAL back.
         conn.pragma_update(None, "cache_size", -(WRITER_CACHE_KIB as i64))?;
         conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
-        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // Once rewound, a WAL that grew under a burst is cut back to this size.
+        conn.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES)?;
         // Every write job runs in a savepoint; keep its statement journal in memory rather
         // than in a temporary file written and closed per job.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&conn)?;
-        let writer = Writer::start(conn, config.write_queue)
+        let checkpoint_wanted = Arc::new(AtomicBool::new(false));
+        let writer = Writer::start(conn, config.write_queue, checkpoint_wanted.clone())
             .map_err(|e| StoreError::Internal(format!("start writer thread: {e}")))?;
+        let checkpointer = Checkpointer::start(&config.path, checkpoint_wanted)?
+            .map_err(|e| StoreError::Internal(format!("start checkpoint thread: {e}")))?;
         Ok(SqliteStore {
             path: config.path.clone(),
             writer: Mutex::new(Some(Arc::new(writer))),
+            checkpointer: Mutex::new(Some(checkpointer)),
             reads: Arc::new(ReadPool::new(config.path.clone(), config.read_concurrency)),
         })
     }
@@ -136,16 +150,24 @@ impl SqliteStore {
 
 fn migrate(conn: &Connection) -> StoreResult<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version < SCHEMA_VERSION {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
-            include_str!("schema.sql")
-        ))?;
-    } else if version > SCHEMA_VERSION {
+    if version > SCHEMA_VERSION {
         return Err(StoreError::Internal(format!(
             "database schema v{version} is newer than this binary understands (v{SCHEMA_VERSION})"
         )));
     }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let steps = if version == 0 {
+        include_str!("schema.sql")
+    } else {
+        // v1 -> v2: the dedup table duplicated what the messages hold; it is read from
+        // them now, and appends write one B-tree instead of three.
+        "DROP INDEX IF EXISTS dedup_by_ts; DROP TABLE IF EXISTS dedup;"
+    };
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+    ))?;
     Ok(())
 }
 
@@ -153,6 +175,7 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
 impl MessageStore for SqliteStore {
     fn close(&self) {
         self.shut_down_writer();
+        self.checkpointer.lock().expect("checkpointer lock").take();
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -224,11 +247,25 @@ impl MessageStore for SqliteStore {
 
     async fn append(&self, messages: Vec<Message>) -> StoreResult<()> {
         let started = std::time::Instant::now();
-        let result = self
-            .write(move |c| queries::insert_messages(c, &messages))
-            .await;
+        let result = match self.writer() {
+            Ok(writer) => {
+                let messages = Arc::new(messages);
+                let checked = messages.clone();
+                writer
+                    .write_checked(
+                        move |c| queries::check_append(c, &checked),
+                        move |c, plan| queries::insert_checked(c, &messages, plan),
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         metrics::histogram!("chat_store_append_seconds").record(started.elapsed().as_secs_f64());
         result
+    }
+
+    fn appends_in_flight(&self) -> usize {
+        APPENDS_IN_FLIGHT
     }
 
     async fn sequencer_state(
@@ -266,9 +303,10 @@ impl MessageStore for SqliteStore {
             .await
     }
 
-    async fn prune_dedup(&self, older_than_ms: i64) -> StoreResult<u64> {
-        self.write(move |c| queries::prune_dedup(c, older_than_ms))
-            .await
+    /// Nothing to prune: the messages are the dedup record, and the window is applied
+    /// when they are read (`sequencer_state`).
+    async fn prune_dedup(&self, _older_than_ms: i64) -> StoreResult<u64> {
+        Ok(0)
     }
 
     async fn advance_delivered(

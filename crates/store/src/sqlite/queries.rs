@@ -196,18 +196,68 @@ fn unread_count(
     .map(|n| n as u64)
 }
 
-pub(crate) fn insert_messages(conn: &Connection, messages: &[Message]) -> rusqlite::Result<()> {
-    let mut message_stmt = conn.prepare_cached(&format!(
-        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (chat_id, seq) DO NOTHING"
+/// What an append will do, decided before anything is written: the messages that are new
+/// (in order), the others being repeats of stored ones.
+pub(crate) struct CheckedAppend {
+    new: Vec<usize>,
+}
+
+/// Checks a batch against the log without writing: each message is either already stored
+/// (the same msg_id at its seq: a retried batch) or comes right after its chat's head, so
+/// the log stays gap-free even when an earlier batch in flight failed. Anything else is a
+/// `SeqConflict` and nothing of the batch is written.
+pub(crate) fn check_append(
+    conn: &Connection,
+    messages: &[Message],
+) -> rusqlite::Result<CheckedAppend> {
+    let mut heads: HashMap<&str, u64> = HashMap::new();
+    let mut new = Vec::with_capacity(messages.len());
+    for (i, m) in messages.iter().enumerate() {
+        let head = match heads.get(m.chat_id.as_str()) {
+            Some(head) => *head,
+            None => head_seq(conn, &m.chat_id)?,
+        };
+        if m.seq == head + 1 {
+            heads.insert(m.chat_id.as_str(), m.seq);
+            new.push(i);
+            continue;
+        }
+        let conflict = |why: String| {
+            rusqlite::Error::ToSqlConversionFailure(Box::new(SeqConflict(format!(
+                "chat {} seq {}: {why}",
+                m.chat_id, m.seq
+            ))))
+        };
+        if m.seq > head {
+            return Err(conflict(format!("the log ends at {head}")));
+        }
+        let existing: Option<String> = conn
+            .prepare_cached("SELECT msg_id FROM messages WHERE chat_id = ?1 AND seq = ?2")?
+            .query_row(params![m.chat_id, m.seq as i64], |r| r.get(0))
+            .optional()?;
+        if existing.as_deref() != Some(m.msg_id.as_str()) {
+            return Err(conflict(format!(
+                "holds {}, not {}",
+                existing.unwrap_or_default(),
+                m.msg_id
+            )));
+        }
+        heads.insert(m.chat_id.as_str(), head);
+    }
+    Ok(CheckedAppend { new })
+}
+
+/// Writes the new messages of a checked batch; fails only if the database does.
+pub(crate) fn insert_checked(
+    conn: &Connection,
+    messages: &[Message],
+    checked: CheckedAppend,
+) -> rusqlite::Result<()> {
+    let mut insert = conn.prepare_cached(&format!(
+        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
     ))?;
-    let mut dedup_stmt = conn.prepare_cached(
-        "INSERT INTO dedup (chat_id, sender_id, client_msg_id, seq, msg_id, ts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (chat_id, sender_id, client_msg_id) DO NOTHING",
-    )?;
-    for m in messages {
-        let inserted = message_stmt.execute(params![
+    for m in checked.new.into_iter().map(|i| &messages[i]) {
+        insert.execute(params![
             m.chat_id,
             m.seq as i64,
             m.msg_id,
@@ -216,58 +266,42 @@ pub(crate) fn insert_messages(conn: &Connection, messages: &[Message]) -> rusqli
             m.body,
             m.ts
         ])?;
-        if inserted > 0 {
-            dedup_stmt.execute(params![
-                m.chat_id,
-                m.sender_id,
-                m.client_msg_id,
-                m.seq as i64,
-                m.msg_id,
-                m.ts
-            ])?;
-        } else {
-            // Present already: the same message (a retried batch) is fine; another one
-            // means two writers handed out this seq, and this whole job rolls back.
-            let existing: String = conn
-                .prepare_cached("SELECT msg_id FROM messages WHERE chat_id = ?1 AND seq = ?2")?
-                .query_row(params![m.chat_id, m.seq as i64], |r| r.get(0))?;
-            if existing != m.msg_id {
-                return Err(rusqlite::Error::ToSqlConversionFailure(Box::new(
-                    SeqConflict(format!(
-                        "chat {} seq {} holds {existing}, not {}",
-                        m.chat_id, m.seq, m.msg_id
-                    )),
-                )));
-            }
-        }
     }
     Ok(())
 }
 
+/// The chat's head and its messages since `dedup_since_ms`, newest first: the messages
+/// themselves are the dedup record (no separate table to write on every append), read
+/// backwards from the head until one is older than the window.
 pub(crate) fn sequencer_state(
     conn: &Connection,
     chat_id: &str,
     dedup_since_ms: i64,
 ) -> rusqlite::Result<SequencerState> {
-    let recent = conn
-        .prepare_cached(
-            "SELECT sender_id, client_msg_id, seq, msg_id, ts FROM dedup
-             WHERE chat_id = ?1 AND ts >= ?2",
-        )?
-        .query_map(params![chat_id, dedup_since_ms], |r| {
-            Ok(DedupEntry {
-                sender_id: r.get(0)?,
-                client_msg_id: r.get(1)?,
-                seq: r.get::<_, i64>(2)? as u64,
-                msg_id: r.get(3)?,
-                ts: r.get(4)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(SequencerState {
-        head_seq: head_seq(conn, chat_id)?,
-        recent,
-    })
+    let mut statement = conn.prepare_cached(
+        "SELECT sender_id, client_msg_id, seq, msg_id, ts FROM messages
+         WHERE chat_id = ?1 ORDER BY seq DESC",
+    )?;
+    let rows = statement.query_map(params![chat_id], |r| {
+        Ok(DedupEntry {
+            sender_id: r.get(0)?,
+            client_msg_id: r.get(1)?,
+            seq: r.get::<_, i64>(2)? as u64,
+            msg_id: r.get(3)?,
+            ts: r.get(4)?,
+        })
+    })?;
+    let mut head_seq = 0;
+    let mut recent = Vec::new();
+    for row in rows {
+        let entry = row?;
+        head_seq = head_seq.max(entry.seq);
+        if entry.ts < dedup_since_ms {
+            break;
+        }
+        recent.push(entry);
+    }
+    Ok(SequencerState { head_seq, recent })
 }
 
 pub(crate) fn messages_after(
@@ -322,12 +356,6 @@ fn fill(
         }
     }
     Ok(filler.into_messages())
-}
-
-pub(crate) fn prune_dedup(conn: &Connection, older_than_ms: i64) -> rusqlite::Result<u64> {
-    Ok(conn
-        .prepare_cached("DELETE FROM dedup WHERE ts < ?1")?
-        .execute([older_than_ms])? as u64)
 }
 
 pub(crate) fn select_watermarks(

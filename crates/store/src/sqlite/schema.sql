@@ -1,4 +1,5 @@
--- Schema v1 of the embedded store. Applied by SqliteStore::open when user_version < 1.
+-- The embedded store's schema, as of v2. Applied by SqliteStore::open to a new database;
+-- older ones are brought up to date by the steps in `migrate`.
 CREATE TABLE IF NOT EXISTS chats (
     chat_id    TEXT PRIMARY KEY,
     kind       TEXT NOT NULL,
@@ -15,7 +16,8 @@ CREATE TABLE IF NOT EXISTS members (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, chat_id);
 
--- One row per message; the primary key is the chat's order.
+-- One row per message; the primary key is the chat's order. The rows are also the
+-- dedup record of idempotent sends (sender_id, client_msg_id), read back from the head.
 CREATE TABLE IF NOT EXISTS messages (
     chat_id       TEXT NOT NULL,
     seq           INTEGER NOT NULL,
@@ -26,18 +28,6 @@ CREATE TABLE IF NOT EXISTS messages (
     ts            INTEGER NOT NULL,
     PRIMARY KEY (chat_id, seq)
 ) WITHOUT ROWID;
-
--- Idempotent send: (chat, sender, client_msg_id) -> the message it created. Pruned by ts.
-CREATE TABLE IF NOT EXISTS dedup (
-    chat_id       TEXT NOT NULL,
-    sender_id     TEXT NOT NULL,
-    client_msg_id TEXT NOT NULL,
-    seq           INTEGER NOT NULL,
-    msg_id        TEXT NOT NULL,
-    ts            INTEGER NOT NULL,
-    PRIMARY KEY (chat_id, sender_id, client_msg_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS dedup_by_ts ON dedup (ts);
 
 CREATE TABLE IF NOT EXISTS device_watermarks (
     chat_id       TEXT NOT NULL,

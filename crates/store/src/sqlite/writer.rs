@@ -1,7 +1,14 @@
 //! Group commit: one thread owns the write connection and runs every queued write job in
 //! one transaction, so concurrent callers share a single commit and fsync. The queue is
 //! bounded: when it is full, writers wait for room instead of piling up jobs.
+//!
+//! A job either runs in a savepoint (`write`: its failure undoes only itself) or checks
+//! first and then writes without one (`write_checked`, the append path: a savepoint per
+//! job cost a statement journal per batch); if such a job's write fails anyway, the whole
+//! transaction is rolled back and every job in it fails.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -11,8 +18,16 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{StoreError, StoreResult};
 
 /// Runs inside the batch transaction; returns what to do once the commit outcome is known.
-type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Ran + Send>;
 type Completion = Box<dyn FnOnce(&Result<(), StoreError>) + Send>;
+
+/// What running a job left behind.
+struct Ran {
+    complete: Completion,
+    /// False when the job failed part-way without a savepoint: the transaction holds half
+    /// of its writes and must not commit.
+    sound: bool,
+}
 
 /// The most jobs one transaction takes; bounds the latency of the last job in a batch.
 const MAX_BATCH: usize = 4096;
@@ -24,11 +39,16 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the thread; at most `queue` jobs wait for it.
-    pub(crate) fn start(conn: Connection, queue: usize) -> std::io::Result<Self> {
+    /// Between two commits it finishes a WAL checkpoint whenever `checkpoint_wanted` is set.
+    pub(crate) fn start(
+        conn: Connection,
+        queue: usize,
+        checkpoint_wanted: Arc<AtomicBool>,
+    ) -> std::io::Result<Self> {
         let (jobs, rx) = mpsc::channel::<Job>(queue.max(1));
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, rx))?;
+            .spawn(move || run(conn, rx, checkpoint_wanted))?;
         Ok(Writer {
             jobs: Some(jobs),
             thread: Some(thread),
@@ -42,18 +62,50 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        self.submit(move |conn, reply| {
+            let (result, sound) = in_savepoint(conn, f);
+            Ran {
+                complete: answer_after_commit(result, reply),
+                sound,
+            }
+        })
+        .await
+    }
+
+    /// Runs `check` (which must not write) and then `apply` with what it found, without a
+    /// savepoint, in the next batch transaction; resolves once that transaction is
+    /// durable. A failed check writes nothing and fails this job alone.
+    pub(crate) async fn write_checked<P, C, A>(&self, check: C, apply: A) -> StoreResult<()>
+    where
+        P: 'static,
+        C: FnOnce(&Connection) -> rusqlite::Result<P> + Send + 'static,
+        A: FnOnce(&Connection, P) -> rusqlite::Result<()> + Send + 'static,
+    {
+        self.submit(move |conn, reply| match check(conn) {
+            Err(e) => Ran {
+                complete: answer_after_commit(Err(e.into()), reply),
+                sound: true,
+            },
+            Ok(plan) => {
+                let applied = apply(conn, plan).map_err(StoreError::from);
+                let sound = applied.is_ok();
+                Ran {
+                    complete: answer_after_commit(applied, reply),
+                    sound,
+                }
+            }
+        })
+        .await
+    }
+
+    /// Queues a job and waits for its answer.
+    async fn submit<T, F>(&self, run: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, oneshot::Sender<StoreResult<T>>) -> Ran + Send + 'static,
+    {
         let (reply, outcome) = oneshot::channel::<StoreResult<T>>();
-        let job: Job = Box::new(move |conn| {
-            let result = in_savepoint(conn, f);
-            Box::new(move |commit: &Result<(), StoreError>| {
-                let outcome = match (result, commit) {
-                    (Err(e), _) => Err(e),
-                    (Ok(_), Err(e)) => Err(e.clone()),
-                    (Ok(v), Ok(())) => Ok(v),
-                };
-                let _ = reply.send(outcome);
-            })
-        });
+        let job: Job = Box::new(move |conn| run(conn, reply));
         let jobs = self.jobs.as_ref().ok_or(StoreError::Closed)?;
         match jobs.try_send(job) {
             Ok(()) => {}
@@ -63,7 +115,8 @@ impl Writer {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(StoreError::Closed),
         }
-        // A job dropped unrun (the transaction could not begin) closes its reply channel.
+        // A job dropped unrun (the transaction could not begin, or was rolled back before
+        // its turn) closes its reply channel.
         outcome
             .await
             .unwrap_or_else(|_| Err(StoreError::Unavailable("write was not applied".into())))
@@ -84,7 +137,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, checkpoint_wanted: Arc<AtomicBool>) {
     let mut batch = Vec::with_capacity(64);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -104,8 +157,26 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
                 continue;
             }
         };
-        let completions: Vec<Completion> = batch.drain(..).map(|job| job(&tx)).collect();
-        let committed = tx.commit().map_err(StoreError::from);
+        let mut completions: Vec<Completion> = Vec::with_capacity(size);
+        let mut sound = true;
+        for job in batch.drain(..) {
+            if !sound {
+                // Dropped unrun: its caller hears the write was not applied.
+                continue;
+            }
+            let ran = job(&tx);
+            completions.push(ran.complete);
+            sound = ran.sound;
+        }
+        let committed = if sound {
+            tx.commit().map_err(StoreError::from)
+        } else {
+            tracing::error!("a write failed part-way; rolling back the batch of {size} jobs");
+            drop(tx);
+            Err(StoreError::Unavailable(
+                "the write batch was rolled back".into(),
+            ))
+        };
         if let Err(e) = &committed {
             tracing::error!(error = %e, "write transaction failed to commit");
         }
@@ -114,22 +185,139 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
         for complete in completions {
             complete(&committed);
         }
+        if checkpoint_wanted.swap(false, Ordering::Relaxed) {
+            finish_checkpoint(&conn);
+        }
     }
 }
 
+/// Copies the WAL frames the checkpoint thread could not (those committed while it ran),
+/// so that the next commit rewinds the WAL instead of growing it.
+fn finish_checkpoint(conn: &Connection) {
+    let started = Instant::now();
+    match super::checkpoint::checkpoint(conn) {
+        Ok((wal_frames, copied)) => {
+            metrics::histogram!("chat_store_writer_checkpoint_seconds")
+                .record(started.elapsed().as_secs_f64());
+            if copied < wal_frames {
+                tracing::debug!(wal_frames, copied, "a reader still holds WAL frames");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "writer's WAL checkpoint failed"),
+    }
+}
+
+/// The answer to a job's caller: its own result if it failed, else the commit's.
+fn answer_after_commit<T: Send + 'static>(
+    result: StoreResult<T>,
+    reply: oneshot::Sender<StoreResult<T>>,
+) -> Completion {
+    Box::new(move |commit: &Result<(), StoreError>| {
+        let outcome = match (result, commit) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e.clone()),
+            (Ok(v), Ok(())) => Ok(v),
+        };
+        let _ = reply.send(outcome);
+    })
+}
+
+/// Runs `f` in a savepoint; the flag is false when the savepoint itself could not be
+/// opened, released or rolled back, leaving the transaction in an unknown state.
 fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-) -> StoreResult<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+) -> (StoreResult<T>, bool) {
+    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        return (Err(e.into()), true);
+    }
     match f(conn) {
-        Ok(v) => {
-            conn.execute_batch("RELEASE job")?;
-            Ok(v)
-        }
+        Ok(v) => match conn.execute_batch("RELEASE job") {
+            Ok(()) => (Ok(v), true),
+            Err(e) => (Err(e.into()), false),
+        },
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
-            Err(e.into())
+            let sound = conn.execute_batch("ROLLBACK TO job; RELEASE job").is_ok();
+            (Err(e.into()), sound)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> Writer {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+            .unwrap();
+        Writer::start(conn, 16, Arc::default()).unwrap()
+    }
+
+    async fn rows(writer: &Writer) -> i64 {
+        writer
+            .write(|c| c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)))
+            .await
+            .unwrap()
+    }
+
+    /// A checked job whose write fails part-way (no savepoint to undo it) takes its whole
+    /// batch down: nothing of the batch commits and every caller hears so.
+    #[tokio::test]
+    async fn a_checked_job_failing_part_way_rolls_back_its_batch() {
+        let writer = Arc::new(writer());
+        // Holds the writer so the next three jobs queue up and share one transaction.
+        let holder = writer.clone();
+        let hold = tokio::spawn(async move {
+            holder
+                .write(|_| {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok(())
+                })
+                .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let before = writer.write(|c| c.execute("INSERT INTO t VALUES (1)", []));
+        let half = writer.write_checked(
+            |_| Ok(()),
+            |c, ()| {
+                c.execute("INSERT INTO t VALUES (2)", [])?;
+                c.execute("INSERT INTO t VALUES (2)", []).map(|_| ())
+            },
+        );
+        let after = writer.write(|c| c.execute("INSERT INTO t VALUES (3)", []));
+        let (before, half, after) = tokio::join!(before, half, after);
+        hold.await.unwrap().unwrap();
+        assert!(
+            matches!(before, Err(StoreError::Unavailable(_))),
+            "{before:?}"
+        );
+        assert!(half.is_err());
+        assert!(
+            matches!(after, Err(StoreError::Unavailable(_))),
+            "{after:?}"
+        );
+        assert_eq!(rows(&writer).await, 0);
+    }
+
+    /// A failed check writes nothing and fails only its own job.
+    #[tokio::test]
+    async fn a_failed_check_fails_only_its_job() {
+        let writer = writer();
+        let refused = writer
+            .write_checked(
+                |c| c.execute("SELECT * FROM missing", []).map(|_| ()),
+                |c, ()| c.execute("INSERT INTO t VALUES (1)", []).map(|_| ()),
+            )
+            .await;
+        assert!(refused.is_err());
+        writer
+            .write_checked(
+                |_| Ok(()),
+                |c, ()| c.execute("INSERT INTO t VALUES (2)", []).map(|_| ()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows(&writer).await, 1);
     }
 }

@@ -35,12 +35,17 @@ const HELD_RETRY: Duration = Duration::from_secs(1);
 /// client still sends, waiting for its close reply. Closing a socket with unread input
 /// makes the kernel send a reset, which can destroy replies the client has not read yet.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
+/// At most this many queued frames share one flush, so one busy connection's writes stay
+/// short enough not to delay its own reads.
+const MAX_FRAMES_PER_FLUSH: usize = 64;
 
 type Sink = SplitSink<WebSocket, Message>;
 
 /// Why the loop ended, and what (if anything) to tell the client.
 enum End {
     ClientGone,
+    /// The client sent a close frame: answer it (RFC 6455 §5.5.1) and send nothing else.
+    ClientClosed,
     Close(u16, &'static str),
     Drain,
 }
@@ -193,8 +198,17 @@ impl Link {
                     return End::Close(close_code::REPLACED, "replaced by a newer connection of this device");
                 }
                 Some(item) = outbound.recv() => {
-                    let bytes = item.frame.as_str().len();
-                    let written = write_frames(&mut self.sink, vec![item.frame]).await;
+                    // Everything already queued goes out in one flush: under load a
+                    // connection has several frames waiting, and one write per frame
+                    // costs a syscall (and a TCP segment) each.
+                    let mut bytes = item.frame.as_str().len();
+                    let mut frames = vec![item.frame];
+                    while frames.len() < MAX_FRAMES_PER_FLUSH {
+                        let Ok(item) = outbound.try_recv() else { break };
+                        bytes += item.frame.as_str().len();
+                        frames.push(item.frame);
+                    }
+                    let written = write_frames(&mut self.sink, frames).await;
                     connection.written(bytes);
                     if written.is_err() {
                         return End::ClientGone;
@@ -236,7 +250,7 @@ impl Link {
                                 return end;
                             }
                         }
-                        Message::Close(_) => return End::ClientGone,
+                        Message::Close(_) => return End::ClientClosed,
                         Message::Ping(_) | Message::Pong(_) => {}
                     }
                 }
@@ -343,8 +357,15 @@ impl Link {
     /// `unavailable`), then the close frame — unless the client is already gone — and
     /// lingers for the client's close reply.
     async fn finish(mut self, end: End, state: &AppState, stream: &mut SplitStream<WebSocket>) {
-        if matches!(end, End::ClientGone) {
-            return;
+        match end {
+            End::ClientGone => return,
+            End::ClientClosed => {
+                // The WebSocket layer queued the answering close frame when it read the
+                // client's; flushing sends it, so the client sees a clean 1000 close.
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, self.sink.close()).await;
+                return;
+            }
+            End::Close(..) | End::Drain => {}
         }
         let owed_written = tokio::time::timeout(WRITE_TIMEOUT, async {
             if let Some(held) = self.held.take() {
@@ -367,7 +388,7 @@ impl Link {
             return;
         }
         match end {
-            End::ClientGone => return,
+            End::ClientGone | End::ClientClosed => return,
             End::Close(code, reason) => close(&mut self.sink, code, reason).await,
             End::Drain => {
                 let jitter = state.config.reconnect_jitter.as_millis() as u64;
@@ -415,9 +436,9 @@ async fn write_frames(sink: &mut Sink, frames: Vec<Utf8Bytes>) -> Result<(), ()>
     }
     let written = tokio::time::timeout(WRITE_TIMEOUT, async {
         for frame in frames {
-            sink.send(Message::Text(frame)).await?;
+            sink.feed(Message::Text(frame)).await?;
         }
-        Ok::<(), axum::Error>(())
+        sink.flush().await
     })
     .await;
     match written {

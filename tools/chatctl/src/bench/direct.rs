@@ -12,8 +12,9 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::receivers;
 use super::report::{Latency, Report};
-use super::stats::{histogram, progress, Stats};
+use super::stats::{progress, Stats};
 use super::{run_id, BenchArgs};
 use crate::client::{connect, create_chat, http, next_json, source_address, Keys, Ws};
 
@@ -21,8 +22,6 @@ use crate::client::{connect, create_chat, http, next_json, source_address, Keys,
 const FILLER: &str = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor";
 /// How long receivers keep listening after the senders stop.
 const GRACE: Duration = Duration::from_secs(2);
-/// Receivers ack (`recv`) every this many messages, as real clients do.
-const ACK_EVERY: u64 = 64;
 
 pub(super) async fn run(args: &BenchArgs, pairs: usize, inflight: usize) -> anyhow::Result<Report> {
     let keys = Keys::new(&args.jwt_secret)?;
@@ -43,7 +42,7 @@ pub(super) async fn run(args: &BenchArgs, pairs: usize, inflight: usize) -> anyh
 
     let stats = Arc::new(Stats::new());
     let (stop, stopped) = watch::channel(false);
-    let mut receivers = Vec::new();
+    let mut listening = Vec::new();
     for i in 0..pairs {
         let ws = connect(
             &url(i),
@@ -52,15 +51,13 @@ pub(super) async fn run(args: &BenchArgs, pairs: usize, inflight: usize) -> anyh
             Some(source_address(i, args.sources)),
         )
         .await?;
-        receivers.push(tokio::spawn(receive(ws, stats.clone(), stopped.clone())));
+        listening.push(ws);
     }
-    let mut senders = Vec::new();
-    let started = Instant::now();
-    let deadline = started + args.duration;
-    let interval = args
-        .rate
-        .map(|r| Duration::from_secs_f64(pairs as f64 / r.max(1) as f64));
-    for (i, chat) in chats.into_iter().enumerate() {
+    let receivers = receivers::spawn(listening, &stats, &stopped);
+    // Every sender connects before any sends: handshakes still going on while the first
+    // senders run would show up as their latency (tens of ms at the start of a run).
+    let mut sockets = Vec::new();
+    for i in 0..pairs {
         let ws = connect(
             &url(i),
             &keys.token(&format!("b{id}-s{i}")),
@@ -68,6 +65,16 @@ pub(super) async fn run(args: &BenchArgs, pairs: usize, inflight: usize) -> anyh
             Some(source_address(i + pairs, args.sources)),
         )
         .await?;
+        sockets.push(ws);
+    }
+    let mut senders = Vec::new();
+    let started = Instant::now();
+    let deadline = started + args.duration;
+    let start_us = stats.now_us();
+    let interval = args
+        .rate
+        .map(|r| Duration::from_secs_f64(pairs as f64 / r.max(1) as f64));
+    for (i, (chat, ws)) in chats.into_iter().zip(sockets).enumerate() {
         let sender = Sender {
             ws,
             chat,
@@ -77,7 +84,9 @@ pub(super) async fn run(args: &BenchArgs, pairs: usize, inflight: usize) -> anyh
             outstanding: 0,
         };
         senders.push(tokio::spawn(match interval {
-            Some(every) => sender.open_loop(every, i as u64, pairs as u64).boxed(),
+            Some(every) => sender
+                .open_loop(start_us, every, i as u64, pairs as u64)
+                .boxed(),
             None => sender.closed_loop(inflight).boxed(),
         }));
     }
@@ -109,39 +118,6 @@ pub(super) async fn run(args: &BenchArgs, pairs: usize, inflight: usize) -> anyh
         latency: Latency::of(&stats.latency()),
         extra: json!({"pairs": pairs, "mode": if args.rate.is_some() { "open" } else { "closed" }, "target_rate": args.rate, "inflight": inflight}),
     })
-}
-
-/// Reads messages, records send→receive latency from the time in their body, acks.
-pub(super) async fn receive(mut ws: Ws, stats: Arc<Stats>, mut stopped: watch::Receiver<bool>) {
-    let mut latency = histogram();
-    let mut since_ack = 0;
-    loop {
-        let frame = tokio::select! {
-            _ = stopped.changed() => break,
-            frame = next_json(&mut ws) => frame,
-        };
-        let Ok(Some(frame)) = frame else { break };
-        if frame["type"] != "msg" {
-            continue;
-        }
-        let now = stats.now_us();
-        if let Some(sent_at) = frame["body"].as_str().and_then(sent_at) {
-            let _ = latency.record(now.saturating_sub(sent_at).max(1));
-        }
-        stats.received.fetch_add(1, Ordering::Relaxed);
-        since_ack += 1;
-        if since_ack >= ACK_EVERY {
-            since_ack = 0;
-            let ack = json!({"type": "recv", "chat_id": frame["chat_id"], "seq": frame["seq"]});
-            let _ = ws.send(Message::Text(ack.to_string().into())).await;
-        }
-    }
-    stats.merge(&latency);
-}
-
-/// The send time (µs since the run started) a bench body carries: `t=<us> ...`.
-fn sent_at(body: &str) -> Option<u64> {
-    body.strip_prefix("t=")?.split(' ').next()?.parse().ok()
 }
 
 pub(super) fn body(at_us: u64) -> String {
@@ -217,8 +193,13 @@ impl Sender {
 
     /// Sends message k at `start + (k * senders + offset) * every / senders`, spreading the
     /// senders' schedules evenly; latency counts from that scheduled time.
-    pub(super) async fn open_loop(mut self, every: Duration, offset: u64, senders: u64) {
-        let start_us = self.stats.now_us();
+    pub(super) async fn open_loop(
+        mut self,
+        start_us: u64,
+        every: Duration,
+        offset: u64,
+        senders: u64,
+    ) {
         let every_us = every.as_micros() as u64;
         let mut k = 0u64;
         loop {

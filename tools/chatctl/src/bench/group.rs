@@ -8,7 +8,8 @@ use futures_util::FutureExt;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::direct::{receive, Sender};
+use super::direct::Sender;
+use super::receivers;
 use super::report::{Latency, Report};
 use super::stats::{progress, Stats};
 use super::{run_id, BenchArgs};
@@ -35,7 +36,7 @@ pub(super) async fn run(
 
     let stats = Arc::new(Stats::new());
     let (stop, stopped) = watch::channel(false);
-    let mut receivers = Vec::new();
+    let mut listening = Vec::new();
     for (i, name) in names.iter().enumerate().skip(senders) {
         let ws = connect(
             &url(i),
@@ -44,15 +45,10 @@ pub(super) async fn run(
             Some(source_address(i, args.sources)),
         )
         .await?;
-        receivers.push(tokio::spawn(receive(ws, stats.clone(), stopped.clone())));
+        listening.push(ws);
     }
-    // Members learn their large groups in the background after connecting.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let started = Instant::now();
-    let deadline = started + args.duration;
-    let rate = args.rate.unwrap_or(100).max(1);
-    let every = Duration::from_secs_f64(senders as f64 / rate as f64);
-    let mut tasks = Vec::new();
+    let receivers = receivers::spawn(listening, &stats, &stopped);
+    let mut sockets = Vec::new();
     for (i, name) in names.iter().enumerate().take(senders) {
         let ws = connect(
             &url(i),
@@ -61,6 +57,17 @@ pub(super) async fn run(
             Some(source_address(i, args.sources)),
         )
         .await?;
+        sockets.push(ws);
+    }
+    // Members learn their large groups in the background after connecting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let deadline = started + args.duration;
+    let start_us = stats.now_us();
+    let rate = args.rate.unwrap_or(100).max(1);
+    let every = Duration::from_secs_f64(senders as f64 / rate as f64);
+    let mut tasks = Vec::new();
+    for (i, ws) in sockets.into_iter().enumerate() {
         let sender = Sender {
             ws,
             chat: chat.clone(),
@@ -70,7 +77,9 @@ pub(super) async fn run(
             outstanding: 0,
         };
         tasks.push(tokio::spawn(
-            sender.open_loop(every, i as u64, senders as u64).boxed(),
+            sender
+                .open_loop(start_us, every, i as u64, senders as u64)
+                .boxed(),
         ));
     }
     let bar = progress(&stats, args.json);

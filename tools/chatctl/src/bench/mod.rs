@@ -5,6 +5,7 @@
 mod direct;
 mod group;
 mod idle;
+mod receivers;
 mod reconnect;
 mod report;
 mod stats;

@@ -12,6 +12,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -68,6 +69,10 @@ pub(super) async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         .with_state(relay);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     eprintln!("relay listening on http://{}", listener.local_addr()?);
+    // Like chatd, the relay sends small frames without Nagle's delay.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router).await?;
     Ok(())
 }

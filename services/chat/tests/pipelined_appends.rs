@@ -1,0 +1,270 @@
+//! The sequencer keeps several appends in flight. When one fails, the batches sequenced
+//! after it must not leave a gap: every send is answered (acked or refused), retries with
+//! the same client_msg_id converge, and the log ends up gap-free with each message once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_api::{Caller, ChatApi, CreateChat, SendRequest};
+use chat_bus::LocalBus;
+use chat_presence::LocalPresence;
+use chat_protocol::ids::{ChatId, DeviceId, UserId};
+use chat_protocol::{Chat, ChatKind, Member, Message};
+use chat_push::LocalPushQueue;
+use chat_service::{ChatConfig, ChatService, OwnsEverything};
+use chat_store::{
+    MessageStore, Page, PushDevice, SequencerState, SqliteConfig, SqliteStore, StoreError,
+    StoreResult, UserChatState, Watermarks,
+};
+
+/// SQLite, except that an armed append waits a little (so later batches queue up behind
+/// it) and then fails without writing; counts how many appends overlap.
+struct FlakyStore {
+    inner: SqliteStore,
+    fail_next: AtomicBool,
+    appending: AtomicUsize,
+    most_appending: AtomicUsize,
+}
+
+#[async_trait]
+impl MessageStore for FlakyStore {
+    async fn append(&self, messages: Vec<Message>) -> StoreResult<()> {
+        let now = self.appending.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_appending.fetch_max(now, Ordering::SeqCst);
+        let result = if self.fail_next.swap(false, Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Err(StoreError::Unavailable("injected failure".into()))
+        } else {
+            self.inner.append(messages).await
+        };
+        self.appending.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+    fn appends_in_flight(&self) -> usize {
+        self.inner.appends_in_flight()
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+    async fn create_chat(&self, chat: &Chat) -> StoreResult<bool> {
+        self.inner.create_chat(chat).await
+    }
+    async fn get_chat(&self, chat_id: &ChatId) -> StoreResult<Option<Chat>> {
+        self.inner.get_chat(chat_id).await
+    }
+    async fn add_members(&self, chat_id: &ChatId, members: &[Member]) -> StoreResult<()> {
+        self.inner.add_members(chat_id, members).await
+    }
+    async fn remove_member(&self, chat_id: &ChatId, user_id: &UserId) -> StoreResult<bool> {
+        self.inner.remove_member(chat_id, user_id).await
+    }
+    async fn chat_ids_of_user(&self, user_id: &UserId) -> StoreResult<Vec<ChatId>> {
+        self.inner.chat_ids_of_user(user_id).await
+    }
+    async fn chats_of_user(
+        &self,
+        user_id: &UserId,
+        device_id: &DeviceId,
+    ) -> StoreResult<Vec<UserChatState>> {
+        self.inner.chats_of_user(user_id, device_id).await
+    }
+    async fn contacts_of(&self, user_id: &UserId) -> StoreResult<Vec<UserId>> {
+        self.inner.contacts_of(user_id).await
+    }
+    async fn large_groups_of(
+        &self,
+        user_id: &UserId,
+        more_than: usize,
+    ) -> StoreResult<Vec<ChatId>> {
+        self.inner.large_groups_of(user_id, more_than).await
+    }
+    async fn sequencer_state(&self, chat_id: &ChatId, since: i64) -> StoreResult<SequencerState> {
+        self.inner.sequencer_state(chat_id, since).await
+    }
+    async fn messages_after(
+        &self,
+        chat_id: &ChatId,
+        after_seq: u64,
+        page: Page,
+    ) -> StoreResult<Vec<Message>> {
+        self.inner.messages_after(chat_id, after_seq, page).await
+    }
+    async fn messages_before(
+        &self,
+        chat_id: &ChatId,
+        before_seq: u64,
+        page: Page,
+    ) -> StoreResult<Vec<Message>> {
+        self.inner.messages_before(chat_id, before_seq, page).await
+    }
+    async fn prune_dedup(&self, older_than_ms: i64) -> StoreResult<u64> {
+        self.inner.prune_dedup(older_than_ms).await
+    }
+    async fn advance_delivered(
+        &self,
+        chat_id: &ChatId,
+        user_id: &UserId,
+        device_id: &DeviceId,
+        seq: u64,
+    ) -> StoreResult<Option<u64>> {
+        self.inner
+            .advance_delivered(chat_id, user_id, device_id, seq)
+            .await
+    }
+    async fn advance_read(
+        &self,
+        chat_id: &ChatId,
+        user_id: &UserId,
+        seq: u64,
+    ) -> StoreResult<Option<u64>> {
+        self.inner.advance_read(chat_id, user_id, seq).await
+    }
+    async fn watermarks(
+        &self,
+        chat_id: &ChatId,
+        user_id: &UserId,
+        device_id: &DeviceId,
+    ) -> StoreResult<Watermarks> {
+        self.inner.watermarks(chat_id, user_id, device_id).await
+    }
+    async fn upsert_push_device(&self, device: &PushDevice) -> StoreResult<()> {
+        self.inner.upsert_push_device(device).await
+    }
+    async fn delete_push_device(
+        &self,
+        user_id: &UserId,
+        device_id: &DeviceId,
+    ) -> StoreResult<bool> {
+        self.inner.delete_push_device(user_id, device_id).await
+    }
+    async fn push_devices(&self, user_id: &UserId) -> StoreResult<Vec<PushDevice>> {
+        self.inner.push_devices(user_id).await
+    }
+    async fn set_last_seen(&self, user_id: &UserId, ts_ms: i64) -> StoreResult<()> {
+        self.inner.set_last_seen(user_id, ts_ms).await
+    }
+    async fn last_seen(&self, user_ids: &[UserId]) -> StoreResult<HashMap<UserId, i64>> {
+        self.inner.last_seen(user_ids).await
+    }
+}
+
+fn caller(user: &str) -> Caller {
+    Caller {
+        user_id: user.into(),
+        device_id: "phone".into(),
+        session: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_append_leaves_no_gap_behind_the_batches_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FlakyStore {
+        inner: SqliteStore::open(&SqliteConfig::new(dir.path().join("chat.db"))).unwrap(),
+        fail_next: AtomicBool::new(false),
+        appending: AtomicUsize::new(0),
+        most_appending: AtomicUsize::new(0),
+    });
+    let bus = Arc::new(LocalBus::new());
+    let presence = Arc::new(LocalPresence::new(store.clone(), bus.clone()));
+    let chat = ChatService::start(
+        ChatConfig::default(),
+        store.clone(),
+        bus,
+        presence,
+        Arc::new(LocalPushQueue::new(100)),
+        Arc::new(OwnsEverything),
+    );
+    let group = CreateChat {
+        kind: ChatKind::Group,
+        title: Some("g".into()),
+        members: vec!["bob".into()],
+    };
+    let chat_id = chat
+        .create_chat(&caller("alice"), group)
+        .await
+        .unwrap()
+        .chat
+        .chat_id;
+    let send = |chat: Arc<ChatService>, client_msg_id: String| {
+        let request = SendRequest {
+            chat_id: chat_id.clone(),
+            client_msg_id,
+            body: "hi".into(),
+        };
+        async move { chat.send(&caller("alice"), request).await }
+    };
+    send(chat.clone(), "first".into()).await.unwrap();
+
+    // The next append fails after a while; sends keep coming meanwhile, in small waves,
+    // so several batches are sequenced behind it.
+    store.fail_next.store(true, Ordering::SeqCst);
+    let mut waves = Vec::new();
+    for wave in 0..20 {
+        let sends: Vec<_> = (0..10)
+            .map(|i| tokio::spawn(send(chat.clone(), format!("w{wave}-{i}"))))
+            .collect();
+        waves.push(sends);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut acked: HashMap<String, u64> = HashMap::new();
+    let mut refused: Vec<String> = Vec::new();
+    for (wave, sends) in waves.into_iter().enumerate() {
+        for (i, sent) in sends.into_iter().enumerate() {
+            let id = format!("w{wave}-{i}");
+            match sent.await.unwrap() {
+                Ok(outcome) => {
+                    acked.insert(id, outcome.seq);
+                }
+                Err(_) => refused.push(id),
+            }
+        }
+    }
+    assert!(
+        store.most_appending.load(Ordering::SeqCst) >= 2,
+        "appends were never pipelined"
+    );
+    assert!(!refused.is_empty(), "the injected failure hit no send");
+    // Clients retry what was refused, with the same ids, until it is acked.
+    for _ in 0..5 {
+        let retry = std::mem::take(&mut refused);
+        for id in retry {
+            match send(chat.clone(), id.clone()).await {
+                Ok(outcome) => {
+                    acked.insert(id, outcome.seq);
+                }
+                Err(_) => refused.push(id),
+            }
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "still refused after retries: {refused:?}"
+    );
+    // A repeat of an acked send answers with its seq.
+    let (id, seq) = acked.iter().next().map(|(k, v)| (k.clone(), *v)).unwrap();
+    assert_eq!(send(chat.clone(), id).await.unwrap().seq, seq);
+
+    let stored = store
+        .messages_after(&chat_id, 0, Page::count(1000))
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = stored.iter().map(|m| m.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=201).collect::<Vec<_>>(),
+        "gap or duplicate in the log"
+    );
+    let ids: HashSet<&str> = stored.iter().map(|m| m.client_msg_id.as_str()).collect();
+    assert_eq!(ids.len(), 201, "a message stored twice");
+    for m in &stored[1..] {
+        assert_eq!(
+            acked[&m.client_msg_id], m.seq,
+            "{} acked at another seq",
+            m.client_msg_id
+        );
+    }
+}
