@@ -9,12 +9,20 @@ use axum::routing::get;
 use axum::Router;
 use rust_embed::RustEmbed;
 
+// Only what a browser loads is embedded (and served): never a README, a stray editor
+// file or anything else that lands in these folders.
 #[derive(RustEmbed)]
 #[folder = "../../clients/web"]
+#[include = "*.html"]
+#[include = "*.js"]
+#[include = "*.css"]
+#[include = "*.svg"]
+#[include = "*.png"]
 struct WebApp;
 
 #[derive(RustEmbed)]
 #[folder = "../../clients/js/src"]
+#[include = "*.js"]
 struct Sdk;
 
 pub fn routes() -> Router {
@@ -66,6 +74,8 @@ mod tests {
     fn the_app_and_the_sdk_are_embedded() {
         assert!(WebApp::get("index.html").is_some());
         assert!(Sdk::get("index.js").is_some());
+        assert!(Sdk::get("storage/memory.js").is_some());
+        assert!(WebApp::get("README.md").is_none(), "only browser assets are served");
         assert_eq!(content_type("app.js"), "text/javascript; charset=utf-8");
     }
 }
