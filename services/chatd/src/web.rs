@@ -75,7 +75,10 @@ mod tests {
         assert!(WebApp::get("index.html").is_some());
         assert!(Sdk::get("index.js").is_some());
         assert!(Sdk::get("storage/memory.js").is_some());
-        assert!(WebApp::get("README.md").is_none(), "only browser assets are served");
+        assert!(
+            WebApp::get("README.md").is_none(),
+            "only browser assets are served"
+        );
         assert_eq!(content_type("app.js"), "text/javascript; charset=utf-8");
     }
 }
