@@ -83,3 +83,47 @@ async fn large_groups_deliver_like_small_ones() {
     bob.wait_for(|f| f["client_msg_id"] == "big-2").await;
     assert_silent(&mut carol, |f| f["client_msg_id"] == "big-2").await;
 }
+
+#[tokio::test]
+async fn large_groups_keep_receipts_to_the_readers_own_devices() {
+    let server = TestServer::start_with(|a| a.chat.large_group_members = 2).await;
+    let chat = group_chat(&server, "alice", &["bob", "carol"]).await;
+    let mut alice = server.connect("alice", "phone").await;
+    let mut bob = server.connect("bob", "phone").await;
+    let mut bob_laptop = server.connect("bob", "laptop").await;
+    until_subscribed(&mut alice, &mut bob, &chat).await;
+    let sent = alice.send_message(&chat, "big-r", "read me").await;
+    let seq = sent["seq"].clone();
+
+    let ok = bob
+        .request(json!({"type": "recv", "chat_id": chat, "seq": seq}))
+        .await;
+    assert_eq!(ok["type"], "ok");
+    let ok = bob
+        .request(json!({"type": "read", "chat_id": chat, "seq": seq}))
+        .await;
+    assert_eq!(ok["type"], "ok");
+
+    // The reader's other device follows the read mark...
+    let read = bob_laptop
+        .wait_for(|f| f["type"] == "receipt" && f["kind"] == "read")
+        .await;
+    assert_eq!(read["user_id"], "bob");
+    assert_eq!(read["seq"], seq);
+    // ...while the other members hear of neither: one ack each would be members² frames.
+    assert_silent(&mut alice, |f| f["type"] == "receipt").await;
+    // The watermarks themselves are kept: bob's chat list shows the chat read.
+    let (status, chats) = server
+        .http()
+        .get("/v1/chats", Some(&token("bob", None)))
+        .await;
+    assert_eq!(status, 200);
+    let listed = chats["chats"]
+        .as_array()
+        .expect("chats array")
+        .iter()
+        .find(|c| c["chat_id"] == chat.as_str())
+        .expect("the group is listed")
+        .clone();
+    assert_eq!(listed["read_seq"], seq, "{listed}");
+}
