@@ -19,7 +19,7 @@ use rusqlite::Connection;
 use crate::error::{StoreError, StoreResult};
 use crate::types::{Page, PushDevice, SequencerState, UserChatState, Watermarks};
 use crate::MessageStore;
-use checkpoint::Checkpointer;
+use checkpoint::{Cadence, Checkpointer};
 use pool::ReadPool;
 use writer::Writer;
 
@@ -105,8 +105,9 @@ impl SqliteStore {
         let checkpoint_wanted = Arc::new(AtomicBool::new(false));
         let writer = Writer::start(conn, config.write_queue, checkpoint_wanted.clone())
             .map_err(|e| StoreError::Internal(format!("start writer thread: {e}")))?;
-        let checkpointer = Checkpointer::start(&config.path, checkpoint_wanted)?
-            .map_err(|e| StoreError::Internal(format!("start checkpoint thread: {e}")))?;
+        let checkpointer =
+            Checkpointer::start(&config.path, checkpoint_wanted, Cadence::default())?
+                .map_err(|e| StoreError::Internal(format!("start checkpoint thread: {e}")))?;
         Ok(SqliteStore {
             path: config.path.clone(),
             writer: Mutex::new(Some(Arc::new(writer))),
