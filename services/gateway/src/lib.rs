@@ -7,6 +7,7 @@ mod auth;
 mod config;
 mod error;
 mod limits;
+mod outbound;
 pub mod process;
 mod registry;
 mod rest;

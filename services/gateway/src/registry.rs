@@ -11,18 +11,18 @@ use std::sync::{Arc, RwLock};
 use axum::extract::ws::Utf8Bytes;
 use chat_api::{ChatId, DeviceId, UserId};
 use chat_bus::{Bus, BusEvent, Topic};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::limits::{record_hit, MemoryBudget, Reservation};
+use crate::outbound::{OutboundQueue, Refused};
 
 /// One connected session as the registry sees it.
 pub(crate) struct Connection {
     pub(crate) session: Uuid,
     pub(crate) user_id: UserId,
     pub(crate) device_id: DeviceId,
-    pub(crate) outbound: mpsc::Sender<Outbound>,
+    pub(crate) outbound: OutboundQueue<Outbound>,
     /// Bytes of events in `outbound`, not yet written.
     pub(crate) queued_bytes: AtomicUsize,
     /// Cancelled when the connection must close because it cannot keep up.
@@ -380,10 +380,12 @@ impl Registry {
             frame: frame.clone(),
             _memory: memory,
         };
-        conn.outbound.try_send(item).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Refusal::OverLimit("outbound_queue"),
-            mpsc::error::TrySendError::Closed(_) => Refusal::Gone,
-        })
+        conn.outbound
+            .try_push(item)
+            .map_err(|refused| match refused {
+                Refused::Full => Refusal::OverLimit("outbound_queue"),
+                Refused::Closed => Refusal::Gone,
+            })
     }
 }
 

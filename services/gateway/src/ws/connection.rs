@@ -16,7 +16,6 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use rand::Rng;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -24,7 +23,8 @@ use super::admission::{error_with_retry, Admission, Reserved, Verdict};
 use super::close::{close_code, close_for_read_error};
 use super::limits::ViolationMeter;
 use super::requests::{error_frame, handle, text, Handled, Session};
-use crate::registry::{Connection, Outbound};
+use crate::outbound::OutboundQueue;
+use crate::registry::Connection;
 use crate::state::AppState;
 
 /// A write that takes longer than this means the client is gone or hopelessly slow.
@@ -104,12 +104,11 @@ pub(crate) async fn run(
     let _slot = slot;
     let session_id = Uuid::new_v4();
     let config = state.config.clone();
-    let (outbound_tx, mut outbound) = mpsc::channel(config.outbound_queue.max(1));
     let connection = Arc::new(Connection {
         session: session_id,
         user_id: user_id.clone(),
         device_id: device_id.clone(),
-        outbound: outbound_tx,
+        outbound: OutboundQueue::new(config.outbound_queue),
         queued_bytes: AtomicUsize::new(0),
         kick: CancellationToken::new(),
         replaced: CancellationToken::new(),
@@ -160,22 +159,20 @@ pub(crate) async fn run(
         .await
         .is_ok()
     {
-        link.serve(&session, &mut stream, &mut outbound).await
+        link.serve(&session, &mut stream).await
     } else {
         End::ClientGone
     };
-    link.finish(end, &state, &mut stream).await;
+    // Boxed, like `on_text` below: every idle connection's task holds its future's
+    // largest state, and these two made up half of it (BENCHMARKS.md, idle connections).
+    Box::pin(link.finish(end, &state, &mut stream)).await;
+    connection.outbound.close();
     state.registry.unregister(&connection);
     state.sessions.disconnected(&user_id, session_id).await;
 }
 
 impl Link {
-    async fn serve(
-        &mut self,
-        session: &Arc<Session>,
-        stream: &mut SplitStream<WebSocket>,
-        outbound: &mut mpsc::Receiver<Outbound>,
-    ) -> End {
+    async fn serve(&mut self, session: &Arc<Session>, stream: &mut SplitStream<WebSocket>) -> End {
         let state = &session.state;
         let config = &state.config;
         let connection = &session.connection;
@@ -197,14 +194,14 @@ impl Link {
                 _ = connection.replaced.cancelled() => {
                     return End::Close(close_code::REPLACED, "replaced by a newer connection of this device");
                 }
-                Some(item) = outbound.recv() => {
+                item = connection.outbound.pop() => {
                     // Everything already queued goes out in one flush: under load a
                     // connection has several frames waiting, and one write per frame
                     // costs a syscall (and a TCP segment) each.
                     let mut bytes = item.frame.as_str().len();
                     let mut frames = vec![item.frame];
                     while frames.len() < MAX_FRAMES_PER_FLUSH {
-                        let Ok(item) = outbound.try_recv() else { break };
+                        let Some(item) = connection.outbound.try_pop() else { break };
                         bytes += item.frame.as_str().len();
                         frames.push(item.frame);
                     }
@@ -240,7 +237,7 @@ impl Link {
                     };
                     match message {
                         Message::Text(raw) => {
-                            if let Some(end) = self.on_text(session, raw.as_str()).await {
+                            if let Some(end) = Box::pin(self.on_text(session, raw.as_str())).await {
                                 return end;
                             }
                         }
