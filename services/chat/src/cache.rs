@@ -16,7 +16,8 @@ pub(crate) struct ChatCache {
 
 struct Inner {
     /// chat id -> (ownership generation it was loaded under, chat).
-    chats: HashMap<ChatId, (u64, Arc<Chat>)>,
+    /// Looked up for every send, with seeded foldhash rather than SipHash.
+    chats: HashMap<ChatId, (u64, Arc<Chat>), foldhash::fast::RandomState>,
     /// Bumped on every invalidation, so a load that raced one is not cached.
     generation: u64,
 }
@@ -25,7 +26,7 @@ impl ChatCache {
     pub(crate) fn new(capacity: usize) -> Self {
         ChatCache {
             inner: Mutex::new(Inner {
-                chats: HashMap::new(),
+                chats: HashMap::default(),
                 generation: 0,
             }),
             capacity: capacity.max(1),
