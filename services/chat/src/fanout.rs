@@ -66,23 +66,23 @@ impl Fanout {
             metrics::counter!("chat_fanout_publishes_total").increment(1);
             return;
         }
-        let mut publishes = 0;
         for member in &chat.members {
-            if skip_user == Some(&member.user_id) {
-                continue;
+            if skip_user != Some(&member.user_id) {
+                self.to_user(&member.user_id, frame.clone(), skip_session);
             }
-            let message = BusMessage {
-                frame: frame.clone(),
-                skip_session,
-                skip_user: None,
-            };
-            self.bus.publish(
-                &Topic::User(member.user_id.clone()),
-                BusEvent::Frame(message),
-            );
-            publishes += 1;
         }
-        metrics::counter!("chat_fanout_publishes_total").increment(publishes);
+    }
+
+    /// One serialized frame to one user's devices, but the session `skip_session`.
+    fn to_user(&self, user_id: &UserId, frame: Bytes, skip_session: Option<Uuid>) {
+        let message = BusMessage {
+            frame,
+            skip_session,
+            skip_user: None,
+        };
+        self.bus
+            .publish(&Topic::User(user_id.clone()), BusEvent::Frame(message));
+        metrics::counter!("chat_fanout_publishes_total").increment(1);
     }
 
     /// A new message: every member's devices but the sending session get it.
@@ -151,7 +151,7 @@ impl Fanout {
             // watermarks but tell only the reader's own other devices, so unread counts
             // stay in step across them.
             if kind == ReceiptKind::Read {
-                self.to_user(user_id, &frame, origin);
+                self.to_user(user_id, Bytes::from(frame.to_json()), origin);
             }
             metrics::counter!("chat_large_group_receipts_kept_local_total").increment(1);
             return;
@@ -162,18 +162,6 @@ impl Fanout {
             // Read state also syncs the reader's other devices.
             ReceiptKind::Read => self.to_members(chat, &frame, origin, None),
         }
-    }
-
-    /// One frame to one user's devices, but the session `skip_session`.
-    fn to_user(&self, user_id: &UserId, frame: &ServerFrame, skip_session: Option<Uuid>) {
-        let message = BusMessage {
-            frame: Bytes::from(frame.to_json()),
-            skip_session,
-            skip_user: None,
-        };
-        self.bus
-            .publish(&Topic::User(user_id.clone()), BusEvent::Frame(message));
-        metrics::counter!("chat_fanout_publishes_total").increment(1);
     }
 
     pub(crate) fn typing(&self, chat: &Chat, user_id: &UserId) {
@@ -199,14 +187,7 @@ impl Fanout {
             .to_json(),
         );
         for user in users {
-            self.bus.publish(
-                &Topic::User(user.clone()),
-                BusEvent::Frame(BusMessage {
-                    frame: frame.clone(),
-                    skip_session: None,
-                    skip_user: None,
-                }),
-            );
+            self.to_user(user, frame.clone(), None);
         }
     }
 

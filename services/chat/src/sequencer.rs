@@ -88,7 +88,8 @@ struct Remembered {
     msg_id: Box<str>,
     seq: u64,
     ts: i64,
-    /// The batch it went out in (`DURABLE` once it is known to be stored).
+    /// The batch it went out in; once that batch is no longer in flight the message is
+    /// stored (a failed batch takes its chats' entries with it).
     ticket: u64,
 }
 
@@ -255,7 +256,7 @@ impl Sequencer {
             Box::pin(async move { store.append(messages).await });
         // Polled once now, so the store takes the appends in the order they were sequenced.
         let early = futures_util::poll!(append.as_mut());
-        let batch = Batch {
+        let mut batch = Batch {
             ticket,
             taken,
             pending,
@@ -263,13 +264,11 @@ impl Sequencer {
             touched,
             append,
         };
-        match early {
-            Poll::Ready(result) if self.in_flight.is_empty() => self.finish(batch, result).await,
-            Poll::Ready(result) => {
-                batch_ready(&mut self.in_flight, batch, result);
-            }
-            Poll::Pending => self.in_flight.push_back(batch),
+        if let Poll::Ready(result) = early {
+            // Done already, but it still completes behind any older batch.
+            batch.append = Box::pin(std::future::ready(result));
         }
+        self.in_flight.push_back(batch);
     }
 
     fn batch_mut(&mut self, ticket: u64) -> Option<&mut Batch> {
@@ -279,7 +278,6 @@ impl Sequencer {
     /// Acks and publishes a durable batch, or fails it; in sequencing order either way.
     async fn finish(&mut self, batch: Batch, result: StoreResult<()>) {
         let Batch {
-            ticket,
             taken,
             pending,
             repeats,
@@ -301,7 +299,6 @@ impl Sequencer {
                     }
                     self.heads
                         .raise(&p.message.chat_id, p.message.seq, self.capacity);
-                    self.mark_durable(&p.message, ticket);
                     self.fanout.message(&p.chat, &p.message, p.origin);
                     let _ = p.reply.send(Ok(outcome_of(&p.message, true)));
                     deliveries.push((p.chat, p.message));
@@ -339,16 +336,6 @@ impl Sequencer {
                 for chat_id in &forget {
                     self.orders.remove(chat_id);
                 }
-            }
-        }
-    }
-
-    /// The message's dedup entry now points at a stored message.
-    fn mark_durable(&mut self, message: &Message, ticket: u64) {
-        if let Some(order) = self.orders.get_mut(&message.chat_id) {
-            let key = (message.sender_id.clone(), message.client_msg_id.clone());
-            if let Some(entry) = order.recent.get_mut(&key).filter(|e| e.ticket == ticket) {
-                entry.ticket = DURABLE;
             }
         }
     }
@@ -496,13 +483,6 @@ enum Event {
 async fn oldest_append(in_flight: &mut VecDeque<Batch>) -> StoreResult<()> {
     let batch = in_flight.front_mut().expect("an append is in flight");
     batch.append.as_mut().await
-}
-
-/// A batch whose append finished on its first poll while older ones are still in flight:
-/// it waits its turn behind them.
-fn batch_ready(in_flight: &mut VecDeque<Batch>, mut batch: Batch, result: StoreResult<()>) {
-    batch.append = Box::pin(std::future::ready(result));
-    in_flight.push_back(batch);
 }
 
 fn outcome_of(message: &Message, created: bool) -> SendOutcome {
