@@ -1,7 +1,9 @@
 //! A connection's outbound queue: events the registry hands to it, read by the
 //! connection's task. A bounded tokio channel allocates a 32-slot block when it is
 //! created (~2 KB), which every idle connection held for nothing; this queue holds no
-//! memory while empty and gives back what a burst grew.
+//! memory while empty and gives back what a burst grew. It also carries the one reason
+//! the server may end the connection from outside its task (too slow, replaced), so an
+//! idle connection needs no cancellation tokens of its own.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -21,6 +23,16 @@ pub(crate) struct OutboundQueue<T> {
 struct Slots<T> {
     queue: VecDeque<T>,
     closed: bool,
+    stop: Option<Stop>,
+}
+
+/// Why the server ends a connection from outside its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Its queue (or the server's outbound memory) went over its bytes.
+    TooSlow,
+    /// A newer connection of the same device took its place.
+    Replaced,
 }
 
 /// Why an item was not queued.
@@ -37,6 +49,7 @@ impl<T> OutboundQueue<T> {
             items: Mutex::new(Slots {
                 queue: VecDeque::new(),
                 closed: false,
+                stop: None,
             }),
             ready: Notify::new(),
             capacity: capacity.max(1),
@@ -46,7 +59,7 @@ impl<T> OutboundQueue<T> {
     /// Queues `item` unless the queue is full or its reader has gone.
     pub(crate) fn try_push(&self, item: T) -> Result<(), Refused> {
         let mut slots = self.items.lock().expect("outbound queue lock");
-        if slots.closed {
+        if slots.closed || slots.stop.is_some() {
             return Err(Refused::Closed);
         }
         if slots.queue.len() >= self.capacity {
@@ -60,23 +73,43 @@ impl<T> OutboundQueue<T> {
 
     /// The next item, without waiting.
     pub(crate) fn try_pop(&self) -> Option<T> {
-        let mut slots = self.items.lock().expect("outbound queue lock");
-        let item = slots.queue.pop_front();
-        if slots.queue.is_empty() && slots.queue.capacity() > KEEP_CAPACITY {
-            slots.queue = VecDeque::new();
-        }
-        item
+        take_front(&mut self.items.lock().expect("outbound queue lock").queue)
     }
 
-    /// The next item, waiting for one. Cancel-safe: an item is only taken when returned.
-    pub(crate) async fn pop(&self) -> T {
+    /// The next item, waiting for one, or why the connection must end (which comes
+    /// before any item still queued). Cancel-safe: an item is only taken when returned.
+    pub(crate) async fn pop(&self) -> Result<T, Stop> {
         loop {
-            if let Some(item) = self.try_pop() {
-                return item;
+            {
+                let mut slots = self.items.lock().expect("outbound queue lock");
+                if let Some(stop) = slots.stop {
+                    return Err(stop);
+                }
+                if let Some(item) = take_front(&mut slots.queue) {
+                    return Ok(item);
+                }
             }
-            // A push between the check above and this wait leaves a stored wake.
+            // A push or stop between the check above and this wait leaves a stored wake.
             self.ready.notified().await;
         }
+    }
+
+    /// Tells the reader to end the connection for `stop`; later pushes are refused. The
+    /// first reason given is the one the reader sees.
+    pub(crate) fn stop(&self, stop: Stop) {
+        let mut slots = self.items.lock().expect("outbound queue lock");
+        slots.stop.get_or_insert(stop);
+        drop(slots);
+        self.ready.notify_one();
+    }
+
+    /// Whether the connection has been told to end.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.items
+            .lock()
+            .expect("outbound queue lock")
+            .stop
+            .is_some()
     }
 
     /// The reader is gone: later pushes are refused and what is queued is dropped.
@@ -85,6 +118,15 @@ impl<T> OutboundQueue<T> {
         slots.closed = true;
         slots.queue = VecDeque::new();
     }
+}
+
+/// Pops the front item, releasing a grown buffer once the queue is empty.
+fn take_front<T>(queue: &mut VecDeque<T>) -> Option<T> {
+    let item = queue.pop_front();
+    if queue.is_empty() && queue.capacity() > KEEP_CAPACITY {
+        *queue = VecDeque::new();
+    }
+    item
 }
 
 #[cfg(test)]
@@ -124,7 +166,7 @@ mod tests {
             tokio::spawn(async move {
                 let mut got = Vec::new();
                 while got.len() < 500 {
-                    got.push(queue.pop().await);
+                    got.push(queue.pop().await.unwrap());
                 }
                 got
             })
@@ -154,7 +196,35 @@ mod tests {
         queue.try_push(7).unwrap();
         assert_eq!(
             tokio::time::timeout(Duration::from_secs(1), queue.pop()).await,
-            Ok(7)
+            Ok(Ok(7))
         );
+    }
+
+    #[tokio::test]
+    async fn a_stop_wakes_the_reader_before_queued_items_and_refuses_pushes() {
+        let queue = Arc::new(OutboundQueue::<u32>::new(10));
+        let reader = {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.pop().await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        queue.stop(Stop::TooSlow);
+        let woke = tokio::time::timeout(Duration::from_secs(1), reader).await;
+        assert_eq!(
+            woke.expect("the stop woke the reader").unwrap(),
+            Err(Stop::TooSlow)
+        );
+
+        let queue = OutboundQueue::new(10);
+        queue.try_push(1).unwrap();
+        queue.stop(Stop::Replaced);
+        queue.stop(Stop::TooSlow);
+        assert!(queue.is_stopped());
+        assert_eq!(
+            queue.pop().await,
+            Err(Stop::Replaced),
+            "the first reason stands"
+        );
+        assert_eq!(queue.try_push(2), Err(Refused::Closed));
     }
 }

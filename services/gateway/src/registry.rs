@@ -11,11 +11,10 @@ use std::sync::{Arc, RwLock};
 use axum::extract::ws::Utf8Bytes;
 use chat_api::{ChatId, DeviceId, UserId};
 use chat_bus::{Bus, BusEvent, Topic};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::limits::{record_hit, MemoryBudget, Reservation};
-use crate::outbound::{OutboundQueue, Refused};
+use crate::outbound::{OutboundQueue, Refused, Stop};
 
 /// One connected session as the registry sees it.
 pub(crate) struct Connection {
@@ -25,10 +24,6 @@ pub(crate) struct Connection {
     pub(crate) outbound: OutboundQueue<Outbound>,
     /// Bytes of events in `outbound`, not yet written.
     pub(crate) queued_bytes: AtomicUsize,
-    /// Cancelled when the connection must close because it cannot keep up.
-    pub(crate) kick: CancellationToken,
-    /// Cancelled when a newer connection of the same device took this one's place.
-    pub(crate) replaced: CancellationToken,
 }
 
 /// An event queued for a connection, holding its share of the server's outbound budget.
@@ -128,7 +123,7 @@ impl Registry {
     }
 
     /// Registers a connection; an older connection of the same device is replaced (told
-    /// through its `replaced` token) and returned.
+    /// through its outbound queue) and returned.
     pub(crate) fn register(
         &self,
         connection: Arc<Connection>,
@@ -158,7 +153,7 @@ impl Registry {
         }
         if let Some(old) = &replaced {
             metrics::counter!("chat_ws_replaced_total").increment(1);
-            old.replaced.cancel();
+            old.outbound.stop(Stop::Replaced);
         }
         metrics::gauge!("chat_ws_connections").increment(1.0);
         Ok(replaced)
@@ -351,7 +346,7 @@ impl Registry {
     /// Queues `frame` for `conn`, or marks it too slow when its queue (or every queue
     /// together) is over its bytes. Never waits.
     fn deliver(&self, conn: &Connection, frame: &Utf8Bytes) {
-        if conn.kick.is_cancelled() {
+        if conn.outbound.is_stopped() {
             return;
         }
         let bytes = frame.as_str().len();
@@ -363,7 +358,7 @@ impl Registry {
                     record_hit(limit);
                     tracing::info!(user_id = %conn.user_id, session = %conn.session, limit, "slow consumer disconnected");
                     metrics::counter!("chat_ws_slow_consumers_total").increment(1);
-                    conn.kick.cancel();
+                    conn.outbound.stop(Stop::TooSlow);
                 }
             }
         }

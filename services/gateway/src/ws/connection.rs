@@ -12,19 +12,18 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use chat_api::{Caller, DeviceId, UserId};
 use chat_ops::http::ConnectionSlot;
 use chat_protocol::{decode_client_frame, ClientFrame, ErrorCode, ServerFrame, PROTOCOL_VERSION};
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, OptionFuture};
 use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use rand::Rng;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::admission::{error_with_retry, Admission, Reserved, Verdict};
 use super::close::{close_code, close_for_read_error};
 use super::limits::ViolationMeter;
 use super::requests::{error_frame, handle, text, Handled, Session};
-use crate::outbound::OutboundQueue;
-use crate::registry::Connection;
+use crate::outbound::{OutboundQueue, Stop};
+use crate::registry::{Connection, Outbound};
 use crate::state::AppState;
 
 /// A write that takes longer than this means the client is gone or hopelessly slow.
@@ -88,7 +87,8 @@ struct Link {
     in_flight: FuturesUnordered<InFlight>,
     /// Bytes reserved by requests in flight and replies not yet written.
     owed: usize,
-    held: Option<Held>,
+    /// Boxed: a decoded frame is ~100 bytes, which every idle connection would hold.
+    held: Option<Box<Held>>,
     admission: Admission,
     violations: ViolationMeter,
 }
@@ -110,8 +110,6 @@ pub(crate) async fn run(
         device_id: device_id.clone(),
         outbound: OutboundQueue::new(config.outbound_queue),
         queued_bytes: AtomicUsize::new(0),
-        kick: CancellationToken::new(),
-        replaced: CancellationToken::new(),
     });
     let (mut sink, mut stream) = socket.split();
     if state.registry.register(connection.clone()).is_err() {
@@ -128,7 +126,9 @@ pub(crate) async fn run(
     state.sessions.connected(&user_id, session_id).await;
     subscribe_large_groups(&state, &user_id, &device_id, session_id);
 
-    let hello = ServerFrame::Hello {
+    // Serialized at once: a `ServerFrame` kept alive across `serve` would sit in every
+    // connection's task for its whole life.
+    let hello = text(&ServerFrame::Hello {
         proto: PROTOCOL_VERSION,
         user_id: user_id.clone(),
         device_id: device_id.clone(),
@@ -137,7 +137,7 @@ pub(crate) async fn run(
         heartbeat_ms: config.heartbeat.as_millis() as u64,
         max_frame_bytes: config.max_frame_bytes,
         max_body_bytes: state.chat.max_body_bytes(),
-    };
+    });
     let session = Arc::new(Session {
         caller: Caller {
             user_id: user_id.clone(),
@@ -155,10 +155,7 @@ pub(crate) async fn run(
         admission: Admission::new(config.send_rate, config.send_burst, config.typing_rate),
         violations: ViolationMeter::new(config.max_violations),
     };
-    let end = if write_frames(&mut link.sink, vec![text(&hello)])
-        .await
-        .is_ok()
-    {
+    let end = if write_frames(&mut link.sink, vec![hello]).await.is_ok() {
         link.serve(&session, &mut stream).await
     } else {
         End::ClientGone
@@ -182,48 +179,42 @@ impl Link {
 
         loop {
             let held_until = self.held.as_ref().and_then(|h| h.until);
+            // Allocated only while a frame is held over a rate: inline, the timer would
+            // sit in every idle connection's task.
+            let held_timer = held_until.map(|t| Box::pin(tokio::time::sleep_until(t.into())));
             let may_read = self.held.is_none()
                 && self.owed + connection.queued() < state.limits.config.reply_budget_bytes
                 && self.in_flight.len() < config.max_inflight;
             tokio::select! {
                 biased;
                 _ = state.shutdown.cancelled() => return End::Drain,
-                _ = connection.kick.cancelled() => {
-                    return End::Close(close_code::TRY_AGAIN_LATER, "too slow; reconnect and sync");
-                }
-                _ = connection.replaced.cancelled() => {
-                    return End::Close(close_code::REPLACED, "replaced by a newer connection of this device");
-                }
-                item = connection.outbound.pop() => {
-                    // Everything already queued goes out in one flush: under load a
-                    // connection has several frames waiting, and one write per frame
-                    // costs a syscall (and a TCP segment) each.
-                    let mut bytes = item.frame.as_str().len();
-                    let mut frames = vec![item.frame];
-                    while frames.len() < MAX_FRAMES_PER_FLUSH {
-                        let Some(item) = connection.outbound.try_pop() else { break };
-                        bytes += item.frame.as_str().len();
-                        frames.push(item.frame);
-                    }
-                    let written = write_frames(&mut self.sink, frames).await;
-                    connection.written(bytes);
-                    if written.is_err() {
+                popped = connection.outbound.pop() => {
+                    let item = match popped {
+                        Ok(item) => item,
+                        Err(Stop::TooSlow) => {
+                            return End::Close(close_code::TRY_AGAIN_LATER, "too slow; reconnect and sync");
+                        }
+                        Err(Stop::Replaced) => {
+                            return End::Close(close_code::REPLACED, "replaced by a newer connection of this device");
+                        }
+                    };
+                    if Box::pin(self.flush_queued(item, connection)).await.is_err() {
                         return End::ClientGone;
                     }
                     if self.held.as_ref().is_some_and(|h| h.until.is_none()) {
-                        self.admit_held(session).await;
+                        Box::pin(self.admit_held(session)).await;
                     }
                 }
                 Some(owed) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    if self.write_owed(owed).await.is_err() {
+                    if Box::pin(self.write_owed(owed)).await.is_err() {
                         return End::ClientGone;
                     }
                     if self.held.as_ref().is_some_and(|h| h.until.is_none()) {
-                        self.admit_held(session).await;
+                        Box::pin(self.admit_held(session)).await;
                     }
                 }
-                _ = tokio::time::sleep_until(held_until.unwrap_or_else(Instant::now).into()), if held_until.is_some() => {
-                    self.admit_held(session).await;
+                _ = OptionFuture::from(held_timer), if held_until.is_some() => {
+                    Box::pin(self.admit_held(session)).await;
                 }
                 incoming = stream.next(), if may_read => {
                     last_heard = Instant::now();
@@ -243,7 +234,7 @@ impl Link {
                         }
                         Message::Binary(_) => {
                             let refusal = error_frame(None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text");
-                            if let Some(end) = self.on_violation(refusal).await {
+                            if let Some(end) = Box::pin(self.on_violation(refusal)).await {
                                 return end;
                             }
                         }
@@ -255,12 +246,30 @@ impl Link {
                     if last_heard.elapsed() > config.heartbeat * 2 && may_read {
                         return End::Close(close_code::GOING_AWAY, "heartbeat timeout");
                     }
-                    if self.sink.send(Message::Ping(Default::default())).await.is_err() {
+                    if Box::pin(self.sink.send(Message::Ping(Default::default()))).await.is_err() {
                         return End::ClientGone;
                     }
                 }
             }
         }
+    }
+
+    /// Writes `first` and whatever else is queued in one flush: under load a connection
+    /// has several frames waiting, and one write per frame costs a syscall (and a TCP
+    /// segment) each.
+    async fn flush_queued(&mut self, first: Outbound, connection: &Connection) -> Result<(), ()> {
+        let mut bytes = first.frame.as_str().len();
+        let mut frames = vec![first.frame];
+        while frames.len() < MAX_FRAMES_PER_FLUSH {
+            let Some(item) = connection.outbound.try_pop() else {
+                break;
+            };
+            bytes += item.frame.as_str().len();
+            frames.push(item.frame);
+        }
+        let written = write_frames(&mut self.sink, frames).await;
+        connection.written(bytes);
+        written
     }
 
     /// Decodes one text frame and admits, holds or answers it.
@@ -280,7 +289,7 @@ impl Link {
                     .await
             }
             Ok(frame) => {
-                self.held = Some(Held { frame, until: None });
+                self.held = Some(Box::new(Held { frame, until: None }));
                 self.admit_held(session).await;
                 None
             }
@@ -321,17 +330,17 @@ impl Link {
                 }
             }
             Verdict::HoldUntil(until) => {
-                self.held = Some(Held {
-                    frame: held.frame,
+                self.held = Some(Box::new(Held {
                     until: Some(until),
-                });
+                    ..*held
+                }));
             }
             Verdict::HoldForBudget => {
                 crate::limits::record_hit("connection_reply_budget");
-                self.held = Some(Held {
-                    frame: held.frame,
+                self.held = Some(Box::new(Held {
                     until: None,
-                });
+                    ..*held
+                }));
             }
             Verdict::Answer(frames) => {
                 // A refused request's error is small and owed like any reply; writing it
