@@ -5,7 +5,11 @@
 2. Every command the compose file and the Kubernetes manifests run must name a binary the
    image ships, and every `--flag` in it must appear in that binary's `--help`.
 
-Usage: check_image.py  (from the repository root, after `cargo build --workspace --bins`)
+The Dockerfile may be multi-stage (cargo-chef): only its one `cargo build --release` RUN
+step counts as the build; `cargo install` and `cargo chef cook` steps are not it.
+
+Usage: check_image.py [DOCKERFILE]  (after `cargo build --workspace --bins`; default: the
+repository's Dockerfile)
 """
 import json
 import pathlib
@@ -19,24 +23,50 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def dockerfile_build() -> tuple[list[str], list[str]]:
+def dockerfile_build(path: pathlib.Path | None = None) -> tuple[list[str], list[str]]:
     """The cargo build arguments and the binaries copied out of target/release."""
-    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    build_args, shipped = None, []
-    for line in text.splitlines():
-        if not line.strip().startswith("RUN"):
+    path = path or ROOT / "Dockerfile"
+    try:
+        return parse_dockerfile(path.read_text())
+    except ValueError as error:
+        sys.exit(f"{path}: {error}")
+
+
+def run_steps(text: str):
+    """Each `&&`/`;`-separated command of each RUN instruction (shell form), as words.
+    Continuation lines are joined and comment lines dropped, as Docker does."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = "\n".join(lines).replace("\\\n", " ")
+    for line in joined.splitlines():
+        words = line.strip().split(None, 1)
+        if not words or words[0].upper() != "RUN" or len(words) < 2:
             continue
-        for step in line.strip()[3:].split("&&"):
-            words = shlex.split(step)
-            if words[:2] == ["cargo", "build"] and "--release" in words:
-                build_args = words[2:]
-            if words[:1] == ["cp"]:
-                shipped += [pathlib.Path(w).name for w in words if w.startswith("target/release/")]
-    if build_args is None:
-        sys.exit("Dockerfile: no `RUN cargo build --release ...` step found")
+        body = words[1]
+        # RUN options (--mount=..., --network=..., --security=...) come before the command.
+        while body.startswith("--"):
+            body = body.split(None, 1)[1] if " " in body else ""
+        for step in body.replace(";", "&&").split("&&"):
+            yield shlex.split(step)
+
+
+def parse_dockerfile(text: str) -> tuple[list[str], list[str]]:
+    """The one `cargo build --release` command's arguments and the binaries it copies.
+    Other cargo commands (`cargo install cargo-chef`, `cargo chef prepare|cook`) are not
+    the build: cook compiles dependencies only, and its flags prove nothing about which
+    binaries the image gets."""
+    builds, shipped = [], []
+    for words in run_steps(text):
+        if words[:2] == ["cargo", "build"] and "--release" in words:
+            builds.append(words[2:])
+        if words[:1] == ["cp"]:
+            shipped += [pathlib.Path(w).name for w in words if w.startswith("target/release/")]
+    if not builds:
+        raise ValueError("no `RUN cargo build --release ...` step found")
+    if len(builds) > 1:
+        raise ValueError(f"{len(builds)} `cargo build --release` steps; expected one")
     if not shipped:
-        sys.exit("Dockerfile: no binaries copied from target/release")
-    return build_args, shipped
+        raise ValueError("no binaries copied from target/release")
+    return builds[0], shipped
 
 
 def built_binaries(build_args: list[str]) -> set[str]:
@@ -79,9 +109,9 @@ def help_text(binary: str, words: list[str]) -> str:
     return subprocess.run([str(path), *sub, "--help"], check=True, capture_output=True, text=True).stdout
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     errors = 0
-    build_args, shipped = dockerfile_build()
+    build_args, shipped = dockerfile_build(pathlib.Path(argv[0]) if argv else None)
     built = built_binaries(build_args)
     for binary in shipped:
         if binary not in built:
@@ -107,4 +137,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
