@@ -45,6 +45,8 @@ struct Shared {
     accepted: Arc<Mutex<Vec<ApnsRequest>>>,
     rejected: Arc<Mutex<Vec<String>>>,
     script: Arc<Mutex<VecDeque<ApnsReply>>>,
+    /// Answers for one device token, before the general script.
+    by_token: Arc<Mutex<std::collections::HashMap<String, VecDeque<ApnsReply>>>>,
 }
 
 pub struct FakeApns {
@@ -70,6 +72,7 @@ impl FakeApns {
             accepted: Arc::default(),
             rejected: Arc::default(),
             script: Arc::default(),
+            by_token: Arc::default(),
         };
         let router = Router::new()
             .route("/3/device/{token}", post(device))
@@ -81,6 +84,15 @@ impl FakeApns {
     }
 
     /// Queues answers for the next requests, in order.
+    /// Answers for requests to `token`, in order, before the general script applies.
+    pub fn script_token(&self, token: &str, replies: impl IntoIterator<Item = ApnsReply>) {
+        let mut by_token = self.shared.by_token.lock().unwrap();
+        by_token
+            .entry(token.to_owned())
+            .or_default()
+            .extend(replies);
+    }
+
     pub fn script(&self, replies: impl IntoIterator<Item = ApnsReply>) {
         self.shared.script.lock().unwrap().extend(replies);
     }
@@ -173,6 +185,12 @@ async fn device(
             return reply(status, reason);
         }
     };
+    let for_token = shared
+        .by_token
+        .lock()
+        .unwrap()
+        .get_mut(&token)
+        .and_then(VecDeque::pop_front);
     shared.accepted.lock().unwrap().push(ApnsRequest {
         device_token: token,
         topic: header(&headers, "apns-topic").unwrap_or_default(),
@@ -181,7 +199,7 @@ async fn device(
         priority: header(&headers, "apns-priority"),
         payload,
     });
-    let scripted = shared.script.lock().unwrap().pop_front();
+    let scripted = for_token.or_else(|| shared.script.lock().unwrap().pop_front());
     match scripted {
         None => StatusCode::OK.into_response(),
         Some(r) => {

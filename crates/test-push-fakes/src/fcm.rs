@@ -41,6 +41,12 @@ struct Shared {
     accepted: Arc<Mutex<Vec<FcmRequest>>>,
     rejected: Arc<Mutex<Vec<String>>>,
     script: Arc<Mutex<VecDeque<FcmReply>>>,
+    /// Answers for one device token, before the general script.
+    by_token: Arc<Mutex<std::collections::HashMap<String, VecDeque<FcmReply>>>>,
+    /// Requests answered 200: the notifications a device would show.
+    delivered: Arc<Mutex<Vec<FcmRequest>>>,
+    /// How long every send waits before it answers (a slow provider).
+    latency: Arc<Mutex<std::time::Duration>>,
 }
 
 pub struct FakeFcm {
@@ -72,6 +78,9 @@ impl FakeFcm {
             accepted: Arc::default(),
             rejected: Arc::default(),
             script: Arc::default(),
+            by_token: Arc::default(),
+            latency: Arc::default(),
+            delivered: Arc::default(),
         };
         let router = Router::new()
             .route("/token", post(token))
@@ -94,8 +103,27 @@ impl FakeFcm {
         .to_string()
     }
 
+    /// Answers for requests to `token`, in order, before the general script applies.
+    pub fn script_token(&self, token: &str, replies: impl IntoIterator<Item = FcmReply>) {
+        let mut by_token = self.shared.by_token.lock().unwrap();
+        by_token
+            .entry(token.to_owned())
+            .or_default()
+            .extend(replies);
+    }
+
     pub fn script(&self, replies: impl IntoIterator<Item = FcmReply>) {
         self.shared.script.lock().unwrap().extend(replies);
+    }
+
+    /// Every send from now on answers only after `latency`.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        *self.shared.latency.lock().unwrap() = latency;
+    }
+
+    /// Requests answered 200 (a notification shown), in order.
+    pub fn delivered(&self) -> Vec<FcmRequest> {
+        self.shared.delivered.lock().unwrap().clone()
     }
 
     pub fn accepted(&self) -> Vec<FcmRequest> {
@@ -144,11 +172,23 @@ async fn token(State(shared): State<Shared>, Form(form): Form<TokenForm>) -> Res
         .into_response()
 }
 
+/// A Google error body; an empty `error_status` answers like something that is not FCM
+/// (a proxy, a wrong endpoint): plain text. `INVALID_ARGUMENT` as the error code stands
+/// for Google's answer to a malformed token, which names `message.token`.
 fn fcm_error(status: u16, error_status: &str, code: Option<&str>) -> Response {
+    if error_status.is_empty() {
+        return (StatusCode::from_u16(status).unwrap(), "Not Found").into_response();
+    }
     let mut error =
         json!({"error": {"code": status, "message": "scripted", "status": error_status}});
     if let Some(code) = code {
         error["error"]["details"] = json!([{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}]);
+        if code == "INVALID_ARGUMENT" {
+            error["error"]["details"].as_array_mut().unwrap().push(json!({
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": "message.token", "description": "The registration token is not a valid FCM registration token"}],
+            }));
+        }
     }
     (StatusCode::from_u16(status).unwrap(), Json(error)).into_response()
 }
@@ -182,13 +222,29 @@ async fn send(
             "INVALID_ARGUMENT",
         );
     }
-    shared.accepted.lock().unwrap().push(FcmRequest {
+    let request = FcmRequest {
         project: project.clone(),
         message,
-    });
-    let scripted = shared.script.lock().unwrap().pop_front();
+    };
+    shared.accepted.lock().unwrap().push(request.clone());
+    let latency = *shared.latency.lock().unwrap();
+    tokio::time::sleep(latency).await;
+    let token = request.message["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let for_token = shared
+        .by_token
+        .lock()
+        .unwrap()
+        .get_mut(&token)
+        .and_then(VecDeque::pop_front);
+    let scripted = for_token.or_else(|| shared.script.lock().unwrap().pop_front());
     match scripted {
-        None => Json(json!({"name": format!("projects/{project}/messages/1")})).into_response(),
+        None => {
+            shared.delivered.lock().unwrap().push(request);
+            Json(json!({"name": format!("projects/{project}/messages/1")})).into_response()
+        }
         Some(r) => {
             let mut response = fcm_error(r.status, r.error_status, r.error_code);
             if let Some(secs) = r.retry_after_secs {

@@ -8,6 +8,8 @@ pub mod providers;
 mod redis_queue;
 mod worker;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chat_protocol::ids::{ChatId, DeviceId, UserId};
 use serde::{Deserialize, Serialize};
@@ -64,6 +66,18 @@ impl QueueError {
     }
 }
 
+/// Whether a worker may notify a device for a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendRight {
+    /// This worker sends, and must call `end_send`.
+    Granted,
+    /// The device was already notified for this job.
+    AlreadyDelivered,
+    /// Another worker is notifying it right now (or died doing so and its right has not
+    /// lapsed yet): try later, never now.
+    Busy,
+}
+
 /// What `enqueue` did with a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
@@ -101,8 +115,17 @@ pub trait PushQueue: Send + Sync + 'static {
     async fn ack(&self, job: &ClaimedJob) -> Result<(), QueueError>;
     /// Parks a job (usually narrowed to one device) that failed for good, for operators.
     async fn dead_letter(&self, job: &PushJob, reason: &str) -> Result<(), QueueError>;
-    /// Whether this job already reached this device (a re-claimed job skips it).
-    async fn was_delivered(&self, job: &ClaimedJob, device_id: &DeviceId) -> bool;
-    /// Remembers that this job reached this device.
-    async fn record_delivered(&self, job: &ClaimedJob, device_id: &DeviceId);
+    /// Runs `job` again after `delay`: a retry of the devices that failed for now. It
+    /// does not collapse into a waiting job (those may not name the same devices).
+    async fn retry(&self, job: PushJob, delay: Duration) -> Result<(), QueueError>;
+    /// Keeps this worker's claim on a job it is still working, so no other worker
+    /// re-claims it; false when the claim was lost (another worker has the job now).
+    async fn keep_claim(&self, job: &ClaimedJob) -> Result<bool, QueueError>;
+    /// Asks for the right to notify `device_id` for this job, held for `hold` (then it
+    /// lapses, as for a worker that died mid-send).
+    async fn begin_send(&self, job: &ClaimedJob, device_id: &DeviceId, hold: Duration)
+        -> SendRight;
+    /// Ends a send begun with `begin_send`: a delivered device is remembered (a
+    /// re-claimed job skips it); otherwise the right is given back for a retry.
+    async fn end_send(&self, job: &ClaimedJob, device_id: &DeviceId, delivered: bool);
 }

@@ -1,22 +1,34 @@
 //! The in-process push queue of `chatd`: a bounded channel. Jobs do not survive a restart;
 //! the message itself does, and the user sees it on their next sync. While a job for a
 //! (user, chat) waits, later ones collapse into it, and a user has at most a few waiting.
+//! Retries wait on a timer, at most as many at once as the queue holds.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_protocol::ids::{ChatId, DeviceId, UserId};
 use tokio::sync::mpsc;
 
-use crate::{ClaimedJob, Enqueued, PushJob, PushQueue, QueueBounds, QueueError};
+use crate::{ClaimedJob, Enqueued, PushJob, PushQueue, QueueBounds, QueueError, SendRight};
 
 pub struct LocalPushQueue {
-    tx: mpsc::Sender<PushJob>,
-    rx: tokio::sync::Mutex<mpsc::Receiver<PushJob>>,
+    tx: mpsc::Sender<Queued>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Queued>>,
     waiting: Mutex<Waiting>,
     bounds: QueueBounds,
+    /// Retries waiting on their timers, bounded like the channel.
+    delayed: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+/// A job in the channel; only jobs from `enqueue` count in `Waiting` (a retry is not
+/// part of a burst).
+struct Queued {
+    job: PushJob,
+    counted: bool,
 }
 
 /// The jobs in the channel, by (user, chat) and counted per user.
@@ -51,6 +63,8 @@ impl LocalPushQueue {
             rx: tokio::sync::Mutex::new(rx),
             waiting: Mutex::new(Waiting::default()),
             bounds,
+            delayed: Arc::new(AtomicUsize::new(0)),
+            capacity: capacity.max(1),
         }
     }
 }
@@ -68,7 +82,9 @@ impl PushQueue for LocalPushQueue {
             return Err(QueueError::UserFull);
         }
         let user = job.user_id.clone();
-        self.tx.try_send(job).map_err(|_| QueueError::Full)?;
+        self.tx
+            .try_send(Queued { job, counted: true })
+            .map_err(|_| QueueError::Full)?;
         waiting.bursts.insert(burst);
         *waiting.per_user.entry(user).or_default() += 1;
         Ok(Enqueued::Queued)
@@ -76,13 +92,13 @@ impl PushQueue for LocalPushQueue {
 
     async fn claim(&self, wait: Duration) -> Result<Option<ClaimedJob>, QueueError> {
         let mut rx = self.rx.lock().await;
-        let job = tokio::time::timeout(wait, rx.recv()).await.ok().flatten();
-        if let Some(job) = &job {
+        let queued = tokio::time::timeout(wait, rx.recv()).await.ok().flatten();
+        if let Some(Queued { job, counted: true }) = &queued {
             // From now on a new message starts a new burst.
             self.waiting.lock().expect("queue lock").remove(job);
         }
-        Ok(job.map(|job| ClaimedJob {
-            job,
+        Ok(queued.map(|q| ClaimedJob {
+            job: q.job,
             receipt: String::new(),
         }))
     }
@@ -97,12 +113,43 @@ impl PushQueue for LocalPushQueue {
         Ok(())
     }
 
-    /// In process, a claimed job is never handed out twice.
-    async fn was_delivered(&self, _job: &ClaimedJob, _device_id: &DeviceId) -> bool {
-        false
+    async fn retry(&self, job: PushJob, delay: Duration) -> Result<(), QueueError> {
+        if self.delayed.fetch_add(1, Ordering::Relaxed) >= self.capacity {
+            self.delayed.fetch_sub(1, Ordering::Relaxed);
+            return Err(QueueError::Full);
+        }
+        let (tx, delayed) = (self.tx.clone(), self.delayed.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            delayed.fetch_sub(1, Ordering::Relaxed);
+            if tx
+                .try_send(Queued {
+                    job,
+                    counted: false,
+                })
+                .is_err()
+            {
+                metrics::counter!("chat_push_dropped_total", "reason" => "queue_full").increment(1);
+            }
+        });
+        Ok(())
     }
 
-    async fn record_delivered(&self, _job: &ClaimedJob, _device_id: &DeviceId) {}
+    /// In process, a claimed job is never handed to another worker.
+    async fn keep_claim(&self, _job: &ClaimedJob) -> Result<bool, QueueError> {
+        Ok(true)
+    }
+
+    async fn begin_send(
+        &self,
+        _job: &ClaimedJob,
+        _device: &DeviceId,
+        _hold: Duration,
+    ) -> SendRight {
+        SendRight::Granted
+    }
+
+    async fn end_send(&self, _job: &ClaimedJob, _device_id: &DeviceId, _delivered: bool) {}
 }
 
 #[cfg(test)]

@@ -28,6 +28,11 @@ pub struct PushArgs {
     #[arg(long, env = "CHAT_PUSH_BACKOFF_MAX", default_value = "30s", value_parser = humantime::parse_duration)]
     pub push_backoff_max: Duration,
 
+    /// Push jobs one worker process works at once (each sends to all of its user's
+    /// devices at once).
+    #[arg(long, env = "CHAT_PUSH_CONCURRENCY", default_value_t = 8)]
+    pub push_concurrency: usize,
+
     #[command(flatten)]
     pub providers: ProviderSettings,
 }
@@ -40,6 +45,9 @@ impl PushArgs {
             user_rate_per_minute: self.push_user_rate,
             backoff_base: self.push_backoff,
             backoff_max: self.push_backoff_max,
+            send_timeout: self.providers.push_timeout,
+            concurrency: self.push_concurrency.max(1),
+            ..PushPolicy::default()
         }
     }
 }

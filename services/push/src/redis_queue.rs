@@ -3,6 +3,10 @@
 //! re-claims it after `reclaim_after`, and failed jobs go to a dead-letter stream. While a
 //! job for a (user, chat) waits, later ones collapse into it (a burst key), and a user has
 //! a bounded number waiting (a counter); both expire, so a lost claim cannot stick.
+//! A worker keeps its claim while it works a job (so it is never re-claimed from a live
+//! worker), takes a per-device send right before notifying (so two workers never notify
+//! one device for one job), and re-queues failed devices through a sorted set of
+//! delayed jobs that `claim` moves back into the stream when they are due.
 
 use std::time::Duration;
 
@@ -14,13 +18,19 @@ use redis::streams::{
 };
 use redis::{AsyncCommands, Script};
 
-use crate::{ClaimedJob, Enqueued, PushJob, PushQueue, QueueBounds, QueueError};
+use crate::{ClaimedJob, Enqueued, PushJob, PushQueue, QueueBounds, QueueError, SendRight};
 
 const GROUP: &str = "push-workers";
 /// How long "this job reached this device" is remembered (longer than any re-claim).
 const DELIVERED_MARK_SECS: u64 = 24 * 3600;
 
-fn delivered_key(receipt: &str, device_id: &DeviceId) -> String {
+/// At most this many due retries move into the stream per claim.
+const PROMOTE_BATCH: usize = 100;
+/// A delayed job's member in the sorted set: a random id (so equal jobs stay distinct),
+/// a separator, then the job. The scripts strip the first `MEMBER_PREFIX` bytes.
+const MEMBER_PREFIX: usize = 17;
+
+fn send_key(receipt: &str, device_id: &DeviceId) -> String {
     format!("chat:push:delivered:{receipt}:{device_id}")
 }
 const FIELD: &str = "job";
@@ -58,6 +68,40 @@ fn release_script() -> Script {
     )
 }
 
+/// Moves due retries from the sorted set into the stream; returns how many moved.
+fn promote_script() -> Script {
+    Script::new(
+        r"local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+          for _, member in ipairs(due) do
+            redis.call('ZREM', KEYS[1], member)
+            redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', ARGV[4], string.sub(member, ARGV[5] + 1))
+          end
+          return #due",
+    )
+}
+
+/// 1 when the entry is still pending with this consumer (its idle time is reset), 0 when
+/// another consumer has it or it is gone.
+fn keep_claim_script() -> Script {
+    Script::new(
+        r"local mine = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1, ARGV[3])
+          if #mine == 0 then return 0 end
+          redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+          return 1",
+    )
+}
+
+/// 0 granted (the key now says 'sending' for ARGV[1] ms), 1 someone is sending, 2 done.
+fn begin_send_script() -> Script {
+    Script::new(
+        r"local state = redis.call('GET', KEYS[1])
+          if state == 'done' then return 2 end
+          if state then return 1 end
+          redis.call('SET', KEYS[1], 'sending', 'PX', ARGV[1])
+          return 0",
+    )
+}
+
 #[derive(Debug, Clone)]
 pub struct RedisQueueConfig {
     pub url: String,
@@ -67,6 +111,8 @@ pub struct RedisQueueConfig {
     pub stream: String,
     /// Stream of jobs that failed for good.
     pub dead_stream: String,
+    /// Sorted set of retries by due time (ms since the epoch).
+    pub delayed: String,
     /// A job pending this long with its worker is assumed abandoned and re-claimed.
     pub reclaim_after: Duration,
     /// Approximate cap on the stream's length.
@@ -84,6 +130,7 @@ impl RedisQueueConfig {
             consumer: consumer.to_owned(),
             stream: "chat:push:jobs".into(),
             dead_stream: "chat:push:dead".into(),
+            delayed: "chat:push:delayed".into(),
             reclaim_after: Duration::from_secs(60),
             max_len: 1_000_000,
             bounds: QueueBounds::default(),
@@ -201,6 +248,33 @@ impl RedisPushQueue {
         Err(unavailable(e))
     }
 
+    /// Moves retries that are due into the stream.
+    async fn promote_due(&self) {
+        let moved: redis::RedisResult<i64> = promote_script()
+            .key(&self.config.delayed)
+            .key(&self.config.stream)
+            .arg(now_ms())
+            .arg(PROMOTE_BATCH)
+            .arg(self.config.max_len)
+            .arg(FIELD)
+            .arg(MEMBER_PREFIX)
+            .invoke_async(&mut self.commands.clone())
+            .await;
+        if let Err(e) = moved {
+            // They stay in the set and move on a later claim.
+            tracing::warn!(error = %e, "due push retries not moved");
+        }
+    }
+
+    /// How many retries wait for their time (for tests and metrics).
+    pub async fn delayed_len(&self) -> Result<usize, QueueError> {
+        self.commands
+            .clone()
+            .zcard(&self.config.delayed)
+            .await
+            .map_err(unavailable)
+    }
+
     /// How many jobs are waiting or in progress (for tests and metrics).
     pub async fn pending_len(&self) -> Result<usize, QueueError> {
         self.commands
@@ -251,6 +325,7 @@ impl PushQueue for RedisPushQueue {
     }
 
     async fn claim(&self, wait: Duration) -> Result<Option<ClaimedJob>, QueueError> {
+        self.promote_due().await;
         match self.reclaim().await {
             Ok(Some(job)) => return Ok(self.release(Some(job)).await),
             Ok(None) => {}
@@ -305,21 +380,78 @@ impl PushQueue for RedisPushQueue {
         Ok(())
     }
 
-    async fn was_delivered(&self, job: &ClaimedJob, device_id: &DeviceId) -> bool {
-        let key = delivered_key(&job.receipt, device_id);
-        self.commands.clone().exists(key).await.unwrap_or(false)
-    }
-
-    async fn record_delivered(&self, job: &ClaimedJob, device_id: &DeviceId) {
-        let key = delivered_key(&job.receipt, device_id);
-        let recorded: redis::RedisResult<()> = self
+    async fn retry(&self, job: PushJob, delay: Duration) -> Result<(), QueueError> {
+        let member = format!(
+            "{:016x}|{}",
+            rand::random::<u64>(),
+            serde_json::to_string(&job).expect("jobs serialize")
+        );
+        debug_assert_eq!(member.find('|'), Some(MEMBER_PREFIX - 1));
+        let due = now_ms() + delay.as_millis() as u64;
+        let _: () = self
             .commands
             .clone()
-            .set_ex(key, 1, DELIVERED_MARK_SECS)
+            .zadd(&self.config.delayed, member, due)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn keep_claim(&self, job: &ClaimedJob) -> Result<bool, QueueError> {
+        let kept: i64 = keep_claim_script()
+            .key(&self.config.stream)
+            .arg(GROUP)
+            .arg(&job.receipt)
+            .arg(&self.config.consumer)
+            .invoke_async(&mut self.commands.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(kept == 1)
+    }
+
+    async fn begin_send(
+        &self,
+        job: &ClaimedJob,
+        device_id: &DeviceId,
+        hold: Duration,
+    ) -> SendRight {
+        let state: redis::RedisResult<i64> = begin_send_script()
+            .key(send_key(&job.receipt, device_id))
+            .arg(hold.as_millis().max(1) as u64)
+            .invoke_async(&mut self.commands.clone())
             .await;
-        if let Err(e) = recorded {
-            // Worst case a re-claimed job notifies this device twice.
-            tracing::warn!(error = %e, "delivery mark not recorded");
+        match state {
+            Ok(0) => SendRight::Granted,
+            Ok(2) => SendRight::AlreadyDelivered,
+            Ok(_) => SendRight::Busy,
+            Err(e) => {
+                // Unknown: sending now could notify twice; the device is retried later.
+                metrics::counter!("chat_redis_errors_total", "op" => "push_queue").increment(1);
+                tracing::warn!(error = %e, "push send right not taken");
+                SendRight::Busy
+            }
         }
     }
+
+    async fn end_send(&self, job: &ClaimedJob, device_id: &DeviceId, delivered: bool) {
+        let key = send_key(&job.receipt, device_id);
+        let mut conn = self.commands.clone();
+        let ended: redis::RedisResult<()> = if delivered {
+            conn.set_ex(key, "done", DELIVERED_MARK_SECS).await
+        } else {
+            conn.del(key).await
+        };
+        if let Err(e) = ended {
+            // Delivered: worst case a re-claimed job notifies this device twice. Not
+            // delivered: the right lapses by itself after its hold.
+            tracing::warn!(error = %e, delivered, "push send right not ended");
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }

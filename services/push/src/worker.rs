@@ -1,8 +1,12 @@
 //! The push worker: claims a job, skips it if the user came online meanwhile, builds the
-//! notification (preview or not, badge = total unread) and hands it to the provider of each
-//! registered device — retrying transient failures with exponential backoff and jitter,
-//! removing dead tokens, dead-lettering what keeps failing. `try_execute_task` does one
-//! job so tests can drain the queue deterministically; `run` loops it until shutdown.
+//! notification (preview or not, badge = total unread) and hands it to the provider of
+//! every registered device at once. While it works, it keeps its claim on the job, so a
+//! slow provider never lets a second worker re-claim it; each device is notified only
+//! under a send right, so no device is notified twice for one job. Devices that failed
+//! for now are re-queued as one job with a backoff delay (never slept on here); dead
+//! tokens are removed only on the provider's explicit answer; what keeps failing is
+//! dead-lettered. `try_execute_task` does one job so tests can drain the queue
+//! deterministically; `run` works `concurrency` jobs at a time until shutdown.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -18,13 +22,18 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use crate::providers::Notification;
-use crate::{ClaimedJob, PushJob, PushQueue};
+use crate::{ClaimedJob, PushJob, PushQueue, SendRight};
+
+/// How long one claim waits for a job.
+const CLAIM_WAIT: Duration = Duration::from_millis(500);
+/// A send right outlives the send's timeout by this much.
+const SEND_RIGHT_MARGIN: Duration = Duration::from_secs(5);
 
 /// Why a provider did not deliver.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// The token is dead (APNs 410 / BadDeviceToken, FCM UNREGISTERED / INVALID_ARGUMENT):
-    /// it is removed.
+    /// The provider said the token is dead (APNs 410 Unregistered / BadDeviceToken, FCM
+    /// UNREGISTERED, or INVALID_ARGUMENT about `message.token`): it is removed.
     #[error("token no longer valid")]
     BadToken,
     /// Worth another attempt (5xx, 429, timeouts), after `retry_after` if the provider said.
@@ -59,6 +68,13 @@ pub struct PushPolicy {
     /// First retry delay; doubled per attempt, with full jitter, up to `backoff_max`.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// A provider call that takes longer counts as a transient failure.
+    pub send_timeout: Duration,
+    /// How often a job being worked has its claim kept: well inside the queue's
+    /// re-claim time, so a live worker's job is never handed to another.
+    pub keep_claim_every: Duration,
+    /// Jobs one worker works at once.
+    pub concurrency: usize,
 }
 
 impl Default for PushPolicy {
@@ -69,6 +85,9 @@ impl Default for PushPolicy {
             user_rate_per_minute: 30,
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(10),
+            keep_claim_every: Duration::from_secs(15),
+            concurrency: 8,
         }
     }
 }
@@ -85,7 +104,7 @@ pub enum Outcome {
     /// The user has no registered device (left to reach).
     NoDevices,
     /// Devices were tried: delivered, skipped for lack of a provider, dead tokens removed,
-    /// and given up on (dead-lettered); `retries` counts the repeated attempts.
+    /// and given up on (dead-lettered); `retries` counts devices re-queued for later.
     Processed {
         sent: usize,
         unconfigured: usize,
@@ -106,13 +125,22 @@ pub struct PushWorker {
     per_user: DefaultKeyedRateLimiter<UserId>,
 }
 
-#[derive(Default)]
-struct Tally {
-    sent: usize,
-    unconfigured: usize,
-    removed: usize,
-    dead_lettered: usize,
-    retries: usize,
+/// What became of one device of a job.
+enum DeviceResult {
+    Sent,
+    /// Reached by an earlier run of this job (a re-claim).
+    AlreadyDelivered,
+    /// No provider for its platform is configured.
+    Unconfigured,
+    /// Its token was dead and is removed.
+    Removed,
+    /// Failed for now: worth another attempt, no sooner than `retry_after`.
+    Later {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Will fail again.
+    Permanent(String),
 }
 
 impl PushWorker {
@@ -185,20 +213,101 @@ impl PushWorker {
             return Outcome::RateLimited;
         }
         let notification = self.notification(job).await;
-        let mut tally = Tally::default();
-        for device in &devices {
-            if self.queue.was_delivered(claimed, &device.device_id).await {
-                continue;
+        let sends = futures_util::future::join_all(
+            devices
+                .iter()
+                .map(|device| self.deliver(claimed, device, &notification)),
+        );
+        let results = tokio::select! {
+            results = sends => results,
+            never = self.keep_claimed(claimed) => match never {},
+        };
+        self.settle(claimed, &devices, results).await
+    }
+
+    /// Keeps the claim on `claimed` until dropped (when the job's sends are done).
+    async fn keep_claimed(&self, claimed: &ClaimedJob) -> std::convert::Infallible {
+        loop {
+            tokio::time::sleep(self.policy.keep_claim_every).await;
+            match self.queue.keep_claim(claimed).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Sends in flight hold their devices' rights: another worker that has
+                    // the job now finds them busy and retries them later.
+                    metrics::counter!("chat_push_claims_lost_total").increment(1);
+                    tracing::warn!(receipt = %claimed.receipt, "push job claim lost while working it");
+                }
+                Err(e) => tracing::warn!(error = %e, "push job claim not kept"),
             }
-            self.deliver(claimed, device, &notification, &mut tally)
-                .await;
+        }
+    }
+
+    /// Counts the devices' results; re-queues those that failed for now as one job, or
+    /// dead-letters them once the job is out of attempts.
+    async fn settle(
+        &self,
+        claimed: &ClaimedJob,
+        devices: &[PushDevice],
+        results: Vec<DeviceResult>,
+    ) -> Outcome {
+        let (mut sent, mut unconfigured, mut removed, mut dead_lettered) = (0, 0, 0, 0);
+        let mut later: Vec<DeviceId> = Vec::new();
+        let mut wait_at_least = Duration::ZERO;
+        let mut last_reason = String::new();
+        for (device, result) in devices.iter().zip(results) {
+            match result {
+                DeviceResult::Sent => sent += 1,
+                DeviceResult::AlreadyDelivered => {}
+                DeviceResult::Unconfigured => unconfigured += 1,
+                DeviceResult::Removed => removed += 1,
+                DeviceResult::Permanent(reason) => {
+                    dead_lettered += 1;
+                    self.dead_letter(claimed, vec![device.device_id.clone()], &reason)
+                        .await;
+                }
+                DeviceResult::Later {
+                    reason,
+                    retry_after,
+                } => {
+                    later.push(device.device_id.clone());
+                    wait_at_least = wait_at_least.max(retry_after.unwrap_or_default());
+                    last_reason = reason;
+                }
+            }
+        }
+        let mut retries = 0;
+        if !later.is_empty() {
+            let attempt = claimed.job.attempt + 1;
+            if attempt >= self.policy.max_attempts {
+                dead_lettered += later.len();
+                self.dead_letter(claimed, later, &last_reason).await;
+            } else {
+                let delay = self.backoff(attempt, Some(wait_at_least));
+                let again = PushJob {
+                    attempt,
+                    devices: Some(later.clone()),
+                    ..claimed.job.clone()
+                };
+                match self.queue.retry(again, delay).await {
+                    Ok(()) => {
+                        retries = later.len();
+                        metrics::counter!("chat_push_retried_total").increment(later.len() as u64);
+                        tracing::info!(reason = %last_reason, attempt, ?delay, "push failed for now; re-queued");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "push retry not queued; dead-lettering");
+                        dead_lettered += later.len();
+                        self.dead_letter(claimed, later, &last_reason).await;
+                    }
+                }
+            }
         }
         Outcome::Processed {
-            sent: tally.sent,
-            unconfigured: tally.unconfigured,
-            removed: tally.removed,
-            dead_lettered: tally.dead_lettered,
-            retries: tally.retries,
+            sent,
+            unconfigured,
+            removed,
+            dead_lettered,
+            retries,
         }
     }
 
@@ -235,72 +344,86 @@ impl PushWorker {
         }
     }
 
-    /// One device: attempts with backoff until delivered, dead, or out of attempts.
+    /// One device, one attempt, under the job's send right for it.
     async fn deliver(
         &self,
         claimed: &ClaimedJob,
         device: &PushDevice,
         notification: &Notification,
-        tally: &mut Tally,
-    ) {
+    ) -> DeviceResult {
         let Some(provider) = self
             .providers
             .iter()
             .find(|p| p.platform() == device.platform)
         else {
-            tally.unconfigured += 1;
             metrics::counter!("chat_push_skipped_total", "reason" => "no_provider").increment(1);
-            return;
+            return DeviceResult::Unconfigured;
         };
+        // A live worker ends its send within the timeout; a dead one's right lapses a
+        // little later, before the job can be re-claimed from it.
+        let hold = self.policy.send_timeout + SEND_RIGHT_MARGIN;
+        match self
+            .queue
+            .begin_send(claimed, &device.device_id, hold)
+            .await
+        {
+            SendRight::Granted => {}
+            SendRight::AlreadyDelivered => return DeviceResult::AlreadyDelivered,
+            SendRight::Busy => {
+                metrics::counter!("chat_push_skipped_total", "reason" => "busy").increment(1);
+                return DeviceResult::Later {
+                    reason: "another worker is notifying this device".into(),
+                    retry_after: None,
+                };
+            }
+        }
         let platform = device.platform.as_str();
-        for attempt in 1..=self.policy.max_attempts {
-            let started = Instant::now();
-            let result = provider.send(device, notification).await;
-            metrics::histogram!("chat_push_send_seconds", "platform" => platform)
-                .record(started.elapsed().as_secs_f64());
-            match result {
-                Ok(()) => {
-                    tally.sent += 1;
-                    metrics::counter!("chat_push_sent_total", "platform" => platform).increment(1);
-                    self.queue
-                        .record_delivered(claimed, &device.device_id)
-                        .await;
-                    return;
+        let started = Instant::now();
+        let result = tokio::time::timeout(
+            self.policy.send_timeout,
+            provider.send(device, notification),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(SendError::Transient {
+                reason: "provider did not answer in time".into(),
+                retry_after: None,
+            })
+        });
+        metrics::histogram!("chat_push_send_seconds", "platform" => platform)
+            .record(started.elapsed().as_secs_f64());
+        self.queue
+            .end_send(claimed, &device.device_id, result.is_ok())
+            .await;
+        match result {
+            Ok(()) => {
+                metrics::counter!("chat_push_sent_total", "platform" => platform).increment(1);
+                DeviceResult::Sent
+            }
+            Err(SendError::BadToken) => {
+                metrics::counter!("chat_push_failed_total", "reason" => "bad_token").increment(1);
+                metrics::counter!("chat_push_tokens_removed_total").increment(1);
+                if let Err(e) = self
+                    .store
+                    .delete_push_device(&device.user_id, &device.device_id)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot remove dead push token");
                 }
-                Err(SendError::BadToken) => {
-                    tally.removed += 1;
-                    metrics::counter!("chat_push_failed_total", "reason" => "bad_token")
-                        .increment(1);
-                    metrics::counter!("chat_push_tokens_removed_total").increment(1);
-                    if let Err(e) = self
-                        .store
-                        .delete_push_device(&device.user_id, &device.device_id)
-                        .await
-                    {
-                        tracing::warn!(error = %e, "cannot remove dead push token");
-                    }
-                    return;
-                }
-                Err(SendError::Permanent(reason)) => {
-                    metrics::counter!("chat_push_failed_total", "reason" => "permanent")
-                        .increment(1);
-                    self.dead_letter(claimed, device, &reason, tally).await;
-                    return;
-                }
-                Err(SendError::Transient {
+                DeviceResult::Removed
+            }
+            Err(SendError::Permanent(reason)) => {
+                metrics::counter!("chat_push_failed_total", "reason" => "permanent").increment(1);
+                DeviceResult::Permanent(reason)
+            }
+            Err(SendError::Transient {
+                reason,
+                retry_after,
+            }) => {
+                metrics::counter!("chat_push_failed_total", "reason" => "transient").increment(1);
+                DeviceResult::Later {
                     reason,
                     retry_after,
-                }) => {
-                    metrics::counter!("chat_push_failed_total", "reason" => "transient")
-                        .increment(1);
-                    if attempt == self.policy.max_attempts {
-                        self.dead_letter(claimed, device, &reason, tally).await;
-                        return;
-                    }
-                    tally.retries += 1;
-                    metrics::counter!("chat_push_retried_total").increment(1);
-                    tracing::info!(%reason, attempt, "push failed; retrying");
-                    tokio::time::sleep(self.backoff(attempt, retry_after)).await;
                 }
             }
         }
@@ -319,16 +442,9 @@ impl PushWorker {
             .min(self.policy.backoff_max.max(retry_after.unwrap_or_default()))
     }
 
-    async fn dead_letter(
-        &self,
-        claimed: &ClaimedJob,
-        device: &PushDevice,
-        reason: &str,
-        tally: &mut Tally,
-    ) {
-        tally.dead_lettered += 1;
+    async fn dead_letter(&self, claimed: &ClaimedJob, devices: Vec<DeviceId>, reason: &str) {
         let parked = PushJob {
-            devices: Some(vec![device.device_id.clone()]),
+            devices: Some(devices),
             ..claimed.job.clone()
         };
         if let Err(e) = self.queue.dead_letter(&parked, reason).await {
@@ -336,13 +452,19 @@ impl PushWorker {
         }
     }
 
-    /// Works jobs until `shutdown` is cancelled.
+    /// Works up to `concurrency` jobs at a time until `shutdown` is cancelled. A job
+    /// already claimed is finished (its sends are bounded by `send_timeout`): dropping it
+    /// halfway could leave a device notified but not marked, and notified again.
     pub async fn run(self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = self.try_execute_task(Duration::from_millis(500)) => {}
+        let worker = Arc::new(self);
+        let loops = (0..worker.policy.concurrency.max(1)).map(|_| {
+            let (worker, shutdown) = (worker.clone(), shutdown.clone());
+            async move {
+                while !shutdown.is_cancelled() {
+                    worker.try_execute_task(CLAIM_WAIT).await;
+                }
             }
-        }
+        });
+        futures_util::future::join_all(loops).await;
     }
 }

@@ -44,6 +44,7 @@ fn policy() -> PushPolicy {
         user_rate_per_minute: 1000,
         backoff_base: Duration::from_millis(10),
         backoff_max: Duration::from_millis(50),
+        ..PushPolicy::default()
     }
 }
 
@@ -125,6 +126,17 @@ impl Fixture {
         };
         self.queue.enqueue(job).await.unwrap();
         self.worker.try_execute_task(WAIT).await
+    }
+
+    /// Works re-queued retries until none comes within `WAIT`; their outcomes in order.
+    async fn drain_retries(&self) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        loop {
+            match self.worker.try_execute_task(Duration::from_secs(2)).await {
+                Outcome::Empty => return outcomes,
+                outcome => outcomes.push(outcome),
+            }
+        }
     }
 
     fn assert_all_requests_valid(&self) {
@@ -262,47 +274,50 @@ async fn the_badge_is_the_users_total_unread() {
     );
 }
 
+fn apns(status: u16, reason: &'static str, retry_after_secs: Option<u64>) -> ApnsReply {
+    ApnsReply {
+        status,
+        reason: Some(reason),
+        retry_after_secs,
+    }
+}
+
+fn fcm(status: u16, error_status: &'static str, error_code: Option<&'static str>) -> FcmReply {
+    FcmReply {
+        status,
+        error_status,
+        error_code,
+        retry_after_secs: None,
+    }
+}
+
 #[tokio::test]
-async fn dead_tokens_are_removed() {
+async fn dead_tokens_are_removed_only_on_the_providers_explicit_answer() {
     let f = fixture(policy()).await;
     f.device("gone", PushPlatform::Apns, "t-gone").await;
     f.device("bad", PushPlatform::Apns, "t-bad").await;
     f.device("unreg", PushPlatform::Fcm, "f-unreg").await;
     f.device("invalid", PushPlatform::Fcm, "f-invalid").await;
     f.device("fine", PushPlatform::Fcm, "f-fine").await;
-    // Devices are tried in id order: bad, fine, gone, invalid, unreg.
-    f.apns.script([
-        ApnsReply {
-            status: 400,
-            reason: Some("BadDeviceToken"),
-            retry_after_secs: None,
-        },
-        ApnsReply {
-            status: 410,
-            reason: Some("Unregistered"),
-            retry_after_secs: None,
-        },
-    ]);
-    f.fcm.script([
-        FcmReply {
-            status: 200,
-            error_status: "",
-            error_code: None,
-            retry_after_secs: None,
-        },
-        FcmReply {
-            status: 400,
-            error_status: "INVALID_ARGUMENT",
-            error_code: Some("INVALID_ARGUMENT"),
-            retry_after_secs: None,
-        },
-        FcmReply {
-            status: 404,
-            error_status: "NOT_FOUND",
-            error_code: Some("UNREGISTERED"),
-            retry_after_secs: None,
-        },
-    ]);
+    f.device("proxied", PushPlatform::Fcm, "f-proxied").await;
+    f.device("payload", PushPlatform::Fcm, "f-payload").await;
+    f.device("apns-404", PushPlatform::Apns, "t-404").await;
+    f.apns
+        .script_token("t-bad", [apns(400, "BadDeviceToken", None)]);
+    f.apns
+        .script_token("t-gone", [apns(410, "Unregistered", None)]);
+    f.fcm.script_token(
+        "f-invalid",
+        [fcm(400, "INVALID_ARGUMENT", Some("INVALID_ARGUMENT"))],
+    );
+    f.fcm
+        .script_token("f-unreg", [fcm(404, "NOT_FOUND", Some("UNREGISTERED"))]);
+    // Not a word from Google about the token: a bare 404 (a wrong endpoint, a proxy) and
+    // an INVALID_ARGUMENT about the payload. Nor from Apple: 404 BadPath.
+    f.fcm.script_token("f-proxied", [fcm(404, "", None)]);
+    f.fcm
+        .script_token("f-payload", [fcm(400, "INVALID_ARGUMENT", None)]);
+    f.apns.script_token("t-404", [apns(404, "BadPath", None)]);
     let outcome = f.push(1).await;
     assert_eq!(
         outcome,
@@ -310,65 +325,84 @@ async fn dead_tokens_are_removed() {
             sent: 1,
             unconfigured: 0,
             removed: 4,
-            dead_lettered: 0,
+            dead_lettered: 3,
             retries: 0
         }
     );
-    assert_eq!(f.devices().await, vec!["fine".to_string()]);
+    assert_eq!(
+        f.devices().await,
+        vec!["apns-404", "fine", "payload", "proxied"],
+        "only the four tokens the providers called dead are gone"
+    );
     f.assert_all_requests_valid();
 }
 
 #[tokio::test]
-async fn transient_failures_are_retried_and_persistent_ones_dead_lettered() {
+async fn transient_failures_are_requeued_with_a_delay_and_persistent_ones_dead_lettered() {
     let f = fixture(policy()).await;
     f.device("iphone", PushPlatform::Apns, "tok").await;
-    // 503, then 429 with Retry-After, then success.
-    f.apns.script([
-        ApnsReply {
-            status: 503,
-            reason: Some("ServiceUnavailable"),
-            retry_after_secs: None,
-        },
-        ApnsReply {
-            status: 429,
-            reason: Some("TooManyRequests"),
-            retry_after_secs: Some(1),
-        },
-    ]);
+    f.device("pixel", PushPlatform::Fcm, "ftok").await;
+    // The iPhone: 503, then 429 with Retry-After, then success. The Pixel at once.
+    f.apns.script_token(
+        "tok",
+        [
+            apns(503, "ServiceUnavailable", None),
+            apns(429, "TooManyRequests", Some(1)),
+        ],
+    );
     let started = std::time::Instant::now();
+    let first = f.push(1).await;
     assert_eq!(
-        f.push(1).await,
+        first,
         Outcome::Processed {
             sent: 1,
             unconfigured: 0,
             removed: 0,
             dead_lettered: 0,
-            retries: 2
-        }
+            retries: 1
+        },
+        "the Pixel is notified at once; the iPhone re-queued, not waited for"
     );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "no retry slept inline"
+    );
+    let retries = f.drain_retries().await;
+    assert_eq!(
+        retries.len(),
+        2,
+        "two more runs, each for the iPhone only: {retries:?}"
+    );
+    assert_eq!(retries[1], delivered(1));
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After was honoured"
     );
     assert_eq!(f.apns.accepted().len(), 3);
+    assert_eq!(f.fcm.delivered().len(), 1, "the Pixel was notified once");
 
-    // Failing every attempt: dead-lettered, token kept.
-    f.apns.script((0..3).map(|_| ApnsReply {
-        status: 500,
-        reason: Some("InternalServerError"),
-        retry_after_secs: None,
-    }));
+    // Failing every attempt: dead-lettered after max_attempts, token kept.
+    f.apns.script_token(
+        "tok",
+        (0..3).map(|_| apns(500, "InternalServerError", None)),
+    );
+    f.push(2).await;
+    let retries = f.drain_retries().await;
     assert_eq!(
-        f.push(2).await,
-        Outcome::Processed {
+        retries.last(),
+        Some(&Outcome::Processed {
             sent: 0,
             unconfigured: 0,
             removed: 0,
             dead_lettered: 1,
-            retries: 2
-        }
+            retries: 0
+        })
     );
-    assert_eq!(f.devices().await, vec!["iphone".to_string()]);
+    assert_eq!(retries.len(), 2, "three attempts in all");
+    assert_eq!(
+        f.devices().await,
+        vec!["iphone".to_string(), "pixel".to_string()]
+    );
     f.assert_all_requests_valid();
 }
 

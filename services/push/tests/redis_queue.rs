@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chat_push::{
     Enqueued, PushJob, PushQueue, QueueBounds, QueueError, RedisPushQueue, RedisQueueConfig,
+    SendRight,
 };
 use chat_test_redis::RedisServer;
 
@@ -127,13 +128,93 @@ async fn dead_letters_keep_the_job_and_delivery_marks_survive_a_reclaim() {
     };
     q.dead_letter(&parked, "provider failures").await.unwrap();
     assert_eq!(q.dead_letters().await.unwrap(), vec![parked]);
-    // A re-claimed job knows which devices it already reached.
-    assert!(!q.was_delivered(&claimed, &DeviceId::from("tablet")).await);
-    q.record_delivered(&claimed, &DeviceId::from("tablet"))
-        .await;
-    assert!(q.was_delivered(&claimed, &DeviceId::from("tablet")).await);
+    // One send right per device and job: taken, it is busy for anyone else; given back
+    // undelivered, it can be taken again; delivered, a re-claimed job skips the device.
+    let (tablet, hold) = (DeviceId::from("tablet"), Duration::from_secs(30));
+    assert_eq!(
+        q.begin_send(&claimed, &tablet, hold).await,
+        SendRight::Granted
+    );
+    assert_eq!(q.begin_send(&claimed, &tablet, hold).await, SendRight::Busy);
+    q.end_send(&claimed, &tablet, false).await;
+    assert_eq!(
+        q.begin_send(&claimed, &tablet, hold).await,
+        SendRight::Granted
+    );
+    q.end_send(&claimed, &tablet, true).await;
+    assert_eq!(
+        q.begin_send(&claimed, &tablet, hold).await,
+        SendRight::AlreadyDelivered
+    );
+    // The right of a worker that died mid-send lapses after its hold.
+    let phone = DeviceId::from("phone");
+    let short = Duration::from_millis(100);
+    assert_eq!(
+        q.begin_send(&claimed, &phone, short).await,
+        SendRight::Granted
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        q.begin_send(&claimed, &phone, short).await,
+        SendRight::Granted
+    );
     q.ack(&claimed).await.unwrap();
     assert_eq!(q.pending_len().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_kept_claim_is_never_reclaimed_and_a_retry_comes_back_when_due() {
+    let redis = RedisServer::start().await;
+    let reclaim_after = Duration::from_millis(300);
+    let slow = queue(&redis, "slow", reclaim_after).await;
+    let other = queue(&redis, "other", reclaim_after).await;
+    slow.enqueue(job(4)).await.unwrap();
+    let claimed = slow.claim(WAIT).await.unwrap().unwrap();
+    // Three re-claim periods while the claim is kept: the other worker never gets it.
+    for _ in 0..9 {
+        tokio::time::sleep(reclaim_after / 3).await;
+        assert!(slow.keep_claim(&claimed).await.unwrap());
+        assert!(other
+            .claim(Duration::from_millis(1))
+            .await
+            .unwrap()
+            .is_none());
+    }
+    // Left alone, it is re-claimed; the old holder learns it lost the claim.
+    tokio::time::sleep(reclaim_after * 2).await;
+    let taken = other.claim(WAIT).await.unwrap().expect("re-claimed");
+    assert_eq!(taken.receipt, claimed.receipt);
+    assert!(!slow.keep_claim(&claimed).await.unwrap());
+    other.ack(&taken).await.unwrap();
+
+    // A retry waits for its time, then comes back once, narrowed to its devices.
+    let again = PushJob {
+        attempt: 1,
+        devices: Some(vec!["phone".into()]),
+        ..job(4)
+    };
+    slow.retry(again.clone(), Duration::from_millis(400))
+        .await
+        .unwrap();
+    assert_eq!(slow.delayed_len().await.unwrap(), 1);
+    assert!(
+        other
+            .claim(Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_none(),
+        "not yet due"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let due = other.claim(WAIT).await.unwrap().expect("due retry");
+    assert_eq!(due.job, again);
+    assert_eq!(slow.delayed_len().await.unwrap(), 0);
+    other.ack(&due).await.unwrap();
+    assert!(other
+        .claim(Duration::from_millis(50))
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]

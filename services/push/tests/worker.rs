@@ -12,7 +12,7 @@ use chat_protocol::PushPlatform;
 use chat_push::providers::Notification;
 use chat_push::{
     ClaimedJob, Enqueued, LocalPushQueue, Outcome, PushJob, PushPolicy, PushProvider, PushQueue,
-    PushWorker, QueueError, SendError,
+    PushWorker, QueueError, SendError, SendRight,
 };
 use chat_store::{MessageStore, PushDevice, SqliteConfig, SqliteStore};
 
@@ -60,15 +60,24 @@ impl PushQueue for Reclaimed {
     async fn dead_letter(&self, job: &PushJob, reason: &str) -> Result<(), QueueError> {
         self.inner.dead_letter(job, reason).await
     }
-    async fn was_delivered(&self, _job: &ClaimedJob, device_id: &DeviceId) -> bool {
-        self.delivered
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|d| d == device_id)
+    async fn retry(&self, job: PushJob, delay: Duration) -> Result<(), QueueError> {
+        self.inner.retry(job, delay).await
     }
-    async fn record_delivered(&self, _job: &ClaimedJob, device_id: &DeviceId) {
-        self.delivered.lock().unwrap().push(device_id.to_owned());
+    async fn keep_claim(&self, job: &ClaimedJob) -> Result<bool, QueueError> {
+        self.inner.keep_claim(job).await
+    }
+    async fn begin_send(&self, _job: &ClaimedJob, device_id: &DeviceId, _: Duration) -> SendRight {
+        let delivered = self.delivered.lock().unwrap();
+        if delivered.iter().any(|d| d == device_id) {
+            SendRight::AlreadyDelivered
+        } else {
+            SendRight::Granted
+        }
+    }
+    async fn end_send(&self, _job: &ClaimedJob, device_id: &DeviceId, delivered: bool) {
+        if delivered {
+            self.delivered.lock().unwrap().push(device_id.to_owned());
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use chat_backends::{
     Backends, Mode, PushQueueSettings, RedisArgs, StorageArgs, DEFAULT_DEDUP_WINDOW,
 };
 use chat_ops::{ops_routes, ready_check, serve_until, CommonArgs};
-use chat_push::{PushArgs, PushWorker, QueueBounds};
+use chat_push::{PushArgs, PushPolicy, PushWorker, QueueBounds};
 use tokio_util::sync::CancellationToken;
 
 const DEFAULT_PORT: u16 = 8083;
@@ -72,13 +72,12 @@ pub async fn run(args: PushServiceArgs, shutdown: CancellationToken) -> anyhow::
     let presence = backends.presence_view().await?;
     let providers = args.push.providers.build().context("push providers")?;
     let platforms: Vec<&str> = providers.iter().map(|p| p.platform().as_str()).collect();
-    let worker = PushWorker::new(
-        queue,
-        store.clone(),
-        presence,
-        providers,
-        args.push.policy(),
-    );
+    let policy = PushPolicy {
+        // Kept four times per re-claim period: a live worker's job is never re-claimed.
+        keep_claim_every: args.reclaim_after / 4,
+        ..args.push.policy()
+    };
+    let worker = PushWorker::new(queue, store.clone(), presence, providers, policy);
     let working = tokio::spawn(worker.run(shutdown.clone()));
     tracing::info!(%consumer, ?platforms, "push worker started");
     let ready = ready_check(store.clone(), |store| async move {

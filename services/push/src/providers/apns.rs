@@ -150,9 +150,10 @@ impl PushProvider for ApnsProvider {
                 .map(|b| format!("{:?}", b.reason))
                 .unwrap_or_default();
             match (status, reason.as_str()) {
-                (410, _) | (400, "BadDeviceToken") | (400, "DeviceTokenNotForTopic") => {
-                    return Err(SendError::BadToken)
-                }
+                // Only Apple's own reasons remove a token, never a bare status.
+                (410, "Unregistered")
+                | (400, "BadDeviceToken")
+                | (400, "DeviceTokenNotForTopic") => return Err(SendError::BadToken),
                 (403, "ExpiredProviderToken") if !force_new_token => force_new_token = true,
                 (429, _) | (500..=599, _) => {
                     return Err(SendError::Transient {

@@ -163,12 +163,28 @@ impl FcmProvider {
 fn fcm_error(body: &serde_json::Value) -> (String, String) {
     let error = &body["error"];
     let status = error["status"].as_str().unwrap_or_default().to_owned();
-    let code = error["details"]
-        .as_array()
-        .and_then(|d| d.iter().find_map(|x| x["errorCode"].as_str()))
+    let code = details(body)
+        .find_map(|x| x["errorCode"].as_str())
         .unwrap_or_default()
         .to_owned();
     (status, code)
+}
+
+fn details(body: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    body["error"]["details"].as_array().into_iter().flatten()
+}
+
+/// Whether Google said the token itself is dead: `UNREGISTERED`, or `INVALID_ARGUMENT`
+/// with a field violation on `message.token`. A bare 404 (a wrong endpoint, a proxy) or
+/// an `INVALID_ARGUMENT` about the payload is not, and removes nothing.
+fn token_is_dead(body: &serde_json::Value) -> bool {
+    let (status, code) = fcm_error(body);
+    code == "UNREGISTERED"
+        || (status == "INVALID_ARGUMENT"
+            && details(body)
+                .filter_map(|d| d["fieldViolations"].as_array())
+                .flatten()
+                .any(|v| v["field"].as_str() == Some("message.token")))
 }
 
 #[async_trait]
@@ -209,11 +225,11 @@ impl PushProvider for FcmProvider {
             }
             let wait = retry_after(&response);
             let error: serde_json::Value = response.json().await.unwrap_or_default();
+            if token_is_dead(&error) {
+                return Err(SendError::BadToken);
+            }
             let (error_status, code) = fcm_error(&error);
             match (status, error_status.as_str(), code.as_str()) {
-                (_, _, "UNREGISTERED") | (404, _, _) | (_, "INVALID_ARGUMENT", _) => {
-                    return Err(SendError::BadToken)
-                }
                 (401, _, _) if !force_new_token => force_new_token = true,
                 (429, _, _) | (500..=599, _, _) => {
                     return Err(SendError::Transient {
@@ -232,5 +248,29 @@ impl PushProvider for FcmProvider {
             reason: "FCM keeps refusing fresh access tokens".into(),
             retry_after: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_googles_explicit_answers_mean_a_dead_token() {
+        let unregistered = json!({"error": {"code": 404, "status": "NOT_FOUND", "details": [
+            {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "UNREGISTERED"}]}});
+        let bad_token = json!({"error": {"code": 400, "status": "INVALID_ARGUMENT", "details": [
+            {"@type": "type.googleapis.com/google.rpc.BadRequest",
+             "fieldViolations": [{"field": "message.token", "description": "not a valid FCM registration token"}]}]}});
+        let bad_payload = json!({"error": {"code": 400, "status": "INVALID_ARGUMENT", "details": [
+            {"@type": "type.googleapis.com/google.rpc.BadRequest",
+             "fieldViolations": [{"field": "message.android.ttl"}]}]}});
+        let bare_404 = serde_json::Value::Null;
+        let not_found = json!({"error": {"code": 404, "status": "NOT_FOUND"}});
+        assert!(token_is_dead(&unregistered));
+        assert!(token_is_dead(&bad_token));
+        assert!(!token_is_dead(&bad_payload));
+        assert!(!token_is_dead(&bare_404));
+        assert!(!token_is_dead(&not_found));
     }
 }
