@@ -4,6 +4,7 @@
 mod cluster;
 mod http;
 mod memory;
+mod otlp;
 mod process;
 mod server;
 mod ws;
@@ -11,6 +12,7 @@ mod ws;
 pub use cluster::{binary, Cluster, INTERNAL_SECRET, LEASE_TTL, PARTITIONS, PRESENCE_TTL};
 pub use http::Http;
 pub use memory::Usage;
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::{ChatdProcess, ServiceProcess};
 pub use server::TestServer;
 pub use ws::{WsClient, WsError};

@@ -43,6 +43,6 @@ async fn readyz(State(ready): State<ReadyCheck>) -> (StatusCode, String) {
 async fn metrics() -> impl IntoResponse {
     (
         [("content-type", "text/plain; version=0.0.4")],
-        crate::metrics::handle().render(),
+        crate::metrics::render(),
     )
 }

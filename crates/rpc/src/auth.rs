@@ -114,6 +114,15 @@ impl Interceptor for Credentials {
         if let Some(value) = self.header()? {
             request.metadata_mut().insert("authorization", value);
         }
+        // Unary calls carry the caller's trace; sends carry theirs per item.
+        let traceparent = chat_ops::trace_context::current_traceparent();
+        if let Ok(value) = traceparent.parse() {
+            if !traceparent.is_empty() {
+                request
+                    .metadata_mut()
+                    .insert(chat_ops::trace_context::TRACEPARENT, value);
+            }
+        }
         Ok(request)
     }
 }

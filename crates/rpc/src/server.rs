@@ -5,11 +5,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chat_api::{ChatApi, ChatId, DeviceId, HistoryQuery, SendRequest, SyncRequest, UserId};
+use chat_ops::trace_context::{set_remote_parent, traceparent_of};
+use chat_ops::TRACE_TARGET;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::auth::{InternalAuth, Verifier};
 use crate::convert::*;
@@ -39,6 +42,7 @@ pub async fn router(chat: Arc<dyn ChatApi>, auth: InternalAuth, limits: RpcLimit
     .add_service(reflection)
     .prepare()
     .into_axum_router()
+    .layer(axum::middleware::from_fn(track_rpc))
 }
 
 struct ChatRpc {
@@ -308,10 +312,47 @@ fn start_send(
             return futures_util::future::ready(reply(Err(bad))).boxed();
         }
     };
+    let span = tracing::info_span!(target: TRACE_TARGET, "chat.send", chat_id = %item.chat_id);
+    set_remote_parent(&span, &item.traceparent);
     let request = SendRequest {
         chat_id: item.chat_id.into(),
         client_msg_id: item.client_msg_id,
         body: item.body,
     };
-    chat.send(&caller, request).map(reply).boxed()
+    let sent = span.in_scope(|| chat.send(&caller, request));
+    if span.is_disabled() {
+        sent.map(reply).boxed()
+    } else {
+        sent.map(reply).instrument(span).boxed()
+    }
+}
+
+/// Runs each call in an `rpc.server` span (the caller's trace as its parent) and times it
+/// by method and gRPC status. A `Send` stream is timed until its reply stream starts;
+/// each send in it has its own span.
+async fn track_rpc(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = request
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let span = tracing::info_span!("rpc.server", %method);
+    set_remote_parent(&span, traceparent_of(request.headers()));
+    let response = next.run(request).instrument(span).await;
+    // A failed call's status is a header when it fails at once, else in the trailers.
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("0")
+        .to_owned();
+    metrics::histogram!("chat_rpc_server_seconds", "method" => method, "code" => code)
+        .record(started.elapsed().as_secs_f64());
+    response
 }

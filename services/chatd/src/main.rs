@@ -1,6 +1,6 @@
 //! The `chatd` binary: parse the command line, then hand over to the library.
 
-use chat_ops::{cancel_on_signal, init_logging};
+use chat_ops::{cancel_on_signal, init_telemetry};
 use chatd::{mint_token, Chatd, Cli, Command};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => {
-            init_logging(args.common.log_format);
+            let _telemetry = init_telemetry("chatd", args.common.log_format);
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
             Chatd::build(*args, shutdown)

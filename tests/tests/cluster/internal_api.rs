@@ -90,6 +90,19 @@ async fn calls_without_valid_service_credentials_get_no_data_and_are_counted() {
         counter(&metrics, "chat_internal_auth_failures_total") >= 3,
         "{metrics}"
     );
+    // Every call is timed by method and status; the process says what it is.
+    assert!(
+        metrics.contains("chat_rpc_server_seconds_count{method=\"ListChats\",code=\"0\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("chat_build_info{service=\"chat-service\",version=\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("process_resident_memory_bytes"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

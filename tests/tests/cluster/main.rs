@@ -5,3 +5,4 @@
 mod basics;
 mod failures;
 mod internal_api;
+mod tracing;

@@ -221,6 +221,10 @@ async fn health_readiness_and_metrics() {
         "chat_ws_frames_in_total",
         "chat_http_requests_total",
         "chat_store_commit_seconds",
+        // The process's own figures, read at each scrape.
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }

@@ -149,6 +149,7 @@ impl ChatApi for RemoteChat {
             caller: caller.clone(),
             request,
             reply,
+            traceparent: chat_ops::trace_context::current_traceparent(),
         };
         if self.sends.try_send(queued).is_err() {
             metrics::counter!("chat_send_overload_total").increment(1);

@@ -29,6 +29,8 @@ pub(crate) struct QueuedSend {
     pub(crate) caller: Caller,
     pub(crate) request: SendRequest,
     pub(crate) reply: SendReply,
+    /// The sender's trace context, taken where the send was made (empty when off).
+    pub(crate) traceparent: String,
 }
 
 /// Sends waiting for one owner's stream; past it they are refused as unavailable.
@@ -156,6 +158,7 @@ impl Pipeline {
             client_msg_id: send.request.client_msg_id,
             body: send.request.body,
             deadline_ms: chat_protocol::now_ms() + self.timeout.as_millis() as i64,
+            traceparent: send.traceparent,
         };
         let waiting = Waiting {
             chat_id: send.request.chat_id,

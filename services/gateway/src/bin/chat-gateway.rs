@@ -1,7 +1,7 @@
 //! The `chat-gateway` binary: parse the settings, then hand over to the library.
 
 use chat_gateway::process::{run, GatewayArgs};
-use chat_ops::{cancel_on_signal, init_logging};
+use chat_ops::{cancel_on_signal, init_telemetry};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = GatewayArgs::parse();
-    init_logging(args.common.log_format);
+    let _telemetry = init_telemetry("chat-gateway", args.common.log_format);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     run(args, shutdown).await

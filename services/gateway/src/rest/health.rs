@@ -24,6 +24,6 @@ pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, String)
 pub(crate) async fn metrics() -> impl IntoResponse {
     (
         [("content-type", "text/plain; version=0.0.4")],
-        chat_ops::metrics::handle().render(),
+        chat_ops::metrics::render(),
     )
 }

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use chat_api::{Caller, DeviceId, UserId};
 use chat_ops::http::ConnectionSlot;
+use chat_ops::TRACE_TARGET;
 use chat_protocol::{decode_client_frame, ClientFrame, ErrorCode, ServerFrame, PROTOCOL_VERSION};
 use futures_util::future::{BoxFuture, OptionFuture};
 use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use rand::Rng;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::admission::{error_with_retry, Admission, Reserved, Verdict};
@@ -98,11 +100,11 @@ pub(crate) async fn run(
     state: AppState,
     user_id: UserId,
     device_id: DeviceId,
+    session_id: Uuid,
     slot: Option<ConnectionSlot>,
 ) {
     // Held for as long as the connection lives: it counts against the address's cap.
     let _slot = slot;
-    let session_id = Uuid::new_v4();
     let config = state.config.clone();
     let connection = Arc::new(Connection {
         session: session_id,
@@ -316,10 +318,13 @@ impl Link {
         match self.admission.decide(session, &held.frame, owed) {
             Verdict::Admit(reserved) => {
                 self.owed += reserved.bytes;
-                let reply = handle(session, held.frame);
+                // Exported traces only: never built unless spans are exported.
+                let span = tracing::info_span!(target: TRACE_TARGET, "ws.request", kind = held.frame.kind());
+                let reply = span.in_scope(|| handle(session, held.frame));
                 let work: BoxFuture<'static, Vec<Utf8Bytes>> = match reply.handled {
                     Handled::Now(frames) => futures_util::future::ready(frames).boxed(),
-                    Handled::Later(work) => work,
+                    Handled::Later(work) if span.is_disabled() => work,
+                    Handled::Later(work) => work.instrument(span).boxed(),
                 };
                 self.in_flight.push(InFlight {
                     work,

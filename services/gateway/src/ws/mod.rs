@@ -17,6 +17,10 @@ use chat_ops::http::ConnectionSlot;
 use chat_protocol::ids::is_valid_id;
 use chat_protocol::ErrorCode;
 
+use futures_util::future::Either;
+use tracing::Instrument;
+use uuid::Uuid;
+
 use crate::auth::{token_of, verify};
 use crate::error::ApiError;
 use crate::limits::LimitClass;
@@ -45,7 +49,20 @@ pub(crate) async fn upgrade(
                 .write_buffer_size(0)
                 .on_upgrade(move |socket| {
                     let tracker = state.connections.clone();
-                    tracker.track_future(connection::run(socket, state, user_id, device_id, slot))
+                    let session = Uuid::new_v4();
+                    // With `RUST_LOG=chat_gateway=debug`, every log line of the connection
+                    // carries who it is. Not at `info`, and boxed apart when on: a span per
+                    // connection, even an unused wrapper for one, costs idle connections
+                    // 0.5–1.2 KB each (BENCHMARKS.md, idle connections).
+                    let span =
+                        tracing::debug_span!("ws.connection", %session, %user_id, %device_id);
+                    let run = connection::run(socket, state, user_id, device_id, session, slot);
+                    let run = if span.is_disabled() {
+                        Either::Left(run)
+                    } else {
+                        Either::Right(Box::pin(run.instrument(span)))
+                    };
+                    tracker.track_future(run)
                 })
         }
         Err(e) => e.into_response(),

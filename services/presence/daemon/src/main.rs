@@ -1,6 +1,6 @@
 //! The `chat-presence` binary: parse the settings, then hand over to the library.
 
-use chat_ops::{cancel_on_signal, init_logging};
+use chat_ops::{cancel_on_signal, init_telemetry};
 use chat_presence_daemon::{run, PresenceArgs};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = PresenceArgs::parse();
-    init_logging(args.common.log_format);
+    let _telemetry = init_telemetry("chat-presence", args.common.log_format);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     run(args, shutdown).await

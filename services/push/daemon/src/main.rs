@@ -1,6 +1,6 @@
 //! The `chat-push` binary: parse the settings, then hand over to the library.
 
-use chat_ops::{cancel_on_signal, init_logging};
+use chat_ops::{cancel_on_signal, init_telemetry};
 use chat_push_daemon::{run, PushServiceArgs};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = PushServiceArgs::parse();
-    init_logging(args.common.log_format);
+    let _telemetry = init_telemetry("chat-push", args.common.log_format);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     run(args, shutdown).await
