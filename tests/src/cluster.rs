@@ -199,6 +199,16 @@ impl Cluster {
         self.gateways[i].as_ref().expect("gateway running").addr
     }
 
+    /// Creates (or finds) the direct chat of `user` and `other` through `gateway`.
+    pub async fn direct_chat(&self, gateway: usize, user: &str, other: &str) -> String {
+        self.http(gateway)
+            .create_chat(
+                &crate::token(user, None),
+                serde_json::json!({"kind": "direct", "members": [other]}),
+            )
+            .await
+    }
+
     pub fn http(&self, gateway: usize) -> Http {
         Http::new(self.gateway_addr(gateway))
     }

@@ -215,13 +215,7 @@ async fn restarting_redis_mid_storm_loses_nothing_and_fan_out_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_gateway_moves_its_clients_without_loss() {
     let mut cluster = Cluster::start(2, 2).await;
-    let direct = cluster
-        .http(0)
-        .create_chat(
-            &token("alice", None),
-            json!({"kind": "direct", "members": ["bob"]}),
-        )
-        .await;
+    let direct = cluster.direct_chat(0, "alice", "bob").await;
     let mut alice = cluster.connect(0, "alice", "phone").await;
     let _bob = cluster.connect(1, "bob", "phone").await;
     let watched = alice

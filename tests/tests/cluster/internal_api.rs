@@ -6,7 +6,6 @@ use chat_auth::ServiceKeys;
 use chat_rpc::pb::chat_service_client::ChatServiceClient;
 use chat_rpc::pb::{self, Caller, CallerOnly};
 use chat_testkit::{token, Cluster, INTERNAL_SECRET};
-use serde_json::json;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
@@ -53,13 +52,7 @@ fn counter(metrics: &str, name: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_without_valid_service_credentials_get_no_data_and_are_counted() {
     let cluster = Cluster::start(1, 1).await;
-    cluster
-        .http(0)
-        .create_chat(
-            &token("alice", None),
-            json!({"kind": "direct", "members": ["bob"]}),
-        )
-        .await;
+    cluster.direct_chat(0, "alice", "bob").await;
     let mut client = ChatServiceClient::new(channel(&cluster).await);
 
     let anonymous = client.list_chats(list_chats_of("alice", None)).await;
@@ -152,13 +145,7 @@ async fn a_burst_larger_than_one_internal_message_is_split_into_batches() {
 
 /// Pipelines `count` sends of the largest body and checks each is acked and stored whole.
 async fn burst_of_largest_sends(cluster: &Cluster, count: usize) {
-    let chat = cluster
-        .http(0)
-        .create_chat(
-            &token("alice", None),
-            json!({"kind": "direct", "members": ["bob"]}),
-        )
-        .await;
+    let chat = cluster.direct_chat(0, "alice", "bob").await;
     let mut alice = cluster.connect(0, "alice", "phone").await;
     let body = "x".repeat(16 * 1024);
     for reply in alice.send_pipelined(&chat, "big-", count, &body).await {

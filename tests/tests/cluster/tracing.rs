@@ -4,8 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use chat_testkit::{token, Cluster, OtlpReceiver, ReceivedSpan};
-use serde_json::json;
+use chat_testkit::{Cluster, OtlpReceiver, ReceivedSpan};
 
 /// Waits until the receiver holds a `child` span (of `child_service`) whose parent is a
 /// `parent` span of `parent_service` in the same trace; returns the pair.
@@ -57,13 +56,7 @@ async fn a_send_is_one_trace_across_gateway_and_chat_service() {
         ],
     )
     .await;
-    let chat_id = cluster
-        .http(0)
-        .create_chat(
-            &token("alice", None),
-            json!({"kind": "direct", "members": ["bob"]}),
-        )
-        .await;
+    let chat_id = cluster.direct_chat(0, "alice", "bob").await;
     let mut alice = cluster.connect(0, "alice", "phone").await;
     let sent = alice.send_message(&chat_id, "traced-1", "hello").await;
     assert_eq!(sent["type"], "sent", "{sent}");
