@@ -75,8 +75,39 @@ impl Cluster {
         gateway_args: &[&str],
         settings: &[(&'static str, &str)],
     ) -> Self {
+        Self::start_on(
+            RedisServer::start().await,
+            gateways,
+            chat_services,
+            gateway_args,
+            settings,
+        )
+        .await
+    }
+
+    /// Like `start`, with Redis accepting TLS only (`rediss://`); every process trusts its
+    /// test CA through `SSL_CERT_FILE`, as an operator would trust a private CA.
+    pub async fn start_over_tls(gateways: usize, chat_services: usize) -> Self {
+        let redis = RedisServer::start_tls().await;
+        let ca = redis.ca_file().to_str().expect("utf-8 path").to_owned();
+        Self::start_on(
+            redis,
+            gateways,
+            chat_services,
+            &[],
+            &[("SSL_CERT_FILE", &ca)],
+        )
+        .await
+    }
+
+    async fn start_on(
+        redis: RedisServer,
+        gateways: usize,
+        chat_services: usize,
+        gateway_args: &[&str],
+        settings: &[(&'static str, &str)],
+    ) -> Self {
         crate::init_test_logging();
-        let redis = RedisServer::start().await;
         let data = tempfile::tempdir().expect("temp dir");
         let sqlite_path = data
             .path()
@@ -173,7 +204,7 @@ impl Cluster {
 
     /// Waits until every partition has an owner that has finished its takeover wait.
     pub async fn wait_until_served(&self) {
-        let client = redis::Client::open(self.redis.url()).expect("redis url");
+        let client = self.redis.client();
         let mut conn = client
             .get_multiplexed_async_connection()
             .await
@@ -222,7 +253,7 @@ impl Cluster {
     /// Which chat-service instance (by index) holds the lease of `chat_id`'s partition.
     pub async fn owner_of(&self, chat_id: &str) -> usize {
         let partition = chat_rpc::placement::partition_of(&chat_id.into(), PARTITIONS);
-        let client = redis::Client::open(self.redis.url()).expect("redis url");
+        let client = self.redis.client();
         let mut conn = client
             .get_multiplexed_async_connection()
             .await

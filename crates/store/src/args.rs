@@ -8,8 +8,8 @@ use std::time::Duration;
 use scylla::statement::Consistency;
 
 use crate::{
-    MessageStore, ScyllaConfig, ScyllaStore, SqliteConfig, SqliteStore, StoreError, StoreResult,
-    Synchronous,
+    MessageStore, ScyllaConfig, ScyllaStore, ScyllaTls, SqliteConfig, SqliteStore, StoreError,
+    StoreResult, Synchronous,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,6 +67,27 @@ pub struct StoreArgs {
     /// Messages per Scylla partition of a chat; fixed for the life of a keyspace.
     #[arg(long, env = "CHAT_SCYLLA_BUCKET_SIZE", default_value_t = 10_000)]
     pub scylla_bucket_size: u64,
+
+    /// Scylla username, for clusters with authentication on (with `CHAT_SCYLLA_PASSWORD`).
+    #[arg(long, env = "CHAT_SCYLLA_USERNAME", requires = "scylla_password")]
+    pub scylla_username: Option<String>,
+
+    /// Scylla password (prefer the env var, from a secret, to the flag).
+    #[arg(
+        long,
+        env = "CHAT_SCYLLA_PASSWORD",
+        hide_env_values = true,
+        requires = "scylla_username"
+    )]
+    pub scylla_password: Option<String>,
+
+    /// Talk TLS to every Scylla node, trusting the system's CAs (and `CHAT_SCYLLA_CA_FILE`).
+    #[arg(long, env = "CHAT_SCYLLA_TLS", default_value_t = false)]
+    pub scylla_tls: bool,
+
+    /// PEM file of the CA that issued the nodes' certificates (implies `CHAT_SCYLLA_TLS`).
+    #[arg(long, env = "CHAT_SCYLLA_CA_FILE")]
+    pub scylla_ca_file: Option<PathBuf>,
 }
 
 /// Settings of the embedded SQLite store, shared by `chatd` and the services.
@@ -166,6 +187,15 @@ impl StoreArgs {
                 config.request_timeout = self.scylla_timeout;
                 config.bucket_size = self.scylla_bucket_size;
                 config.dedup_ttl = dedup_window + Duration::from_secs(3600);
+                config.credentials = self
+                    .scylla_username
+                    .clone()
+                    .zip(self.scylla_password.clone());
+                if self.scylla_tls || self.scylla_ca_file.is_some() {
+                    config.tls = Some(ScyllaTls {
+                        ca_file: self.scylla_ca_file.clone(),
+                    });
+                }
                 Ok(Arc::new(ScyllaStore::connect(config).await?))
             }
         }

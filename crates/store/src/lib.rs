@@ -18,7 +18,7 @@ use chat_protocol::{Chat, Member, Message};
 
 pub use args::{Backend, SqliteArgs, StoreArgs, SQLITE_FILE};
 pub use error::{StoreError, StoreResult};
-pub use scylla::{ScyllaConfig, ScyllaStore};
+pub use scylla::{ScyllaConfig, ScyllaStore, ScyllaTls};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use types::{
     DedupEntry, Page, PageFiller, PushDevice, SequencerState, UserChatState, Watermarks,

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use chat_store::{MessageStore, ScyllaConfig, ScyllaStore};
+use chat_store::{MessageStore, ScyllaConfig, ScyllaStore, ScyllaTls};
 
 async fn scylla_store() -> Option<Arc<dyn MessageStore>> {
     let Ok(nodes) = std::env::var("CHAT_SCYLLA_NODES") else {
@@ -21,6 +21,13 @@ async fn scylla_store() -> Option<Arc<dyn MessageStore>> {
     let mut config = ScyllaConfig::new(nodes.split(',').map(str::to_owned).collect(), &keyspace);
     config.replication_factor = 1;
     config.bucket_size = 7;
+    // The same settings as the services, for a cluster with authentication or TLS on.
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    config.credentials = env("CHAT_SCYLLA_USERNAME").zip(env("CHAT_SCYLLA_PASSWORD"));
+    let ca_file = env("CHAT_SCYLLA_CA_FILE").map(Into::into);
+    if env("CHAT_SCYLLA_TLS").is_some_and(|v| v == "true") || ca_file.is_some() {
+        config.tls = Some(ScyllaTls { ca_file });
+    }
     let store = ScyllaStore::connect(config)
         .await
         .expect("connect to the Scylla cluster in CHAT_SCYLLA_NODES");

@@ -192,3 +192,16 @@ async fn a_message_to_an_offline_user_reaches_the_push_worker() {
     }
     panic!("the push worker never processed the job");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_runs_over_redis_with_tls() {
+    // Redis serves TLS only: leases, fan-out, presence and the push queue all use rediss://.
+    let cluster = Cluster::start_over_tls(2, 1).await;
+    let chat = cluster.direct_chat(0, "alice", "bob").await;
+    let mut alice = cluster.connect(0, "alice", "phone").await;
+    let mut bob = cluster.connect(1, "bob", "phone").await;
+    let sent = alice.send_message(&chat, "over-tls", "hello").await;
+    assert_eq!(sent["type"], "sent", "{sent}");
+    let got = bob.wait_for(is_msg_of(&chat)).await;
+    assert_eq!(got["body"], "hello");
+}

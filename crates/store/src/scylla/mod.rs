@@ -5,6 +5,7 @@
 
 mod schema;
 mod statements;
+mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -26,6 +27,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::types::{DedupEntry, Page, PushDevice, SequencerState, UserChatState, Watermarks};
 use crate::MessageStore;
 use statements::Statements;
+pub use tls::ScyllaTls;
 
 /// Settings of the Scylla store.
 #[derive(Debug, Clone)]
@@ -42,6 +44,10 @@ pub struct ScyllaConfig {
     pub bucket_size: u64,
     /// How long dedup entries live (the dedup window plus a margin).
     pub dedup_ttl: Duration,
+    /// Username and password, for clusters with authentication on.
+    pub credentials: Option<(String, String)>,
+    /// Talk TLS to every node.
+    pub tls: Option<ScyllaTls>,
 }
 
 impl ScyllaConfig {
@@ -54,6 +60,8 @@ impl ScyllaConfig {
             request_timeout: Duration::from_secs(5),
             bucket_size: 10_000,
             dedup_ttl: Duration::from_secs(25 * 3600),
+            credentials: None,
+            tls: None,
         }
     }
 }
@@ -78,12 +86,16 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 impl ScyllaStore {
     /// Connects, applies the schema and prepares every statement.
     pub async fn connect(config: ScyllaConfig) -> StoreResult<Self> {
-        let session = SessionBuilder::new()
+        let mut builder = SessionBuilder::new()
             .known_nodes(&config.nodes)
-            .connection_timeout(Duration::from_secs(5))
-            .build()
-            .await
-            .map_err(unavailable)?;
+            .connection_timeout(Duration::from_secs(5));
+        if let Some((user, password)) = &config.credentials {
+            builder = builder.user(user, password);
+        }
+        if let Some(tls) = &config.tls {
+            builder = builder.tls_context(Some(tls.client_config()?));
+        }
+        let session = builder.build().await.map_err(unavailable)?;
         schema::apply(&session, &config.keyspace, config.replication_factor).await?;
         let statements = Statements::prepare(
             &session,
