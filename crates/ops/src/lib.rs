@@ -19,7 +19,10 @@ pub use common::CommonArgs;
 pub use defaults::defaults_of;
 pub use health::{ops_routes, ready_check, ReadyCheck};
 pub use log_every::LogEvery;
-pub use logging::{exporting, init_logging, init_telemetry, LogFormat, Telemetry, TRACE_TARGET};
+pub use logging::{
+    exporting, init_logging, init_telemetry, install_crypto_provider, LogFormat, Telemetry,
+    TRACE_TARGET,
+};
 pub use naming::instance_name;
 pub use serve::{bind, serve_until};
 pub use signals::cancel_on_signal;

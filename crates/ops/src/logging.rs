@@ -62,6 +62,7 @@ pub fn init_logging(format: LogFormat) {
 /// Logs, plus span export when the OTLP endpoint is set; `service` names this process in
 /// traces and in `chat_build_info`. A second call (tests) is a no-op.
 pub fn init_telemetry(service: &'static str, format: LogFormat) -> Telemetry {
+    install_crypto_provider();
     crate::metrics::record_build_info(service);
     let provider = otlp_endpoint_set()
         .then(|| tracer_provider(service))
@@ -69,6 +70,13 @@ pub fn init_telemetry(service: &'static str, format: LogFormat) -> Telemetry {
     Telemetry {
         provider: install(format, provider),
     }
+}
+
+/// Makes `ring` the process's TLS crypto provider. Two are compiled in (`gcp_auth`'s HTTP
+/// client brings aws-lc-rs), and clients that take the process default (redis's `rediss://`)
+/// would otherwise refuse to choose. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn otlp_endpoint_set() -> bool {

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -64,6 +64,55 @@ struct TokenForm {
 struct Assertion {
     iss: String,
     scope: String,
+    aud: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// Checks a JWT-bearer assertion as Google's token endpoint does: an RS256 signature by the
+/// account's key over the segments as sent (Google accepts them with or without base64
+/// padding; gcp_auth pads), this endpoint as audience, and a current, at most one-hour
+/// validity.
+fn verify_assertion(jwt: &str, key: &DecodingKey, token_uri: &str) -> Result<Assertion, String> {
+    use base64::Engine;
+    let segments: Vec<&str> = jwt.split('.').collect();
+    let [header, payload, signature] = segments[..] else {
+        return Err("not three segments".into());
+    };
+    let decode = |segment: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(segment.trim_end_matches('='))
+            .map_err(|e| format!("base64: {e}"))
+    };
+    let header: serde_json::Value =
+        serde_json::from_slice(&decode(header)?).map_err(|e| format!("header: {e}"))?;
+    if header["alg"] != "RS256" {
+        return Err(format!("alg {}", header["alg"]));
+    }
+    let signed = &jwt[..jwt.len() - signature.len() - 1];
+    let valid = jsonwebtoken::crypto::verify(
+        signature.trim_end_matches('='),
+        signed.as_bytes(),
+        key,
+        Algorithm::RS256,
+    )
+    .map_err(|e| format!("signature: {e}"))?;
+    if !valid {
+        return Err("signature does not verify".into());
+    }
+    let claims: Assertion =
+        serde_json::from_slice(&decode(payload)?).map_err(|e| format!("claims: {e}"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if claims.aud != token_uri {
+        return Err(format!("audience {} is not {token_uri}", claims.aud));
+    }
+    if claims.exp <= now || claims.iat > now + 60 || claims.exp > claims.iat + 3600 {
+        return Err("expired, not yet valid, or valid too long".into());
+    }
+    Ok(claims)
 }
 
 impl FakeFcm {
@@ -153,13 +202,9 @@ async fn token(State(shared): State<Shared>, Form(form): Form<TokenForm>) -> Res
     if form.grant_type != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
         return oauth_error(&shared, "unsupported grant_type");
     }
-    let mut validation = Validation::new(Algorithm::RS256);
     let token_uri = shared.token_uri.lock().unwrap().clone();
-    validation.set_audience(&[token_uri]);
-    validation.set_required_spec_claims(&["exp", "iat", "aud", "iss"]);
-    let claims = match jsonwebtoken::decode::<Assertion>(&form.assertion, &shared.key, &validation)
-    {
-        Ok(data) => data.claims,
+    let claims = match verify_assertion(&form.assertion, &shared.key, &token_uri) {
+        Ok(claims) => claims,
         Err(e) => return oauth_error(&shared, &format!("bad assertion: {e}")),
     };
     if claims.iss != shared.client_email || claims.scope != SCOPE {

@@ -63,6 +63,9 @@ impl RedisServer {
         if !self.tls {
             return redis::Client::open(self.url()).expect("redis url");
         }
+        // As the services do at start (chat_ops::install_crypto_provider): more than one
+        // rustls provider is compiled into the test binaries.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let root_cert = Some(std::fs::read(self.ca_file()).expect("test CA"));
         let certificates = redis::TlsCertificates {
             client_tls: None,

@@ -74,7 +74,12 @@ impl Chatd {
             push_queue.clone(),
             Arc::new(OwnsEverything),
         );
-        let providers = args.push.providers.build().context("push providers")?;
+        let providers = args
+            .push
+            .providers
+            .build()
+            .await
+            .context("push providers")?;
         let worker = PushWorker::new(
             push_queue,
             store.clone(),

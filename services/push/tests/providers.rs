@@ -10,7 +10,7 @@ use std::time::Duration;
 use chat_bus::LocalBus;
 use chat_presence::{LocalPresence, SessionTracker};
 use chat_protocol::PushPlatform;
-use chat_push::providers::{ApnsConfig, ApnsProvider, FcmConfig, FcmProvider, ServiceAccount};
+use chat_push::providers::{ApnsConfig, ApnsProvider, FcmConfig, FcmCredentials, FcmProvider};
 use chat_push::{
     LocalPushQueue, Outcome, PushJob, PushPolicy, PushProvider, PushQueue, PushWorker,
 };
@@ -65,13 +65,15 @@ async fn fixture(policy: PushPolicy) -> Fixture {
         timeout: Duration::from_secs(5),
     })
     .unwrap();
-    let account: ServiceAccount =
-        serde_json::from_str(&fcm.service_account_json("example-project", FCM_KEY)).unwrap();
     let fcm_provider = FcmProvider::new(FcmConfig {
-        account,
+        credentials: FcmCredentials::ServiceAccount(
+            fcm.service_account_json("example-project", FCM_KEY),
+        ),
+        project_id: None,
         endpoint: fcm.url.clone(),
         timeout: Duration::from_secs(5),
     })
+    .await
     .unwrap();
     let providers: Vec<Arc<dyn PushProvider>> =
         vec![Arc::new(apns_provider), Arc::new(fcm_provider)];

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chat_bus::LocalBus;
 use chat_presence::LocalPresence;
 use chat_protocol::PushPlatform;
-use chat_push::providers::{FcmConfig, FcmProvider, ServiceAccount};
+use chat_push::providers::{FcmConfig, FcmCredentials, FcmProvider};
 use chat_push::{
     PushJob, PushPolicy, PushProvider, PushQueue, PushWorker, RedisPushQueue, RedisQueueConfig,
 };
@@ -33,14 +33,20 @@ async fn queue(redis: &RedisServer, consumer: &str) -> Arc<RedisPushQueue> {
     Arc::new(RedisPushQueue::connect(config).await.unwrap())
 }
 
-fn worker(queue: Arc<RedisPushQueue>, store: Arc<dyn MessageStore>, fcm: &FakeFcm) -> PushWorker {
-    let account: ServiceAccount =
-        serde_json::from_str(&fcm.service_account_json("example-project", FCM_KEY)).unwrap();
+async fn worker(
+    queue: Arc<RedisPushQueue>,
+    store: Arc<dyn MessageStore>,
+    fcm: &FakeFcm,
+) -> PushWorker {
     let provider = FcmProvider::new(FcmConfig {
-        account,
+        credentials: FcmCredentials::ServiceAccount(
+            fcm.service_account_json("example-project", FCM_KEY),
+        ),
+        project_id: None,
         endpoint: fcm.url.clone(),
         timeout: Duration::from_secs(5),
     })
+    .await
     .unwrap();
     let presence = Arc::new(LocalPresence::new(store.clone(), Arc::new(LocalBus::new())));
     let providers: Vec<Arc<dyn PushProvider>> = vec![Arc::new(provider)];
@@ -111,8 +117,16 @@ async fn a_slow_failing_provider_and_a_second_worker_notify_each_device_once() {
     }
     let shutdown = CancellationToken::new();
     let running = [
-        tokio::spawn(worker(first.clone(), store.clone(), &fcm).run(shutdown.clone())),
-        tokio::spawn(worker(second.clone(), store.clone(), &fcm).run(shutdown.clone())),
+        tokio::spawn(
+            worker(first.clone(), store.clone(), &fcm)
+                .await
+                .run(shutdown.clone()),
+        ),
+        tokio::spawn(
+            worker(second.clone(), store.clone(), &fcm)
+                .await
+                .run(shutdown.clone()),
+        ),
     ];
 
     let deadline = Instant::now() + Duration::from_secs(60);

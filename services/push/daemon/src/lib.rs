@@ -70,7 +70,12 @@ pub async fn run(args: PushServiceArgs, shutdown: CancellationToken) -> anyhow::
         .await?;
     // Only asked whether users are online; this process holds no sessions.
     let presence = backends.presence_view().await?;
-    let providers = args.push.providers.build().context("push providers")?;
+    let providers = args
+        .push
+        .providers
+        .build()
+        .await
+        .context("push providers")?;
     let platforms: Vec<&str> = providers.iter().map(|p| p.platform().as_str()).collect();
     let policy = PushPolicy {
         // Kept four times per re-claim period: a live worker's job is never re-claimed.

@@ -1,38 +1,39 @@
-//! FCM HTTP v1: an OAuth2 access token from the service account (JWT-bearer grant to the
-//! account's `token_uri`, cached until shortly before it expires), then
-//! `POST /v1/projects/{project}/messages:send`.
+//! FCM HTTP v1: an OAuth2 access token from Google credentials through `gcp_auth` (a
+//! service-account key file, or Application Default Credentials: the file named by
+//! `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's user credentials, or the metadata server on
+//! GCE and GKE with Workload Identity), then `POST /v1/projects/{project}/messages:send`.
 
 use super::SetupError;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_protocol::PushPlatform;
 use chat_store::PushDevice;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde::{Deserialize, Serialize};
+use gcp_auth::{CustomServiceAccount, TokenProvider};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use super::http::{http2_client, retry_after, unix_now};
+use super::http::{http2_client, retry_after};
 use super::Notification;
 use crate::worker::{PushProvider, SendError};
 
 const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
-/// An access token is renewed this long before Google says it expires.
-const RENEW_EARLY_SECS: u64 = 60;
 
-/// The fields of a Google service-account JSON file that FCM needs.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ServiceAccount {
-    pub project_id: String,
-    pub client_email: String,
-    pub private_key: String,
-    pub token_uri: String,
+/// Where FCM access tokens come from.
+#[derive(Clone)]
+pub enum FcmCredentials {
+    /// A service-account key file's JSON; tokens from its `token_uri`.
+    ServiceAccount(String),
+    /// Application Default Credentials, found as Google's libraries find them.
+    ApplicationDefault,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FcmConfig {
-    pub account: ServiceAccount,
+    pub credentials: FcmCredentials,
+    /// The Firebase project; by default the credentials' own.
+    pub project_id: Option<String>,
     /// `https://fcm.googleapis.com` in production.
     pub endpoint: String,
     pub timeout: Duration,
@@ -40,100 +41,67 @@ pub struct FcmConfig {
 
 pub struct FcmProvider {
     config: FcmConfig,
-    key: EncodingKey,
+    project_id: String,
     client: reqwest::Client,
-    /// (expires at, access token)
-    access: Mutex<Option<(u64, String)>>,
+    /// The token source (it caches tokens until shortly before they expire) and the last
+    /// token it gave, to count fetches.
+    tokens: Mutex<(Arc<dyn TokenProvider>, String)>,
 }
 
-#[derive(Serialize)]
-struct Assertion<'a> {
-    iss: &'a str,
-    scope: &'a str,
-    aud: &'a str,
-    iat: u64,
-    exp: u64,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    expires_in: u64,
+/// A token source for `credentials` (reading the environment for ADC).
+async fn token_source(credentials: &FcmCredentials) -> Result<Arc<dyn TokenProvider>, SetupError> {
+    Ok(match credentials {
+        FcmCredentials::ServiceAccount(json) => {
+            Arc::new(CustomServiceAccount::from_json(json).map_err(SetupError::GoogleCredentials)?)
+        }
+        FcmCredentials::ApplicationDefault => gcp_auth::provider()
+            .await
+            .map_err(SetupError::GoogleCredentials)?,
+    })
 }
 
 impl FcmProvider {
-    pub fn new(config: FcmConfig) -> Result<Self, SetupError> {
-        let key =
-            EncodingKey::from_rsa_pem(config.account.private_key.as_bytes()).map_err(|source| {
-                SetupError::Key {
-                    what: "FCM service account",
-                    source,
-                }
-            })?;
+    pub async fn new(config: FcmConfig) -> Result<Self, SetupError> {
+        let source = token_source(&config.credentials).await?;
+        let project_id = match &config.project_id {
+            Some(project) => project.clone(),
+            None => source
+                .project_id()
+                .await
+                .map_err(SetupError::GoogleCredentials)?
+                .to_string(),
+        };
         let client = http2_client(&config.endpoint, config.timeout)?;
         Ok(FcmProvider {
             config,
-            key,
+            project_id,
             client,
-            access: Mutex::new(None),
+            tokens: Mutex::new((source, String::new())),
         })
     }
 
+    /// A valid access token; `force_new` after Google refused the last one (the source is
+    /// made anew, since it would hand out its cached token again).
     async fn access_token(&self, force_new: bool) -> Result<String, SendError> {
-        let mut cached = self.access.lock().await;
-        let now = unix_now();
-        if let Some((expires, token)) = cached.as_ref() {
-            if !force_new && now + RENEW_EARLY_SECS < *expires {
-                return Ok(token.clone());
-            }
+        let mut tokens = self.tokens.lock().await;
+        if force_new {
+            tokens.0 = token_source(&self.config.credentials)
+                .await
+                .map_err(|e| SendError::Permanent(format!("FCM credentials: {e}")))?;
         }
-        let account = &self.config.account;
-        let assertion = jsonwebtoken::encode(
-            &Header::new(Algorithm::RS256),
-            &Assertion {
-                iss: &account.client_email,
-                scope: SCOPE,
-                aud: &account.token_uri,
-                iat: now,
-                exp: now + 3600,
-            },
-            &self.key,
-        )
-        .map_err(|e| SendError::Permanent(format!("cannot sign FCM assertion: {e}")))?;
-        let form = [
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", assertion.as_str()),
-        ];
-        let response = self
-            .client
-            .post(&account.token_uri)
-            .form(&form)
-            .send()
+        let token = tokens
+            .0
+            .token(&[SCOPE])
             .await
             .map_err(|e| SendError::Transient {
-                reason: format!("FCM token request: {e}"),
+                reason: format!("FCM access token: {e}"),
                 retry_after: None,
             })?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            let transient = status == 429 || status >= 500;
-            let reason = format!("FCM token endpoint answered {status}");
-            return Err(if transient {
-                SendError::Transient {
-                    reason,
-                    retry_after: retry_after(&response),
-                }
-            } else {
-                SendError::Permanent(reason)
-            });
+        if token.as_str() != tokens.1 {
+            metrics::counter!("chat_push_fcm_tokens_fetched_total").increment(1);
+            tokens.1 = token.as_str().to_owned();
         }
-        let token: TokenResponse = response.json().await.map_err(|e| SendError::Transient {
-            reason: format!("FCM token response: {e}"),
-            retry_after: None,
-        })?;
-        *cached = Some((now + token.expires_in, token.access_token.clone()));
-        metrics::counter!("chat_push_fcm_tokens_fetched_total").increment(1);
-        Ok(token.access_token)
+        Ok(tokens.1.clone())
     }
 
     fn message(device: &PushDevice, notification: &Notification) -> serde_json::Value {
@@ -201,7 +169,7 @@ impl PushProvider for FcmProvider {
         let url = format!(
             "{}/v1/projects/{}/messages:send",
             self.config.endpoint.trim_end_matches('/'),
-            self.config.account.project_id
+            self.project_id
         );
         let body = Self::message(device, notification);
         let mut force_new_token = false;

@@ -1,5 +1,5 @@
-//! Push providers: APNs (token auth, payloads built with `a2`) and FCM HTTP v1 (service
-//! account OAuth2), both over our own HTTP/2 client so that tests exercise the transport
+//! Push providers: APNs (token auth, payloads built with `a2`) and FCM HTTP v1 (Google
+//! OAuth2 through `gcp_auth`), both over our own HTTP/2 client so that tests exercise the transport
 //! production uses. An `http://` endpoint speaks HTTP/2 without TLS (local fakes).
 
 mod apns;
@@ -9,7 +9,7 @@ mod settings;
 mod setup_error;
 
 pub use apns::{ApnsConfig, ApnsProvider};
-pub use fcm::{FcmConfig, FcmProvider, ServiceAccount};
+pub use fcm::{FcmConfig, FcmCredentials, FcmProvider};
 pub use settings::ProviderSettings;
 pub use setup_error::SetupError;
 

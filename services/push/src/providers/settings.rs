@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ApnsConfig, ApnsProvider, FcmConfig, FcmProvider, ServiceAccount};
+use super::{ApnsConfig, ApnsProvider, FcmConfig, FcmCredentials, FcmProvider};
 use crate::worker::PushProvider;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -35,9 +35,23 @@ pub struct ProviderSettings {
     )]
     pub apns_endpoint: String,
 
-    /// Google service-account JSON with access to FCM. FCM is off unless set.
-    #[arg(long, env = "CHAT_FCM_CREDENTIALS_FILE")]
+    /// Google service-account JSON with access to FCM. FCM is off unless this or
+    /// `CHAT_FCM_APPLICATION_DEFAULT` is set.
+    #[arg(
+        long,
+        env = "CHAT_FCM_CREDENTIALS_FILE",
+        conflicts_with = "fcm_application_default"
+    )]
     pub fcm_credentials_file: Option<PathBuf>,
+
+    /// FCM with Google's Application Default Credentials: `GOOGLE_APPLICATION_CREDENTIALS`,
+    /// gcloud's user credentials, or the metadata server (GCE, GKE Workload Identity).
+    #[arg(long, env = "CHAT_FCM_APPLICATION_DEFAULT", default_value_t = false)]
+    pub fcm_application_default: bool,
+
+    /// The Firebase project to send through (default: the credentials' project).
+    #[arg(long, env = "CHAT_FCM_PROJECT_ID")]
+    pub fcm_project_id: Option<String>,
 
     /// FCM endpoint. An `http://` URL speaks HTTP/2 without TLS (test servers).
     #[arg(
@@ -54,7 +68,7 @@ pub struct ProviderSettings {
 
 impl ProviderSettings {
     /// The providers whose settings are complete; errors for half-configured ones.
-    pub fn build(&self) -> Result<Vec<Arc<dyn PushProvider>>, SetupError> {
+    pub async fn build(&self) -> Result<Vec<Arc<dyn PushProvider>>, SetupError> {
         let mut providers: Vec<Arc<dyn PushProvider>> = Vec::new();
         let apns = (
             &self.apns_key_file,
@@ -80,21 +94,26 @@ impl ProviderSettings {
             (None, None, None, None) => {}
             _ => return Err(SetupError::IncompleteApns),
         }
-        if let Some(file) = &self.fcm_credentials_file {
-            let text = std::fs::read_to_string(file).map_err(|source| SetupError::Read {
-                path: file.clone(),
-                source,
-            })?;
-            let account: ServiceAccount =
-                serde_json::from_str(&text).map_err(|source| SetupError::ServiceAccount {
+        let credentials = match &self.fcm_credentials_file {
+            Some(file) => Some(FcmCredentials::ServiceAccount(
+                std::fs::read_to_string(file).map_err(|source| SetupError::Read {
                     path: file.clone(),
                     source,
-                })?;
-            providers.push(Arc::new(FcmProvider::new(FcmConfig {
-                account,
-                endpoint: self.fcm_endpoint.clone(),
-                timeout: self.push_timeout,
-            })?));
+                })?,
+            )),
+            None if self.fcm_application_default => Some(FcmCredentials::ApplicationDefault),
+            None => None,
+        };
+        if let Some(credentials) = credentials {
+            providers.push(Arc::new(
+                FcmProvider::new(FcmConfig {
+                    credentials,
+                    project_id: self.fcm_project_id.clone(),
+                    endpoint: self.fcm_endpoint.clone(),
+                    timeout: self.push_timeout,
+                })
+                .await?,
+            ));
         }
         Ok(providers)
     }

@@ -10,12 +10,8 @@ pub enum SetupError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: not a service-account file")]
-    ServiceAccount {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error("Google credentials for FCM")]
+    GoogleCredentials(#[source] gcp_auth::Error),
     #[error("{what}: unusable key")]
     Key {
         what: &'static str,
