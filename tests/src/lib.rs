@@ -24,7 +24,7 @@ pub const TEST_SECRET: &str = "test-secret-not-for-production";
 pub fn token(user: &str, device: Option<&str>) -> String {
     chat_auth::JwtKeys::new(TEST_SECRET.as_bytes())
         .expect("test secret")
-        .mint(user, device, None)
+        .mint(user, device, std::time::Duration::from_secs(3600))
         .expect("valid user id")
 }
 

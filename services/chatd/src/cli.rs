@@ -48,6 +48,9 @@ pub struct ServeArgs {
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    #[command(flatten)]
+    pub tokens: chat_auth::TokenArgs,
+
     /// Push jobs held in memory before new ones are dropped.
     #[arg(long, env = "CHAT_PUSH_QUEUE", default_value_t = 100_000)]
     pub push_queue: usize,
@@ -86,9 +89,10 @@ pub struct TokenArgs {
     #[arg(long)]
     pub device: Option<String>,
 
-    /// Lifetime: seconds (`3600`) or a duration (`1h`, `30m`). No expiry when omitted.
-    #[arg(long, value_parser = parse_ttl)]
-    pub ttl: Option<Duration>,
+    /// Lifetime: seconds (`3600`) or a duration (`1h`, `30m`). Every token expires: the
+    /// server refuses tokens without `exp` unless told otherwise (CHAT_JWT_ALLOW_NO_EXP).
+    #[arg(long, value_parser = parse_ttl, default_value = "24h")]
+    pub ttl: Duration,
 
     /// Data directory whose generated secret to use when CHAT_JWT_SECRET is unset.
     #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chat_auth::{load_or_create_secret, JwtKeys};
+use chat_auth::load_or_create_secret;
 use chat_backends::{Backends, Mode, PushQueueSettings};
 use chat_gateway::Gateway;
 use chat_ops::http::HttpLimits;
@@ -47,7 +47,10 @@ impl Chatd {
         // Install the recorder before anything counts, or early counts are lost.
         chat_ops::metrics::handle();
         let secret = resolve_secret(args.jwt_secret.clone(), &args.storage.data_dir)?;
-        let keys = JwtKeys::new(secret.as_bytes()).context("invalid JWT secret")?;
+        let keys = args
+            .tokens
+            .keys(secret.as_bytes())
+            .context("token verification settings")?;
         let backends = Backends::new(
             Mode::Local,
             Some(args.storage.settings(args.chat.dedup_window)),

@@ -35,7 +35,7 @@ pub(crate) fn verify(state: &AppState, token: Option<String>) -> Result<Identity
     state.keys.verify(&token).map_err(unauthorized)
 }
 
-fn unauthorized(e: AuthError) -> ApiError {
+pub(crate) fn unauthorized(e: AuthError) -> ApiError {
     metrics::counter!("chat_auth_failures_total").increment(1);
     ApiError::new(ErrorCode::Unauthorized, e.to_string())
 }
@@ -52,7 +52,7 @@ impl FromRequestParts<AppState> for AuthUser {
     ) -> Result<Self, Self::Rejection> {
         let identity = verify(state, token_of(parts))?;
         Ok(AuthUser(Caller {
-            device_id: identity.device_or_default(None),
+            device_id: identity.device_or_default(None).map_err(unauthorized)?,
             user_id: identity.user_id,
             session: None,
         }))

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chat_api::ContractLimits;
-use chat_auth::JwtKeys;
+use chat_auth::TokenArgs;
 use chat_backends::{Backends, Mode, RedisArgs};
 use chat_ops::CommonArgs;
 use chat_rpc::{Credentials, InternalAuthArgs, RemoteChat, RemoteChatConfig, RpcLimits};
@@ -38,6 +38,9 @@ pub struct GatewayArgs {
     pub jwt_secret: String,
 
     #[command(flatten)]
+    pub tokens: TokenArgs,
+
+    #[command(flatten)]
     pub contract: ContractLimits,
 
     /// A gateway that stops heartbeating for this long has its users taken offline.
@@ -62,7 +65,10 @@ pub struct GatewayArgs {
 pub async fn run(mut args: GatewayArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     // Install the recorder before anything counts, or early counts are lost.
     chat_ops::metrics::handle();
-    let keys = JwtKeys::new(args.jwt_secret.as_bytes()).context("invalid JWT secret")?;
+    let keys = args
+        .tokens
+        .keys(args.jwt_secret.as_bytes())
+        .context("token verification settings")?;
     let auth = args
         .internal_auth
         .resolve()

@@ -21,18 +21,88 @@ async fn hello_describes_the_session() {
     assert_eq!(hello["max_body_bytes"], 16_384);
 }
 
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+fn unexpiring(sub: &str) -> Claims {
+    Claims {
+        sub: sub.into(),
+        device: None,
+        exp: None,
+        nbf: None,
+        iat: None,
+        iss: None,
+        aud: None,
+    }
+}
+
+/// The HTTP status an upgrade with this path and query is refused with.
+async fn refusal(server: &TestServer, query: &str) -> u16 {
+    match server.try_connect_url(query).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("{query}: unexpected error {other}"),
+        Ok(_) => panic!("{query}: connection was accepted"),
+    }
+}
+
 #[tokio::test]
-async fn device_defaults_then_comes_from_the_token() {
+async fn device_defaults_then_comes_from_the_token_which_binds_it() {
     let server = TestServer::start().await;
     let plain = WsClient::connect(server.addr, "alice", None).await.unwrap();
     assert_eq!(plain.hello["device_id"], "default");
     let keys = JwtKeys::new(TEST_SECRET.as_bytes()).unwrap();
-    let with_device = keys.mint("alice", Some("tablet"), None).unwrap();
+    let with_device = keys.mint("alice", Some("tablet"), HOUR).unwrap();
     let client = server
         .try_connect_url(&format!("/v1/ws?token={with_device}"))
         .await
         .unwrap();
     assert_eq!(client.hello["device_id"], "tablet");
+    let same = server
+        .try_connect_url(&format!("/v1/ws?token={with_device}&device=tablet"))
+        .await
+        .unwrap();
+    assert_eq!(same.hello["device_id"], "tablet");
+    // A tablet's token cannot connect, and ack, as the phone.
+    let other = format!("/v1/ws?token={with_device}&device=phone");
+    assert_eq!(refusal(&server, &other).await, 403);
+}
+
+#[tokio::test]
+async fn tokens_must_expire_unless_the_server_allows_otherwise() {
+    let keys = JwtKeys::new(TEST_SECRET.as_bytes()).unwrap();
+    let forever = keys.sign(&unexpiring("alice")).unwrap();
+    let query = format!("/v1/ws?token={forever}");
+    let strict = TestServer::start().await;
+    assert_eq!(refusal(&strict, &query).await, 401);
+    let lenient = TestServer::start_with(|args| args.tokens.jwt_allow_no_exp = true).await;
+    let client = lenient.try_connect_url(&query).await.unwrap();
+    assert_eq!(client.hello["user_id"], "alice");
+}
+
+#[tokio::test]
+async fn during_a_secret_rotation_tokens_of_both_secrets_connect() {
+    let server = TestServer::start_with(|args| {
+        args.tokens.jwt_secret_next = Some("the-next-secret".into());
+    })
+    .await;
+    for secret in [TEST_SECRET, "the-next-secret"] {
+        let token = JwtKeys::new(secret.as_bytes())
+            .unwrap()
+            .mint("alice", None, HOUR)
+            .unwrap();
+        let client = server
+            .try_connect_url(&format!("/v1/ws?token={token}"))
+            .await
+            .unwrap();
+        assert_eq!(client.hello["user_id"], "alice", "{secret}");
+    }
+    let stranger = JwtKeys::new(b"a-third-secret")
+        .unwrap()
+        .mint("alice", None, HOUR)
+        .unwrap();
+    assert_eq!(
+        refusal(&server, &format!("/v1/ws?token={stranger}")).await,
+        401
+    );
 }
 
 #[tokio::test]
@@ -41,25 +111,19 @@ async fn bad_tokens_are_refused_with_401_before_the_upgrade() {
     let keys = JwtKeys::new(TEST_SECRET.as_bytes()).unwrap();
     let expired = keys
         .sign(&Claims {
-            sub: "alice".into(),
-            device: None,
             exp: Some(1_000),
-            nbf: None,
-            iat: None,
+            ..unexpiring("alice")
         })
         .unwrap();
     let bad_user = keys
         .sign(&Claims {
-            sub: "bad user!".into(),
-            device: None,
-            exp: None,
-            nbf: None,
-            iat: None,
+            exp: Some(4_000_000_000),
+            ..unexpiring("bad user!")
         })
         .unwrap();
     let other_secret = JwtKeys::new(b"other")
         .unwrap()
-        .mint("alice", None, None)
+        .mint("alice", None, HOUR)
         .unwrap();
     for query in [
         "/v1/ws".to_string(),

@@ -55,9 +55,9 @@ pub struct TokenArgs {
     pub user: String,
     #[arg(long)]
     pub device: Option<String>,
-    /// Lifetime (`1h`, `30m`); none when omitted.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    pub ttl: Option<Duration>,
+    /// Lifetime (`1h`, `30m`).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
+    pub ttl: Duration,
     #[arg(long, env = "CHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: String,
 }

@@ -43,7 +43,7 @@ pub(crate) async fn token(
     state.admit(LimitClass::Connects, &UserId::from(body.user_id.as_str()))?;
     let token = state
         .keys
-        .mint(&body.user_id, None, Some(DEV_TOKEN_TTL))
+        .mint(&body.user_id, None, DEV_TOKEN_TTL)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
     Ok(Json(DevToken { token }))
 }

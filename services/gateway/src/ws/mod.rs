@@ -86,7 +86,10 @@ fn authorize(
     if device_param.is_some_and(|d| !is_valid_id(d)) {
         return Err(ApiError::new(ErrorCode::BadRequest, "invalid device id"));
     }
-    let device_id = identity.device_or_default(device_param);
+    // A token bound to a device cannot connect (and ack) as another.
+    let device_id = identity
+        .device_or_default(device_param)
+        .map_err(|e| ApiError::new(ErrorCode::Forbidden, e.to_string()))?;
     if !state.registry.has_room_for(&identity.user_id, &device_id) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
