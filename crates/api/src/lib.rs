@@ -16,4 +16,4 @@ pub use types::{
     Caller, ContractLimits, CreateChat, CreatedChat, HistoryQuery, SendOutcome, SendRequest,
     SyncRequest, SyncResult,
 };
-pub use validate::validate_send;
+pub use validate::{validate_send, validate_seq, MAX_SEQ};

@@ -23,3 +23,17 @@ pub fn validate_send(request: &SendRequest, max_body_bytes: usize) -> Result<(),
     }
     Ok(())
 }
+
+/// The largest seq a request may name: seqs are stored as signed 64-bit integers, and a
+/// larger one would wrap to a negative number and select the wrong messages.
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+
+/// `seq` (the request's `name` parameter) is at most [`MAX_SEQ`].
+pub fn validate_seq(name: &str, seq: u64) -> Result<u64, ChatError> {
+    if seq > MAX_SEQ {
+        return Err(ChatError::bad_request(format!(
+            "{name} must be at most {MAX_SEQ}"
+        )));
+    }
+    Ok(seq)
+}

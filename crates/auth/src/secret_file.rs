@@ -24,7 +24,15 @@ pub fn load_or_create_secret(data_dir: &Path) -> std::io::Result<(String, PathBu
     if let Some(secret) = read_secret(data_dir)? {
         return Ok((secret, path, false));
     }
-    std::fs::create_dir_all(data_dir)?;
+    // The data directory holds this secret and the database: its owner's only.
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        dir.mode(0o700);
+    }
+    dir.create(data_dir)?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

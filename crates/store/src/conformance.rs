@@ -19,7 +19,8 @@ macro_rules! conformance_tests {
             sequencer_state_reports_head_and_recent_dedup,
             dedup_entries_expire, reads_cross_partition_boundaries, watermarks_only_move_forward,
             concurrent_watermarks_end_at_the_maximum, push_devices_register_and_remove,
-            last_seen_keeps_the_latest, concurrent_appends_all_land);
+            last_seen_keeps_the_latest, concurrent_appends_all_land,
+            a_role_changes_in_place);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -618,4 +619,25 @@ pub async fn concurrent_appends_all_land(store: Arc<dyn MessageStore>) {
             (1..=PER_CHAT).collect::<Vec<_>>()
         );
     }
+}
+
+pub async fn a_role_changes_in_place(store: Arc<dyn MessageStore>) {
+    let chat = group(
+        "g1",
+        &[
+            ("alice", Role::Admin),
+            ("bob", Role::Member),
+            ("carol", Role::Member),
+        ],
+    );
+    store.create_chat(&chat).await.unwrap();
+    store
+        .set_role(&ChatId::from("g1"), &UserId::from("carol"), Role::Admin)
+        .await
+        .unwrap();
+    let loaded = store.get_chat(&ChatId::from("g1")).await.unwrap().unwrap();
+    assert!(loaded.is_admin("carol"));
+    assert!(!loaded.is_admin("bob"));
+    let order: Vec<&str> = loaded.members.iter().map(|m| m.user_id.as_str()).collect();
+    assert_eq!(order, ["alice", "bob", "carol"], "the member order is kept");
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chat_protocol::ids::{ChatId, DeviceId, UserId};
-use chat_protocol::{Chat, Member, Message};
+use chat_protocol::{Chat, Member, Message, Role};
 
 pub use args::{Backend, SqliteArgs, StoreArgs, SQLITE_FILE};
 pub use error::{StoreError, StoreResult};
@@ -44,6 +44,9 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn add_members(&self, chat_id: &ChatId, members: &[Member]) -> StoreResult<()>;
     /// Returns true when the user was a member.
     async fn remove_member(&self, chat_id: &ChatId, user_id: &UserId) -> StoreResult<bool>;
+    /// Changes a member's role, keeping their place in the chat's member order (when they
+    /// joined). Only for a member: the caller checks.
+    async fn set_role(&self, chat_id: &ChatId, user_id: &UserId, role: Role) -> StoreResult<()>;
     /// Ids of the chats `user_id` is a member of.
     async fn chat_ids_of_user(&self, user_id: &UserId) -> StoreResult<Vec<ChatId>>;
     /// Every chat of the user with this device's and user's watermarks, unread count and

@@ -12,7 +12,7 @@ use chat_api::{Caller, ChatApi, CreateChat, SendRequest};
 use chat_bus::LocalBus;
 use chat_presence::LocalPresence;
 use chat_protocol::ids::{ChatId, DeviceId, UserId};
-use chat_protocol::{Chat, ChatKind, Member, Message};
+use chat_protocol::{Chat, ChatKind, Member, Message, Role};
 use chat_push::LocalPushQueue;
 use chat_service::{ChatConfig, ChatService, OwnsEverything};
 use chat_store::{
@@ -60,6 +60,9 @@ impl MessageStore for FlakyStore {
     }
     async fn remove_member(&self, chat_id: &ChatId, user_id: &UserId) -> StoreResult<bool> {
         self.inner.remove_member(chat_id, user_id).await
+    }
+    async fn set_role(&self, chat_id: &ChatId, user_id: &UserId, role: Role) -> StoreResult<()> {
+        self.inner.set_role(chat_id, user_id, role).await
     }
     async fn chat_ids_of_user(&self, user_id: &UserId) -> StoreResult<Vec<ChatId>> {
         self.inner.chat_ids_of_user(user_id).await

@@ -202,4 +202,50 @@ async fn presence_is_visible_only_to_users_who_share_a_chat() {
     assert_eq!(status, 200);
     assert_eq!(rest["users"][0]["online"], true);
     assert_eq!(rest["users"][1]["error"], "forbidden");
+
+    // A user named twice is answered once, where first named, with their real state.
+    let (_, twice) = server
+        .http()
+        .get(
+            "/v1/presence?user_ids=bob,stranger,bob,bob",
+            Some(&token("alice", None)),
+        )
+        .await;
+    let users = twice["users"].as_array().unwrap();
+    let ids: Vec<&str> = users
+        .iter()
+        .map(|u| u["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["bob", "stranger"]);
+    assert_eq!(users[0]["online"], true);
+    assert!(users[0]["error"].is_null(), "{twice}");
+}
+
+#[tokio::test]
+async fn when_the_last_admin_leaves_the_longest_standing_member_becomes_admin() {
+    let server = TestServer::start().await;
+    let chat = group_chat(&server, "alice", &["bob", "carol"]).await;
+    let http = server.http();
+    let (alice, bob, carol) = (
+        token("alice", None),
+        token("bob", None),
+        token("carol", None),
+    );
+    let (status, _) = http
+        .delete(&format!("/v1/chats/{chat}/members/alice"), Some(&alice))
+        .await;
+    assert_eq!(status, 204);
+    let (_, now) = http.get(&format!("/v1/chats/{chat}"), Some(&bob)).await;
+    let roles: Vec<(&str, &str)> = now["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["user_id"].as_str().unwrap(), m["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(roles, [("bob", "admin"), ("carol", "member")]);
+    // The group can still grow: its new admin adds a member, a plain member still may not.
+    let add = |who: &str| json!({"user_ids": [who]});
+    let url = format!("/v1/chats/{chat}/members");
+    assert_eq!(http.post(&url, Some(&carol), add("dave")).await.0, 403);
+    assert_eq!(http.post(&url, Some(&bob), add("dave")).await.0, 200);
 }

@@ -89,6 +89,31 @@ async fn messages_over_rest_match_websocket_semantics() {
         )
         .await;
     }
+    // Seqs are at most 2^63 - 1: above, a clear 400 (it once wrapped to a negative number
+    // and returned seqs 1, 2, 3), over REST and WebSocket alike.
+    for query in [
+        "after_seq=18446744073709551615",
+        "before_seq=9223372036854775808",
+    ] {
+        let (status, body) = http.get(&format!("{path}?{query}"), Some(&alice)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("bad_request")),
+            "{query}"
+        );
+    }
+    let (status, _) = http
+        .get(
+            &format!("{path}?after_seq=9223372036854775807"),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(status, 200, "the largest seq is fine");
+    let mut ws = server.connect("alice", "laptop").await;
+    let refused = ws
+        .request(json!({"type": "recv", "chat_id": chat, "seq": 9223372036854775808u64}))
+        .await;
+    assert_eq!(refused["code"], "bad_request", "{refused}");
     let (_, page) = http
         .get(&format!("{path}?after_seq=2&limit=3"), Some(&alice))
         .await;

@@ -358,6 +358,16 @@ impl MessageStore for ScyllaStore {
         Ok(was.is_some())
     }
 
+    async fn set_role(&self, chat_id: &ChatId, user_id: &UserId, role: Role) -> StoreResult<()> {
+        // An UPDATE, not the INSERT of add_members: joined_at (the member order) stays.
+        self.run(
+            &self.statements.update_role,
+            (role.as_str(), chat_id, user_id),
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn chat_ids_of_user(&self, user_id: &UserId) -> StoreResult<Vec<ChatId>> {
         let rows: Vec<(String,)> = self
             .all_rows(&self.statements.select_chats_of_user, (user_id,))

@@ -15,6 +15,7 @@ pub(crate) struct Statements {
     pub(crate) insert_member: PreparedStatement,
     pub(crate) insert_chat_of_user: PreparedStatement,
     pub(crate) delete_member: PreparedStatement,
+    pub(crate) update_role: PreparedStatement,
     pub(crate) delete_chat_of_user: PreparedStatement,
     pub(crate) select_members: PreparedStatement,
     pub(crate) select_member: PreparedStatement,
@@ -100,6 +101,9 @@ impl Statements {
                 .await?,
             delete_member: p
                 .prepare("DELETE FROM {ks}.members_by_chat WHERE chat_id = ? AND user_id = ?", true)
+                .await?,
+            update_role: p
+                .prepare("UPDATE {ks}.members_by_chat SET role = ? WHERE chat_id = ? AND user_id = ?", true)
                 .await?,
             delete_chat_of_user: p
                 .prepare("DELETE FROM {ks}.chats_by_user WHERE user_id = ? AND chat_id = ?", true)

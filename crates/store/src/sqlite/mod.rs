@@ -2,6 +2,7 @@
 //! readers. Several processes on one host may open the same file.
 
 mod checkpoint;
+mod files;
 mod pool;
 mod queries;
 mod writer;
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chat_protocol::ids::{ChatId, DeviceId, UserId};
-use chat_protocol::{now_ms, Chat, Member, Message};
+use chat_protocol::{now_ms, Chat, Member, Message, Role};
 use rusqlite::Connection;
 
 use crate::error::{StoreError, StoreResult};
@@ -77,10 +78,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database, applies the schema and starts the writer.
     pub fn open(config: &SqliteConfig) -> StoreResult<Self> {
-        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Unavailable(format!("create {}: {e}", dir.display())))?;
-        }
+        files::prepare(&config.path)?;
         let conn = Connection::open(&config.path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -207,6 +205,12 @@ impl MessageStore for SqliteStore {
     async fn remove_member(&self, chat_id: &ChatId, user_id: &UserId) -> StoreResult<bool> {
         let (chat_id, user_id) = (chat_id.to_owned(), user_id.to_owned());
         self.write(move |c| queries::delete_member(c, &chat_id, &user_id))
+            .await
+    }
+
+    async fn set_role(&self, chat_id: &ChatId, user_id: &UserId, role: Role) -> StoreResult<()> {
+        let (chat_id, user_id) = (chat_id.to_owned(), user_id.to_owned());
+        self.write(move |c| queries::set_role(c, &chat_id, &user_id, role.as_str()))
             .await
     }
 

@@ -74,6 +74,17 @@ pub(crate) fn delete_member(
         > 0)
 }
 
+pub(crate) fn set_role(
+    conn: &Connection,
+    chat_id: &str,
+    user_id: &str,
+    role: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE members SET role = ?3 WHERE chat_id = ?1 AND user_id = ?2")?
+        .execute(params![chat_id, user_id, role])?;
+    Ok(())
+}
+
 pub(crate) fn head_seq(conn: &Connection, chat_id: &str) -> rusqlite::Result<u64> {
     conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE chat_id = ?1")?
         .query_row([chat_id], |r| r.get::<_, i64>(0))

@@ -231,7 +231,19 @@ impl ChatService {
             .remove_member(chat_id, user_id)
             .await
             .map_err(store_error)?;
-        let updated = self.reloaded(chat_id).await?;
+        let mut updated = self.reloaded(chat_id).await?;
+        // A group is never left without an admin (nobody could add members again): the
+        // longest-standing member becomes one.
+        if !updated.members.iter().any(|m| m.role == Role::Admin) {
+            if let Some(heir) = updated.members.first().map(|m| m.user_id.clone()) {
+                self.store
+                    .set_role(chat_id, &heir, Role::Admin)
+                    .await
+                    .map_err(store_error)?;
+                tracing::info!(%chat_id, %heir, "last admin left; longest-standing member promoted");
+                updated = self.reloaded(chat_id).await?;
+            }
+        }
         self.fanout
             .chat_event(&updated, ChatEvent::Updated, member_ids(&updated));
         self.fanout

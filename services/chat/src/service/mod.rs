@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chat_api::{
-    Caller, ChatApi, ChatError, ChatId, CreateChat, CreatedChat, DeviceId, HistoryQuery,
-    SendOutcome, SendRequest, SyncRequest, SyncResult, UserId,
+    validate_seq, Caller, ChatApi, ChatError, ChatId, CreateChat, CreatedChat, DeviceId,
+    HistoryQuery, SendOutcome, SendRequest, SyncRequest, SyncResult, UserId,
 };
 use chat_bus::Bus;
 use chat_presence::PresenceView;
@@ -172,10 +172,19 @@ impl ChatApi for ChatService {
         chat_id: &ChatId,
         query: HistoryQuery,
     ) -> Result<Vec<Message>, ChatError> {
+        for (name, seq) in [
+            ("after_seq", query.after_seq),
+            ("before_seq", query.before_seq),
+        ] {
+            seq.map(|seq| validate_seq(name, seq)).transpose()?;
+        }
         self.read_history(caller, chat_id, query).await
     }
 
     async fn sync(&self, caller: &Caller, request: SyncRequest) -> Result<SyncResult, ChatError> {
+        for seq in request.cursors.values() {
+            validate_seq("cursor", *seq)?;
+        }
         self.catch_up(caller, request).await
     }
 
@@ -185,7 +194,8 @@ impl ChatApi for ChatService {
         chat_id: &ChatId,
         seq: u64,
     ) -> Result<(), ChatError> {
-        self.delivered(caller, chat_id, seq).await
+        self.delivered(caller, chat_id, validate_seq("seq", seq)?)
+            .await
     }
 
     async fn mark_read(
@@ -194,7 +204,7 @@ impl ChatApi for ChatService {
         chat_id: &ChatId,
         seq: u64,
     ) -> Result<(), ChatError> {
-        self.read(caller, chat_id, seq).await
+        self.read(caller, chat_id, validate_seq("seq", seq)?).await
     }
 
     async fn typing(&self, caller: &Caller, chat_id: &ChatId) -> Result<(), ChatError> {

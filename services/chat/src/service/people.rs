@@ -33,12 +33,20 @@ impl ChatService {
             .collect())
     }
 
-    /// Online state and last seen of the visible users; the others marked forbidden.
+    /// Online state and last seen of the visible users; the others marked forbidden. A user
+    /// named twice is answered once, in the place of the first mention.
     pub(super) async fn presence_of(
         &self,
         caller: &Caller,
         user_ids: &[UserId],
     ) -> Result<Vec<PresenceEntry>, ChatError> {
+        let mut seen = HashSet::new();
+        let user_ids: Vec<UserId> = user_ids
+            .iter()
+            .filter(|u| seen.insert(*u))
+            .cloned()
+            .collect();
+        let user_ids = user_ids.as_slice();
         let visible = self.visible(caller, user_ids).await?;
         let allowed: Vec<UserId> = user_ids
             .iter()
