@@ -116,6 +116,8 @@ impl ServiceProcess {
 /// `chatd serve` as a child process over a data directory.
 pub struct ChatdProcess {
     pub addr: SocketAddr,
+    /// Where its `/metrics` is served (never on the public port).
+    pub metrics_addr: SocketAddr,
     process: ServiceProcess,
 }
 
@@ -123,6 +125,8 @@ impl ChatdProcess {
     /// Starts `binary serve` on a free port over `data_dir` and waits until it listens.
     pub async fn spawn(binary: &Path, data_dir: &Path, extra_args: &[&str]) -> Self {
         let data_dir = data_dir.to_str().expect("utf-8 path");
+        let metrics_addr: SocketAddr = ([127, 0, 0, 1], chat_test_redis::free_port()).into();
+        let metrics_listen = metrics_addr.to_string();
         let mut args = vec![
             "serve",
             "--listen",
@@ -131,6 +135,8 @@ impl ChatdProcess {
             "json",
             "--data-dir",
             data_dir,
+            "--metrics-listen",
+            &metrics_listen,
         ];
         args.extend_from_slice(extra_args);
         let process =
@@ -138,8 +144,14 @@ impl ChatdProcess {
                 .await;
         ChatdProcess {
             addr: process.addr,
+            metrics_addr,
             process,
         }
+    }
+
+    /// The text of its `/metrics`.
+    pub async fn metrics(&self) -> String {
+        Http::new(self.metrics_addr).get_text("/metrics").await.1
     }
 
     pub fn http(&self) -> Http {

@@ -83,6 +83,18 @@ impl WsClient {
             .expect("send frame");
     }
 
+    /// Sends a text frame whose payload is `bytes` as they are, valid UTF-8 or not (as a
+    /// broken client would).
+    pub async fn send_raw_text(&mut self, bytes: Vec<u8>) {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        let frame = Frame::message(bytes, OpCode::Data(Data::Text), true);
+        self.socket
+            .send(Message::Frame(frame))
+            .await
+            .expect("send frame");
+    }
+
     pub async fn send_binary(&mut self, data: Vec<u8>) {
         self.socket
             .send(Message::Binary(data.into()))

@@ -59,6 +59,11 @@ pub struct GatewayConfig {
     #[arg(long, env = "CHAT_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
+    /// Where Prometheus scrapes `/metrics` (e.g. `0.0.0.0:9090`); never the public port,
+    /// which clients and the internet reach. Unset: no metrics endpoint.
+    #[arg(long, env = "CHAT_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
     /// Demo login: `POST /v1/dev/token {"user_id"}` mints a token for anyone who asks.
     /// Never for a real deployment.
     #[arg(long, env = "CHAT_DEV_LOGIN")]

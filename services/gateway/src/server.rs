@@ -103,6 +103,18 @@ impl Gateway {
             draining.store(true, Ordering::Relaxed);
         });
         let config = &state.config;
+        if let Some(addr) = config.metrics_listen {
+            let listener = chat_ops::bind(addr).await?;
+            let routes = crate::rest::metrics_routes();
+            let (limits, shutdown) = (http.clone(), state.shutdown.clone());
+            tokio::spawn(async move {
+                if let Err(e) =
+                    chat_ops::serve_until("metrics", listener, routes, &limits, shutdown).await
+                {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            });
+        }
         chat_ops::http::serve(
             name,
             listener,

@@ -63,7 +63,7 @@ async fn pipelined_history_from_connections_that_never_read_stays_bounded() {
     }
     let mut bob = chatd.connect("alice", "laptop").await;
     assert_alive(&mut bob).await;
-    let (_, metrics) = chatd.http().get_text("/metrics").await;
+    let metrics = chatd.metrics().await;
     assert!(
         metrics.contains(r#"chat_limit_hits_total{limit="connection_reply_budget"}"#),
         "the attack never reached the per-connection budget"

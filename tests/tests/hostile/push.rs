@@ -31,7 +31,7 @@ async fn a_burst_into_a_big_group_is_bounded_in_queue_and_log() {
     };
     let mut text = String::new();
     for _ in 0..100 {
-        text = chatd.http().get_text("/metrics").await.1;
+        text = chatd.metrics().await;
         let handled = metric(&text, "chat_push_collapsed_total")
             + metric(&text, "chat_push_dropped_total")
             + metric(&text, "chat_push_queued_total");

@@ -128,3 +128,18 @@ async fn repeated_violations_close_the_connection() {
     }
     assert_eq!(client.wait_closed().await, Some(1008));
 }
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    let server = TestServer::start().await;
+    let mut client = server.connect("alice", "phone").await;
+    client.send_raw_text(vec![b'{', 0xff, 0xfe, b'}']).await;
+    assert_eq!(
+        client.wait_closed().await,
+        Some(1007),
+        "invalid data, not 1009"
+    );
+    // The server is fine: the next client talks to it.
+    let mut next = server.connect("bob", "phone").await;
+    assert_eq!(next.request(json!({"type": "ping"})).await["type"], "pong");
+}

@@ -231,15 +231,24 @@ async fn devices_register_and_unregister() {
 }
 
 #[tokio::test]
-async fn health_readiness_and_metrics() {
-    let server = TestServer::start().await;
+async fn health_readiness_and_metrics_on_their_own_listener() {
+    let metrics_addr: std::net::SocketAddr = ([127, 0, 0, 1], chat_test_redis::free_port()).into();
+    let server =
+        TestServer::start_with(|args| args.gateway.metrics_listen = Some(metrics_addr)).await;
     let http = server.http();
+    assert_eq!(
+        http.get_text("/metrics").await.0,
+        404,
+        "not on the public port"
+    );
     assert_eq!(http.get_text("/healthz").await.0, 200);
     assert_eq!(http.get_text("/readyz").await, (200, "ready".to_string()));
     let chat = direct_chat(&server, "alice", "bob").await;
     let mut alice = server.connect("alice", "phone").await;
     alice.send_message(&chat, "m", "x").await;
-    let (status, metrics) = http.get_text("/metrics").await;
+    let (status, metrics) = chat_testkit::Http::new(metrics_addr)
+        .get_text("/metrics")
+        .await;
     assert_eq!(status, 200);
     for name in [
         "chat_messages_stored_total",

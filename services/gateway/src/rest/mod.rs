@@ -1,4 +1,5 @@
-//! The REST API of protocol v1, plus health, readiness and metrics endpoints.
+//! The REST API of protocol v1, plus health and readiness endpoints; `/metrics` is served
+//! on its own listener (`metrics_routes`).
 
 mod chats;
 mod dev;
@@ -35,5 +36,9 @@ pub(crate) fn routes(dev_login: bool) -> Router<AppState> {
         .route("/v1/presence", get(presence::query))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .route("/metrics", get(health::metrics))
+}
+
+/// The metrics listener's routes: `/metrics` only.
+pub(crate) fn metrics_routes() -> Router {
+    Router::new().route("/metrics", get(health::metrics))
 }
