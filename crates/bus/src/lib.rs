@@ -50,6 +50,9 @@ pub enum BusEvent {
     /// On a user's topic: the user is now in (or no longer in) a large group, whose events
     /// come on the group's topic. Only the chat service decides what "large" is.
     LargeGroup { chat_id: ChatId, member: bool },
+    /// On a user's topic: that user may no longer see `user`'s presence (they share no
+    /// chat any more); their watches of `user` end at once.
+    PresenceRevoked { user: UserId },
 }
 
 /// Called for every event on a subscribed topic, with the topic it came on.

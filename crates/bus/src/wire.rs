@@ -1,6 +1,6 @@
 //! The bytes of a `BusEvent` on a networked bus. A frame: a flags byte, the optional skip
 //! session (16 bytes), the optional skip user (length-prefixed), then the frame as is. A
-//! control event: the `CONTROL` flag with its kind, then its chat id.
+//! control event: the `CONTROL` flag with its kind, then its chat id (or user id).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use chat_protocol::ids::ChatId;
@@ -13,6 +13,7 @@ const HAS_USER: u8 = 2;
 const CONTROL: u8 = 0x80;
 const JOINED_LARGE_GROUP: u8 = CONTROL | 1;
 const LEFT_LARGE_GROUP: u8 = CONTROL | 2;
+const PRESENCE_REVOKED: u8 = CONTROL | 3;
 
 pub fn encode(event: &BusEvent) -> Bytes {
     match event {
@@ -25,6 +26,12 @@ pub fn encode(event: &BusEvent) -> Bytes {
                 LEFT_LARGE_GROUP
             });
             out.put_slice(chat_id.as_bytes());
+            out.freeze()
+        }
+        BusEvent::PresenceRevoked { user } => {
+            let mut out = BytesMut::with_capacity(1 + user.len());
+            out.put_u8(PRESENCE_REVOKED);
+            out.put_slice(user.as_bytes());
             out.freeze()
         }
     }
@@ -51,7 +58,11 @@ fn encode_frame(message: &BusMessage) -> Bytes {
 pub fn decode(bytes: Bytes) -> Option<BusEvent> {
     let flags = *bytes.first()?;
     if flags & CONTROL != 0 {
-        let chat_id = ChatId::from(std::str::from_utf8(bytes.get(1..)?).ok()?);
+        let id = std::str::from_utf8(bytes.get(1..)?).ok()?;
+        if flags == PRESENCE_REVOKED {
+            return Some(BusEvent::PresenceRevoked { user: id.into() });
+        }
+        let chat_id = ChatId::from(id);
         return match flags {
             JOINED_LARGE_GROUP => Some(BusEvent::LargeGroup {
                 chat_id,
@@ -117,6 +128,9 @@ mod tests {
             BusEvent::LargeGroup {
                 chat_id: "c-2".into(),
                 member: false,
+            },
+            BusEvent::PresenceRevoked {
+                user: "frank".into(),
             },
         ] {
             assert_eq!(decode(encode(&event)), Some(event));

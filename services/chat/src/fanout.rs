@@ -210,6 +210,14 @@ impl Fanout {
         }
     }
 
+    /// `watcher` may no longer see `user`'s presence: their gateways end the watch.
+    pub(crate) fn presence_revoked(&self, watcher: &UserId, user: &UserId) {
+        self.bus.publish(
+            &Topic::User(watcher.clone()),
+            BusEvent::PresenceRevoked { user: user.clone() },
+        );
+    }
+
     /// After members changed: who must follow, or stop following, the group's topic.
     /// `before` and `after` are the group as it was and is.
     pub(crate) fn membership_changed(&self, before: &Chat, after: &Chat, removed: Option<&UserId>) {

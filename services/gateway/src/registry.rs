@@ -294,6 +294,42 @@ impl Registry {
         Ok(())
     }
 
+    /// Ends every watch of `watched` by `watcher`'s connections here (visibility was lost).
+    pub(crate) fn unwatch(&self, watcher: &UserId, watched: &UserId) {
+        let mut unsubscribe = false;
+        {
+            let mut maps = self.maps.write().expect("registry lock");
+            let sessions: Vec<Uuid> = maps
+                .by_user
+                .get(watcher)
+                .into_iter()
+                .flatten()
+                .map(|c| c.session)
+                .collect();
+            let mut ended = 0;
+            for session in sessions {
+                if maps
+                    .watching
+                    .get_mut(&session)
+                    .is_some_and(|w| w.remove(watched))
+                {
+                    ended += 1;
+                    if let Some(watchers) = maps.watchers.get_mut(watched) {
+                        watchers.remove(&session);
+                        if watchers.is_empty() {
+                            maps.watchers.remove(watched);
+                            unsubscribe = true;
+                        }
+                    }
+                }
+            }
+            release_watches(&mut maps, watcher, ended);
+        }
+        if unsubscribe {
+            self.bus.unsubscribe(&Topic::Presence(watched.clone()));
+        }
+    }
+
     /// The bus handler: never blocks; a full queue marks its connection as too slow.
     fn dispatch(&self, topic: &Topic, event: &BusEvent) {
         let message = match (topic, event) {
@@ -306,6 +342,11 @@ impl Registry {
                 return;
             }
             (_, BusEvent::LargeGroup { .. }) => return,
+            (Topic::User(watcher), BusEvent::PresenceRevoked { user }) => {
+                self.unwatch(watcher, user);
+                return;
+            }
+            (_, BusEvent::PresenceRevoked { .. }) => return,
             (_, BusEvent::Frame(message)) => message,
         };
         let Ok(frame) = Utf8Bytes::try_from(message.frame.clone()) else {

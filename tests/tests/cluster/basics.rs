@@ -205,3 +205,37 @@ async fn the_cluster_runs_over_redis_with_tls() {
     let got = bob.wait_for(is_msg_of(&chat)).await;
     assert_eq!(got["body"], "hello");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presence_watch_ends_across_gateways_when_the_last_shared_chat_is_left() {
+    let cluster = Cluster::start(2, 2).await;
+    let group = cluster
+        .http(0)
+        .create_chat(
+            &token("eve", None),
+            json!({"kind": "group", "title": "g", "members": ["frank", "gina"]}),
+        )
+        .await;
+    let mut eve = cluster.connect(0, "eve", "phone").await;
+    let watched = eve
+        .request(json!({"type": "presence_sub", "user_ids": ["frank", "gina"]}))
+        .await;
+    assert!(watched["users"][0]["error"].is_null(), "{watched}");
+    let (status, _) = cluster
+        .http(1)
+        .delete(
+            &format!("/v1/chats/{group}/members/frank"),
+            Some(&token("frank", None)),
+        )
+        .await;
+    assert_eq!(status, 204);
+    // The revocation travels over Redis to eve's gateway; give it a moment to land.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _frank = cluster.connect(1, "frank", "phone").await;
+    let _gina = cluster.connect(1, "gina", "phone").await;
+    let seen = eve.wait_for(|f| f["type"] == "presence").await;
+    assert_eq!(
+        seen["users"][0]["user_id"], "gina",
+        "frank's frame came: {seen}"
+    );
+}

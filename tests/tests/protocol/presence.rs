@@ -1,6 +1,6 @@
 //! Presence: online from the first device to the last, last seen, live updates.
 
-use chat_testkit::TestServer;
+use chat_testkit::{token, TestServer};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -52,4 +52,39 @@ async fn too_many_users_in_one_subscription_is_too_large() {
         .await;
     assert_eq!(error_code(&reply), "too_large");
     assert_alive(&mut alice).await;
+}
+
+#[tokio::test]
+async fn a_watch_ends_when_the_watched_user_leaves_the_last_shared_chat() {
+    let server = TestServer::start().await;
+    let group = group_chat(&server, "eve", &["frank", "gina"]).await;
+    let mut eve = server.connect("eve", "phone").await;
+    let watched = eve
+        .request(json!({"type": "presence_sub", "user_ids": ["frank", "gina"]}))
+        .await;
+    assert!(watched["users"][0]["error"].is_null(), "{watched}");
+
+    // frank leaves the only chat he shares with eve: from now on his presence is hers
+    // no more, over the socket as over REST.
+    let (status, _) = server
+        .http()
+        .delete(
+            &format!("/v1/chats/{group}/members/frank"),
+            Some(&token("frank", None)),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let _frank = server.connect("frank", "phone").await;
+    // gina, still in the group, comes online after him: her frame arrives, his never did.
+    let _gina = server.connect("gina", "phone").await;
+    let seen = eve.wait_for(|f| f["type"] == "presence").await;
+    assert_eq!(
+        seen["users"][0]["user_id"], "gina",
+        "frank's frame came first: {seen}"
+    );
+    assert_silent(&mut eve, |f| f["type"] == "presence").await;
+    let again = eve
+        .request(json!({"type": "presence_sub", "user_ids": ["frank"]}))
+        .await;
+    assert_eq!(again["users"][0]["error"], "forbidden");
 }

@@ -250,7 +250,27 @@ impl ChatService {
             .chat_event(&updated, ChatEvent::Removed, [user_id]);
         self.fanout
             .membership_changed(&chat, &updated, Some(user_id));
+        self.revoke_presence(user_id, &updated).await;
         Ok(())
+    }
+
+    /// `user` left `chat`: the members they no longer share any chat with stop seeing
+    /// their presence, and they stop seeing those members'.
+    async fn revoke_presence(&self, user: &UserId, chat: &Chat) {
+        let contacts: HashSet<UserId> = match self.store.contacts_of(user).await {
+            Ok(contacts) => contacts.into_iter().collect(),
+            Err(e) => {
+                // Watches then end when the watcher reconnects; presence_sub re-checks.
+                tracing::warn!(error = %e, %user, "cannot re-check presence watches");
+                return;
+            }
+        };
+        for member in chat.members.iter().map(|m| &m.user_id) {
+            if member != user && !contacts.contains(member) {
+                self.fanout.presence_revoked(member, user);
+                self.fanout.presence_revoked(user, member);
+            }
+        }
     }
 
     /// The chat as stored now, after a change to its members (the cache forgets it).
