@@ -263,3 +263,44 @@ async fn killing_a_gateway_moves_its_clients_without_loss() {
         "live-again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_services_starting_together_on_a_fresh_database_all_start() {
+    let redis = chat_test_redis::RedisServer::start().await;
+    let binary = chat_testkit::binary("chat-service");
+    // Start-up races are rare per try (3 in 30 in the report); the store's own test
+    // (crates/store/tests/concurrent_open.rs) lines the openers up exactly.
+    for round in 0..20 {
+        let data = tempfile::tempdir().unwrap();
+        let path = data.path().join("chat.db");
+        let url = redis.url();
+        let env = [
+            ("CHAT_REDIS_URL", url.as_str()),
+            ("CHAT_SQLITE_PATH", path.to_str().unwrap()),
+            ("CHAT_INTERNAL_SECRET", chat_testkit::INTERNAL_SECRET),
+            ("CHAT_LOG_FORMAT", "json"),
+        ];
+        let ids: Vec<String> = (0..3).map(|i| format!("start-{round}-{i}")).collect();
+        let args: Vec<[&str; 6]> = ids
+            .iter()
+            .map(|id| {
+                [
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--instance-id",
+                    id,
+                    "--partitions",
+                    "8",
+                ]
+            })
+            .collect();
+        // Each waits for its "listening" line and panics if the process exits first (as
+        // one did with "database is locked" before the store retried its setup).
+        let started =
+            futures_util::future::join_all(args.iter().map(|args| {
+                chat_testkit::ServiceProcess::spawn(&binary, "chat-service", args, &env)
+            }))
+            .await;
+        assert_eq!(started.len(), 3, "round {round}");
+    }
+}

@@ -81,7 +81,9 @@ impl SqliteStore {
         files::prepare(&config.path)?;
         let conn = Connection::open(&config.path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Switching to WAL takes the database exclusively and does not wait on the busy
+        // handler: processes opening a fresh database together retry it.
+        while_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
         let sync = match config.synchronous {
             Synchronous::Full => "FULL",
             Synchronous::Normal => "NORMAL",
@@ -147,27 +149,57 @@ impl SqliteStore {
     }
 }
 
+/// Applies the schema, or the steps from an older one, once: the version is read inside
+/// the write transaction, so of processes starting together one migrates and the others
+/// find it done.
 fn migrate(conn: &Connection) -> StoreResult<()> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::Internal(format!(
-            "database schema v{version} is newer than this binary understands (v{SCHEMA_VERSION})"
-        )));
+    while_busy(|| conn.execute_batch("BEGIN IMMEDIATE"))?;
+    let migrated = (|| {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Internal(format!(
+                "database schema v{version} is newer than this binary understands (v{SCHEMA_VERSION})"
+            )));
+        }
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let steps = if version == 0 {
+            include_str!("schema.sql")
+        } else {
+            // v1 -> v2: the dedup table duplicated what the messages hold; it is read from
+            // them now, and appends write one B-tree instead of three.
+            "DROP INDEX IF EXISTS dedup_by_ts; DROP TABLE IF EXISTS dedup;"
+        };
+        conn.execute_batch(&format!("{steps} PRAGMA user_version = {SCHEMA_VERSION};"))?;
+        Ok(())
+    })();
+    match migrated {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(_) => {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
     }
-    if version == SCHEMA_VERSION {
-        return Ok(());
+    migrated
+}
+
+/// Runs `op` again while the database is busy or locked (another process holds it for a
+/// moment), for at most ten seconds.
+fn while_busy<T>(mut op: impl FnMut() -> rusqlite::Result<T>) -> StoreResult<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match op() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return Ok(other?),
+        }
     }
-    let steps = if version == 0 {
-        include_str!("schema.sql")
-    } else {
-        // v1 -> v2: the dedup table duplicated what the messages hold; it is read from
-        // them now, and appends write one B-tree instead of three.
-        "DROP INDEX IF EXISTS dedup_by_ts; DROP TABLE IF EXISTS dedup;"
-    };
-    conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-    ))?;
-    Ok(())
 }
 
 #[async_trait]
