@@ -32,6 +32,10 @@ impl Http {
             .await
     }
 
+    pub async fn put(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, token, None).await
+    }
+
     pub async fn delete(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         self.call(reqwest::Method::DELETE, path, token, None).await
     }

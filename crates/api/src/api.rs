@@ -94,6 +94,14 @@ pub trait ChatApi: Send + Sync + 'static {
         device_id: &DeviceId,
     ) -> Result<bool, ChatError>;
 
+    /// The caller blocks `user_id`: no direct chat between them starts or takes messages,
+    /// and `user_id` no longer sees the caller's presence. Blocking again is a no-op.
+    async fn block(&self, caller: &Caller, user_id: &UserId) -> Result<(), ChatError>;
+    /// True when the caller had blocked `user_id`.
+    async fn unblock(&self, caller: &Caller, user_id: &UserId) -> Result<bool, ChatError>;
+    /// The users the caller blocks, sorted.
+    async fn blocks(&self, caller: &Caller) -> Result<Vec<UserId>, ChatError>;
+
     /// The caller's groups large enough to fan out on a group topic (gateways follow
     /// those while the user is connected).
     async fn large_groups(&self, caller: &Caller) -> Result<Vec<ChatId>, ChatError>;

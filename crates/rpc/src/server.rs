@@ -272,6 +272,35 @@ impl Chat for ChatRpc {
         ok(pb::Existed { existed })
     }
 
+    async fn block(&self, request: Request<pb::BlockRequest>) -> Reply<pb::Empty> {
+        let r = request.into_inner();
+        let caller = caller_from_pb(r.caller)?;
+        self.chat
+            .block(&caller, &UserId::from(r.user_id))
+            .await
+            .map_err(failed)?;
+        ok(pb::Empty {})
+    }
+
+    async fn unblock(&self, request: Request<pb::BlockRequest>) -> Reply<pb::Existed> {
+        let r = request.into_inner();
+        let caller = caller_from_pb(r.caller)?;
+        let existed = self
+            .chat
+            .unblock(&caller, &UserId::from(r.user_id))
+            .await
+            .map_err(failed)?;
+        ok(pb::Existed { existed })
+    }
+
+    async fn blocks(&self, request: Request<pb::CallerOnly>) -> Reply<pb::Users> {
+        let caller = caller_from_pb(request.into_inner().caller)?;
+        let blocked = self.chat.blocks(&caller).await.map_err(failed)?;
+        ok(pb::Users {
+            user_ids: blocked.into_iter().map(String::from).collect(),
+        })
+    }
+
     async fn large_groups(&self, request: Request<pb::CallerOnly>) -> Reply<pb::ChatIds> {
         let caller = caller_from_pb(request.into_inner().caller)?;
         let groups = self.chat.large_groups(&caller).await.map_err(failed)?;

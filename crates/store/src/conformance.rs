@@ -20,7 +20,7 @@ macro_rules! conformance_tests {
             dedup_entries_expire, reads_cross_partition_boundaries, watermarks_only_move_forward,
             concurrent_watermarks_end_at_the_maximum, push_devices_register_and_remove,
             last_seen_keeps_the_latest, concurrent_appends_all_land,
-            a_role_changes_in_place);
+            a_role_changes_in_place, blocks_are_one_way_and_undone);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -640,4 +640,31 @@ pub async fn a_role_changes_in_place(store: Arc<dyn MessageStore>) {
     assert!(!loaded.is_admin("bob"));
     let order: Vec<&str> = loaded.members.iter().map(|m| m.user_id.as_str()).collect();
     assert_eq!(order, ["alice", "bob", "carol"], "the member order is kept");
+}
+
+pub async fn blocks_are_one_way_and_undone(store: Arc<dyn MessageStore>) {
+    let (alice, bob, carol) = (
+        UserId::from("alice"),
+        UserId::from("bob"),
+        UserId::from("carol"),
+    );
+    assert!(store.blocks_of(&alice).await.unwrap().is_empty());
+    store.block(&alice, &carol).await.unwrap();
+    store.block(&alice, &bob).await.unwrap();
+    store.block(&alice, &bob).await.unwrap();
+    assert_eq!(
+        store.blocks_of(&alice).await.unwrap(),
+        vec![bob.clone(), carol.clone()]
+    );
+    assert!(store.blocks_of(&bob).await.unwrap().is_empty(), "one way");
+    assert_eq!(store.blockers_of(&bob).await.unwrap(), vec![alice.clone()]);
+    store.block(&carol, &bob).await.unwrap();
+    assert_eq!(
+        store.blockers_of(&bob).await.unwrap(),
+        vec![alice.clone(), carol.clone()]
+    );
+    assert!(store.unblock(&carol, &bob).await.unwrap());
+    assert!(store.unblock(&alice, &bob).await.unwrap());
+    assert!(!store.unblock(&alice, &bob).await.unwrap());
+    assert_eq!(store.blocks_of(&alice).await.unwrap(), vec![carol]);
 }

@@ -129,4 +129,13 @@ pub trait MessageStore: Send + Sync + 'static {
 
     async fn set_last_seen(&self, user_id: &UserId, ts_ms: i64) -> StoreResult<()>;
     async fn last_seen(&self, user_ids: &[UserId]) -> StoreResult<HashMap<UserId, i64>>;
+
+    /// `blocker` blocks `blocked` (again is a no-op).
+    async fn block(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<()>;
+    /// Returns true when `blocker` had blocked `blocked`.
+    async fn unblock(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool>;
+    /// The users `blocker` blocks, sorted.
+    async fn blocks_of(&self, blocker: &UserId) -> StoreResult<Vec<UserId>>;
+    /// The users who block `blocked`, sorted.
+    async fn blockers_of(&self, blocked: &UserId) -> StoreResult<Vec<UserId>>;
 }

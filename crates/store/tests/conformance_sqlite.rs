@@ -132,7 +132,15 @@ async fn sqlite_migrates_a_v1_database() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    let blocks_table: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'blocks'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(blocks_table, 1, "v3's blocks table came along");
     let dedup_tables: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('dedup', 'dedup_by_ts')",

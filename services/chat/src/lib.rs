@@ -4,6 +4,7 @@
 //! contract over gRPC (`chat_rpc::server`) and orders only the partitions it leases.
 #![forbid(unsafe_code)]
 
+mod blocks;
 mod cache;
 mod config;
 mod errors;

@@ -25,6 +25,7 @@ use chat_store::{MessageStore, StoreResult};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::blocks::BlockCache;
 use crate::cache::ChatCache;
 use crate::config::ChatConfig;
 use crate::errors::store_error;
@@ -112,6 +113,7 @@ const DURABLE: u64 = 0;
 pub(crate) struct Sequencer {
     store: Arc<dyn MessageStore>,
     chats: Arc<ChatCache>,
+    blocks: Arc<BlockCache>,
     fanout: Arc<Fanout>,
     heads: Arc<Heads>,
     ownership: Arc<dyn Ownership>,
@@ -161,6 +163,7 @@ impl Sequencer {
     pub(crate) fn spawn(
         store: Arc<dyn MessageStore>,
         chats: Arc<ChatCache>,
+        blocks: Arc<BlockCache>,
         fanout: Arc<Fanout>,
         heads: Arc<Heads>,
         ownership: Arc<dyn Ownership>,
@@ -170,6 +173,7 @@ impl Sequencer {
         let sequencer = Sequencer {
             store,
             chats,
+            blocks,
             fanout,
             heads,
             ownership,
@@ -382,6 +386,20 @@ impl Sequencer {
             let outcome = previous.outcome(&request.chat_id, &key.1);
             return Ok(Accepted::Repeat(Repeat { outcome, reply }, previous.ticket));
         }
+        // After the repeat check: a message accepted before a block still gets its answer.
+        match self
+            .blocks
+            .blocked(self.store.as_ref(), &chat, generation)
+            .await
+        {
+            Ok(false) => {}
+            Ok(true) => return Err((reply, ChatError::forbidden("you cannot message this user"))),
+            Err(e) => return Err((reply, store_error(e))),
+        }
+        let order = self
+            .orders
+            .get_mut(&request.chat_id)
+            .expect("order loaded above");
         order.head_seq += 1;
         let (sender_id, client_msg_id) = key;
         let message = Message {

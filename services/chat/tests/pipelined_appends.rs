@@ -61,6 +61,18 @@ impl MessageStore for FlakyStore {
     async fn remove_member(&self, chat_id: &ChatId, user_id: &UserId) -> StoreResult<bool> {
         self.inner.remove_member(chat_id, user_id).await
     }
+    async fn block(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<()> {
+        self.inner.block(blocker, blocked).await
+    }
+    async fn unblock(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool> {
+        self.inner.unblock(blocker, blocked).await
+    }
+    async fn blocks_of(&self, blocker: &UserId) -> StoreResult<Vec<UserId>> {
+        self.inner.blocks_of(blocker).await
+    }
+    async fn blockers_of(&self, blocked: &UserId) -> StoreResult<Vec<UserId>> {
+        self.inner.blockers_of(blocked).await
+    }
     async fn set_role(&self, chat_id: &ChatId, user_id: &UserId, role: Role) -> StoreResult<()> {
         self.inner.set_role(chat_id, user_id, role).await
     }

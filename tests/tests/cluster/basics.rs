@@ -239,3 +239,44 @@ async fn a_presence_watch_ends_across_gateways_when_the_last_shared_chat_is_left
         "frank's frame came: {seen}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_holds_across_gateways_and_chat_services() {
+    let cluster = Cluster::start(2, 2).await;
+    let direct = cluster.direct_chat(0, "alice", "bob").await;
+    let mut alice = cluster.connect(1, "alice", "phone").await;
+    let watch = alice
+        .request(json!({"type": "presence_sub", "user_ids": ["bob"]}))
+        .await;
+    assert!(watch["users"][0]["error"].is_null(), "{watch}");
+    // bob blocks through the other gateway; the block goes to their chat's owner.
+    let (status, _) = cluster
+        .http(0)
+        .put("/v1/blocks/alice", Some(&token("bob", None)))
+        .await;
+    assert_eq!(status, 204);
+    let refused = alice
+        .request(json!({"type": "send", "chat_id": direct, "client_msg_id": "x1", "body": "hi"}))
+        .await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    let (_, presence) = cluster
+        .http(1)
+        .get("/v1/presence?user_ids=bob", Some(&token("alice", None)))
+        .await;
+    assert_eq!(presence["users"][0]["error"], "forbidden");
+    // Her watch ended too: bob coming online tells her nothing, gina (another watch) does.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _bob = cluster.connect(0, "bob", "phone").await;
+    cluster.direct_chat(1, "alice", "gina").await;
+    alice
+        .request(json!({"type": "presence_sub", "user_ids": ["gina"]}))
+        .await;
+    let _gina = cluster.connect(0, "gina", "phone").await;
+    let seen = alice
+        .wait_for(|f| f["type"] == "presence" && f.get("re").is_none())
+        .await;
+    assert_eq!(
+        seen["users"][0]["user_id"], "gina",
+        "bob's frame came: {seen}"
+    );
+}

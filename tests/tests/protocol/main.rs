@@ -2,6 +2,7 @@
 
 mod authz;
 mod bad_input;
+mod blocks;
 mod delivery;
 mod dev_login;
 mod helpers;

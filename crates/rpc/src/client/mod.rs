@@ -18,6 +18,7 @@ use chat_api::{
     Caller, ChatApi, ChatError, ChatId, CreateChat, CreatedChat, DeviceId, ErrorKind, HistoryQuery,
     SendOutcome, SendRequest, SyncRequest, SyncResult, UserId,
 };
+use chat_protocol::ids::direct_chat_id;
 use chat_protocol::{Chat, ChatListEntry, Message, PresenceEntry, PushPlatform};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -414,6 +415,42 @@ impl ChatApi for RemoteChat {
         Ok(existed.existed)
     }
 
+    async fn block(&self, caller: &Caller, user_id: &UserId) -> Result<(), ChatError> {
+        let message = block_request(caller, user_id);
+        let owner = direct_chat_id(&caller.user_id, user_id);
+        self.call(Some(&owner), true, |mut c| {
+            let r = self.request(message.clone());
+            async move { c.block(r).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn unblock(&self, caller: &Caller, user_id: &UserId) -> Result<bool, ChatError> {
+        let message = block_request(caller, user_id);
+        let owner = direct_chat_id(&caller.user_id, user_id);
+        let existed = self
+            .call(Some(&owner), true, |mut c| {
+                let r = self.request(message.clone());
+                async move { c.unblock(r).await }
+            })
+            .await?;
+        Ok(existed.existed)
+    }
+
+    async fn blocks(&self, caller: &Caller) -> Result<Vec<UserId>, ChatError> {
+        let message = pb::CallerOnly {
+            caller: caller_to_pb(caller),
+        };
+        let users = self
+            .call(None, true, |mut c| {
+                let r = self.request(message.clone());
+                async move { c.blocks(r).await }
+            })
+            .await?;
+        Ok(users.user_ids.into_iter().map(UserId::from).collect())
+    }
+
     async fn large_groups(&self, caller: &Caller) -> Result<Vec<ChatId>, ChatError> {
         let message = pb::CallerOnly {
             caller: caller_to_pb(caller),
@@ -470,4 +507,11 @@ fn bad_reply(status: Status) -> ChatError {
 
 fn missing_reply(field: &str) -> ChatError {
     ChatError::internal(format!("reply from the chat service lacks `{field}`"))
+}
+
+fn block_request(caller: &Caller, user_id: &UserId) -> pb::BlockRequest {
+    pb::BlockRequest {
+        caller: caller_to_pb(caller),
+        user_id: user_id.to_string(),
+    }
 }

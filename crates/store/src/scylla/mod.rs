@@ -707,4 +707,42 @@ impl MessageStore for ScyllaStore {
         });
         Ok(try_join_all(reads).await?.into_iter().flatten().collect())
     }
+
+    async fn block(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<()> {
+        self.run(&self.statements.insert_block, (blocker, blocked, now_ms()))
+            .await?;
+        // The reverse index, for "who blocks this user" (presence visibility).
+        self.run(&self.statements.insert_blocker, (blocked, blocker))
+            .await?;
+        Ok(())
+    }
+
+    async fn unblock(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool> {
+        let was: Option<(i64,)> = self
+            .first_row(&self.statements.select_block, (blocker, blocked))
+            .await?;
+        self.run(&self.statements.delete_block, (blocker, blocked))
+            .await?;
+        self.run(&self.statements.delete_blocker, (blocked, blocker))
+            .await?;
+        Ok(was.is_some())
+    }
+
+    async fn blocks_of(&self, blocker: &UserId) -> StoreResult<Vec<UserId>> {
+        let rows: Vec<(String,)> = self
+            .all_rows(&self.statements.select_blocks, (blocker,))
+            .await?;
+        let mut blocked: Vec<UserId> = rows.into_iter().map(|(u,)| UserId::from(u)).collect();
+        blocked.sort();
+        Ok(blocked)
+    }
+
+    async fn blockers_of(&self, blocked: &UserId) -> StoreResult<Vec<UserId>> {
+        let rows: Vec<(String,)> = self
+            .all_rows(&self.statements.select_blockers, (blocked,))
+            .await?;
+        let mut blockers: Vec<UserId> = rows.into_iter().map(|(u,)| UserId::from(u)).collect();
+        blockers.sort();
+        Ok(blockers)
+    }
 }

@@ -39,6 +39,10 @@ const TABLES: &[&str] = &[
         user_id text, device_id text, platform text, token text, updated_at bigint,
         PRIMARY KEY (user_id, device_id))",
     "CREATE TABLE IF NOT EXISTS {ks}.last_seen (user_id text PRIMARY KEY, ts bigint)",
+    "CREATE TABLE IF NOT EXISTS {ks}.blocks (
+        blocker text, blocked text, created_at bigint, PRIMARY KEY (blocker, blocked))",
+    "CREATE TABLE IF NOT EXISTS {ks}.blockers (
+        blocked text, blocker text, PRIMARY KEY (blocked, blocker))",
 ];
 
 /// Keyspace names are spliced into CQL, so only plain identifiers are accepted.

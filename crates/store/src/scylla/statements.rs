@@ -40,6 +40,13 @@ pub(crate) struct Statements {
     pub(crate) select_push_devices: PreparedStatement,
     pub(crate) raise_last_seen: PreparedStatement,
     pub(crate) select_last_seen: PreparedStatement,
+    pub(crate) insert_block: PreparedStatement,
+    pub(crate) delete_block: PreparedStatement,
+    pub(crate) select_block: PreparedStatement,
+    pub(crate) select_blocks: PreparedStatement,
+    pub(crate) insert_blocker: PreparedStatement,
+    pub(crate) delete_blocker: PreparedStatement,
+    pub(crate) select_blockers: PreparedStatement,
     pub(crate) ping: PreparedStatement,
 }
 
@@ -215,6 +222,23 @@ impl Statements {
                 .prepare("UPDATE {ks}.last_seen USING TIMESTAMP ? SET ts = ? WHERE user_id = ?", true)
                 .await?,
             select_last_seen: p.prepare("SELECT ts FROM {ks}.last_seen WHERE user_id = ?", true).await?,
+            insert_block: p
+                .prepare("INSERT INTO {ks}.blocks (blocker, blocked, created_at) VALUES (?, ?, ?)", true)
+                .await?,
+            delete_block: p
+                .prepare("DELETE FROM {ks}.blocks WHERE blocker = ? AND blocked = ?", true)
+                .await?,
+            select_block: p
+                .prepare("SELECT created_at FROM {ks}.blocks WHERE blocker = ? AND blocked = ?", true)
+                .await?,
+            select_blocks: p.prepare("SELECT blocked FROM {ks}.blocks WHERE blocker = ?", true).await?,
+            insert_blocker: p
+                .prepare("INSERT INTO {ks}.blockers (blocked, blocker) VALUES (?, ?)", true)
+                .await?,
+            delete_blocker: p
+                .prepare("DELETE FROM {ks}.blockers WHERE blocked = ? AND blocker = ?", true)
+                .await?,
+            select_blockers: p.prepare("SELECT blocker FROM {ks}.blockers WHERE blocked = ?", true).await?,
             ping: p.prepare("SELECT release_version FROM system.local", true).await?,
         })
     }

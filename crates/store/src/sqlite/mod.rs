@@ -24,7 +24,11 @@ use checkpoint::{Cadence, Checkpointer};
 use pool::ReadPool;
 use writer::Writer;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
+/// The v3 table, as in schema.sql.
+const BLOCKS_TABLE: &str = "CREATE TABLE IF NOT EXISTS blocks (blocker TEXT NOT NULL, \
+    blocked TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (blocker, blocked)) \
+    WITHOUT ROWID; CREATE INDEX IF NOT EXISTS blocks_by_blocked ON blocks (blocked, blocker);";
 /// Page cache of the write connection.
 const WRITER_CACHE_KIB: u64 = 64 * 1024;
 /// Memory-mapped reads, for the writer and the readers.
@@ -165,11 +169,19 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             return Ok(());
         }
         let steps = if version == 0 {
-            include_str!("schema.sql")
+            include_str!("schema.sql").to_owned()
         } else {
-            // v1 -> v2: the dedup table duplicated what the messages hold; it is read from
-            // them now, and appends write one B-tree instead of three.
-            "DROP INDEX IF EXISTS dedup_by_ts; DROP TABLE IF EXISTS dedup;"
+            let mut steps = String::new();
+            if version < 2 {
+                // v1 -> v2: the dedup table duplicated what the messages hold; it is read
+                // from them now, and appends write one B-tree instead of three.
+                steps.push_str("DROP INDEX IF EXISTS dedup_by_ts; DROP TABLE IF EXISTS dedup;");
+            }
+            if version < 3 {
+                // v2 -> v3: blocks.
+                steps.push_str(BLOCKS_TABLE);
+            }
+            steps
         };
         conn.execute_batch(&format!("{steps} PRAGMA user_version = {SCHEMA_VERSION};"))?;
         Ok(())
@@ -416,6 +428,32 @@ impl MessageStore for SqliteStore {
         let user_ids = user_ids.to_vec();
         self.reads
             .read(move |c| queries::last_seen(c, &user_ids))
+            .await
+    }
+
+    async fn block(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<()> {
+        let (blocker, blocked) = (blocker.to_owned(), blocked.to_owned());
+        self.write(move |c| queries::block(c, &blocker, &blocked, now_ms()))
+            .await
+    }
+
+    async fn unblock(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool> {
+        let (blocker, blocked) = (blocker.to_owned(), blocked.to_owned());
+        self.write(move |c| queries::unblock(c, &blocker, &blocked))
+            .await
+    }
+
+    async fn blocks_of(&self, blocker: &UserId) -> StoreResult<Vec<UserId>> {
+        let blocker = blocker.to_owned();
+        self.reads
+            .read(move |c| queries::blocks_of(c, &blocker))
+            .await
+    }
+
+    async fn blockers_of(&self, blocked: &UserId) -> StoreResult<Vec<UserId>> {
+        let blocked = blocked.to_owned();
+        self.reads
+            .read(move |c| queries::blockers_of(c, &blocked))
             .await
     }
 }

@@ -521,3 +521,36 @@ pub(crate) fn last_seen(
     }
     Ok(seen)
 }
+
+pub(crate) fn block(
+    conn: &Connection,
+    blocker: &str,
+    blocked: &str,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO blocks (blocker, blocked, created_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (blocker, blocked) DO NOTHING",
+    )?
+    .execute(params![blocker, blocked, now_ms])?;
+    Ok(())
+}
+
+pub(crate) fn unblock(conn: &Connection, blocker: &str, blocked: &str) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM blocks WHERE blocker = ?1 AND blocked = ?2")?
+        .execute(params![blocker, blocked])?
+        > 0)
+}
+
+pub(crate) fn blocks_of(conn: &Connection, blocker: &str) -> rusqlite::Result<Vec<UserId>> {
+    conn.prepare_cached("SELECT blocked FROM blocks WHERE blocker = ?1 ORDER BY blocked")?
+        .query_map([blocker], |r| r.get(0))?
+        .collect()
+}
+
+pub(crate) fn blockers_of(conn: &Connection, blocked: &str) -> rusqlite::Result<Vec<UserId>> {
+    conn.prepare_cached("SELECT blocker FROM blocks WHERE blocked = ?1 ORDER BY blocker")?
+        .query_map([blocked], |r| r.get(0))?
+        .collect()
+}

@@ -58,3 +58,12 @@ CREATE TABLE IF NOT EXISTS last_seen (
     user_id TEXT PRIMARY KEY,
     ts      INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Who blocks whom (v3).
+CREATE TABLE IF NOT EXISTS blocks (
+    blocker    TEXT NOT NULL,
+    blocked    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (blocker, blocked)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blocks_by_blocked ON blocks (blocked, blocker);

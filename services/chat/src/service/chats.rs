@@ -51,6 +51,11 @@ impl ChatService {
             ));
         }
         let other = others.into_iter().next().expect("one member");
+        if self.blocked_between(&caller.user_id, other).await? {
+            return Err(ChatError::forbidden(
+                "you cannot start a chat with this user",
+            ));
+        }
         let chat_id = direct_chat_id(&caller.user_id, other);
         let chat = Chat {
             chat_id: chat_id.clone(),

@@ -2,6 +2,7 @@
 //! and a push queue. Every method checks that the caller may do what it asks. The calls
 //! live by subject: chats and membership, messages, receipts and typing, people.
 
+mod blocking;
 mod chats;
 mod messages;
 mod people;
@@ -23,6 +24,7 @@ use chat_store::MessageStore;
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
+use crate::blocks::BlockCache;
 use crate::cache::ChatCache;
 use crate::config::ChatConfig;
 use crate::errors::store_error;
@@ -35,6 +37,7 @@ pub struct ChatService {
     store: Arc<dyn MessageStore>,
     presence: Arc<dyn PresenceView>,
     chats: Arc<ChatCache>,
+    blocks: Arc<BlockCache>,
     fanout: Arc<Fanout>,
     heads: Arc<Heads>,
     ownership: Arc<dyn Ownership>,
@@ -59,9 +62,11 @@ impl ChatService {
             config.large_group_members,
         ));
         let heads = Arc::new(Heads::default());
+        let blocks = Arc::new(BlockCache::new(config.sequencer_cached_chats));
         let sequencer = Sequencer::spawn(
             store.clone(),
             chats.clone(),
+            blocks.clone(),
             fanout.clone(),
             heads.clone(),
             ownership.clone(),
@@ -72,6 +77,7 @@ impl ChatService {
             store,
             presence,
             chats,
+            blocks,
             fanout,
             heads,
             ownership,
@@ -243,6 +249,21 @@ impl ChatApi for ChatService {
         device_id: &DeviceId,
     ) -> Result<bool, ChatError> {
         self.unregister(caller, device_id).await
+    }
+
+    async fn block(&self, caller: &Caller, user_id: &UserId) -> Result<(), ChatError> {
+        self.block_user(caller, user_id).await
+    }
+
+    async fn unblock(&self, caller: &Caller, user_id: &UserId) -> Result<bool, ChatError> {
+        self.unblock_user(caller, user_id).await
+    }
+
+    async fn blocks(&self, caller: &Caller) -> Result<Vec<UserId>, ChatError> {
+        self.store
+            .blocks_of(&caller.user_id)
+            .await
+            .map_err(store_error)
     }
 
     async fn large_groups(&self, caller: &Caller) -> Result<Vec<ChatId>, ChatError> {

@@ -13,19 +13,29 @@ use crate::errors::store_error;
 const MAX_PUSH_TOKEN_BYTES: usize = 4096;
 
 impl ChatService {
-    /// Users in `user_ids` who share a chat with the caller (and the caller).
+    /// Users in `user_ids` who share a chat with the caller and do not block them (and the
+    /// caller).
     pub(super) async fn visible(
         &self,
         caller: &Caller,
         user_ids: &[UserId],
     ) -> Result<HashSet<UserId>, ChatError> {
-        let contacts: HashSet<UserId> = self
+        let mut contacts: HashSet<UserId> = self
             .store
             .contacts_of(&caller.user_id)
             .await
             .map_err(store_error)?
             .into_iter()
             .collect();
+        // Whoever blocks the caller is invisible to them, contact or not.
+        for blocker in self
+            .store
+            .blockers_of(&caller.user_id)
+            .await
+            .map_err(store_error)?
+        {
+            contacts.remove(&blocker);
+        }
         Ok(user_ids
             .iter()
             .filter(|u| **u == caller.user_id || contacts.contains(*u))

@@ -1,6 +1,7 @@
 //! The REST API of protocol v1, plus health and readiness endpoints; `/metrics` is served
 //! on its own listener (`metrics_routes`).
 
+mod blocks;
 mod chats;
 mod dev;
 mod devices;
@@ -8,7 +9,7 @@ mod health;
 mod messages;
 mod presence;
 
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 use crate::state::AppState;
@@ -34,6 +35,11 @@ pub(crate) fn routes(dev_login: bool) -> Router<AppState> {
         .route("/v1/devices", post(devices::register))
         .route("/v1/devices/{device_id}", delete(devices::unregister))
         .route("/v1/presence", get(presence::query))
+        .route("/v1/blocks", get(blocks::list))
+        .route(
+            "/v1/blocks/{user_id}",
+            put(blocks::block).delete(blocks::unblock),
+        )
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
 }
