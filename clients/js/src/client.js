@@ -431,7 +431,7 @@ export class ChatClient {
       case "chat":
         if (frame.event === "added") this.#placeNewChat(frame.chat.chat_id);
         if (frame.event === "removed") this.#order.discard(frame.chat.chat_id);
-        this.#events.emit("chat", { event: frame.event, chat: frame.chat });
+        this.#events.emit("chat", { event: frame.event, chat: frame.chat, changes: frame.changes ?? [] });
         break;
       case "error":
         // A request without id failed (a recv or typing): nobody awaits it.

@@ -21,7 +21,7 @@
  */
 
 /**
- * A chat, as REST and `chat` frames carry it.
+ * A chat, as REST carries it.
  * @typedef {object} Chat
  * @property {string} chat_id
  * @property {"direct" | "group"} kind
@@ -29,6 +29,7 @@
  * @property {Member[]} members
  * @property {number} created_at
  * @property {number} head_seq
+ * @property {number} [version]  Bumped by every change of members or roles.
  */
 
 /**
@@ -91,9 +92,27 @@
  */
 
 /**
+ * What a `chat` frame says about the chat: no member list (fetch it with `client.chat(id)`).
+ * @typedef {object} ChatHeader
+ * @property {string} chat_id
+ * @property {"direct" | "group"} kind
+ * @property {string | null} title
+ * @property {number} member_count
+ * @property {number} version  One above the last one seen: nothing missed; more: refetch.
+ */
+
+/**
+ * One change a `chat` frame reports.
+ * @typedef {{op: "member_added", user_id: string, role: "admin" | "member"}
+ *   | {op: "member_removed", user_id: string}
+ *   | {op: "role_changed", user_id: string, role: "admin" | "member"}} ChatChange
+ */
+
+/**
  * @typedef {object} ChatEvent
  * @property {"added" | "removed" | "updated"} event
- * @property {Chat} chat
+ * @property {ChatHeader} chat
+ * @property {ChatChange[]} changes  Empty for a chat the user was just added to.
  */
 
 /**

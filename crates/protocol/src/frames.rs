@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
 use crate::ids::{ChatId, DeviceId, UserId};
-use crate::objects::{Chat, ChatEvent, Message, PresenceEntry, ReceiptKind, SyncedChat};
+use crate::objects::{
+    ChatChange, ChatEvent, ChatHeader, Message, PresenceEntry, ReceiptKind, SyncedChat,
+};
 
 /// A frame from a client, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -137,7 +139,9 @@ pub enum ServerFrame {
     },
     Chat {
         event: ChatEvent,
-        chat: Chat,
+        chat: ChatHeader,
+        /// What changed (v1.1); empty for a chat the user was just added to or created.
+        changes: Vec<ChatChange>,
     },
     Reconnect {
         after_ms: u64,

@@ -70,7 +70,7 @@ pub struct Member {
     pub role: Role,
 }
 
-/// A chat with its members, as REST and `chat` frames carry it.
+/// A chat with its members, as REST carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Chat {
     pub chat_id: ChatId,
@@ -79,6 +79,42 @@ pub struct Chat {
     pub members: Vec<Member>,
     pub created_at: i64,
     pub head_seq: u64,
+    /// Bumped by every change of members or roles (v1.1): a `chat` frame's version one
+    /// above the client's means it missed nothing; a larger gap means refetch.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// What a `chat` frame says about the chat (v1.1): no member list, which in a large group
+/// would make every change a frame of the whole group to every member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatHeader {
+    pub chat_id: ChatId,
+    pub kind: ChatKind,
+    pub title: Option<String>,
+    pub member_count: usize,
+    pub version: u64,
+}
+
+impl From<&Chat> for ChatHeader {
+    fn from(chat: &Chat) -> Self {
+        ChatHeader {
+            chat_id: chat.chat_id.clone(),
+            kind: chat.kind,
+            title: chat.title.clone(),
+            member_count: chat.members.len(),
+            version: chat.version,
+        }
+    }
+}
+
+/// One change a `chat` frame reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ChatChange {
+    MemberAdded { user_id: UserId, role: Role },
+    MemberRemoved { user_id: UserId },
+    RoleChanged { user_id: UserId, role: Role },
 }
 
 impl Chat {

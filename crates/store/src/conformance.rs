@@ -20,7 +20,8 @@ macro_rules! conformance_tests {
             dedup_entries_expire, reads_cross_partition_boundaries, watermarks_only_move_forward,
             concurrent_watermarks_end_at_the_maximum, push_devices_register_and_remove,
             last_seen_keeps_the_latest, concurrent_appends_all_land,
-            a_role_changes_in_place, blocks_are_one_way_and_undone);
+            a_role_changes_in_place, blocks_are_one_way_and_undone,
+            chat_versions_count_changes);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -49,6 +50,7 @@ fn group(chat_id: &str, members: &[(&str, Role)]) -> Chat {
         members: members.iter().map(|(u, r)| member(u, *r)).collect(),
         created_at: 1_000,
         head_seq: 0,
+        version: 0,
     }
 }
 
@@ -146,6 +148,7 @@ pub async fn direct_chat_creation_is_idempotent(store: Arc<dyn MessageStore>) {
         members: vec![member("alice", Role::Member), member("bob", Role::Member)],
         created_at: 5,
         head_seq: 0,
+        version: 0,
     };
     assert!(store.create_chat(&chat).await.unwrap());
     assert!(!store.create_chat(&chat).await.unwrap());
@@ -667,4 +670,28 @@ pub async fn blocks_are_one_way_and_undone(store: Arc<dyn MessageStore>) {
     assert!(store.unblock(&alice, &bob).await.unwrap());
     assert!(!store.unblock(&alice, &bob).await.unwrap());
     assert_eq!(store.blocks_of(&alice).await.unwrap(), vec![carol]);
+}
+
+pub async fn chat_versions_count_changes(store: Arc<dyn MessageStore>) {
+    store
+        .create_chat(&group("g1", &[("alice", Role::Admin)]))
+        .await
+        .unwrap();
+    let chat_id = ChatId::from("g1");
+    assert_eq!(store.get_chat(&chat_id).await.unwrap().unwrap().version, 0);
+    assert_eq!(store.bump_chat_version(&chat_id).await.unwrap(), 1);
+    assert_eq!(store.bump_chat_version(&chat_id).await.unwrap(), 2);
+    assert_eq!(store.get_chat(&chat_id).await.unwrap().unwrap().version, 2);
+    // Concurrent changes each get their own version.
+    let bumps = (0..8).map(|_| {
+        let (store, chat_id) = (store.clone(), chat_id.clone());
+        tokio::spawn(async move { store.bump_chat_version(&chat_id).await.unwrap() })
+    });
+    let mut got: Vec<u64> = futures_util::future::join_all(bumps)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    got.sort();
+    assert_eq!(got, (3..=10).collect::<Vec<u64>>());
 }

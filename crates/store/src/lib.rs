@@ -44,6 +44,8 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn add_members(&self, chat_id: &ChatId, members: &[Member]) -> StoreResult<()>;
     /// Returns true when the user was a member.
     async fn remove_member(&self, chat_id: &ChatId, user_id: &UserId) -> StoreResult<bool>;
+    /// Adds one to the chat's version (members or roles changed) and returns the new one.
+    async fn bump_chat_version(&self, chat_id: &ChatId) -> StoreResult<u64>;
     /// Changes a member's role, keeping their place in the chat's member order (when they
     /// joined). Only for a member: the caller checks.
     async fn set_role(&self, chat_id: &ChatId, user_id: &UserId, role: Role) -> StoreResult<()>;

@@ -22,6 +22,7 @@ fn group_chat(chat_id: &str) -> chat_protocol::Chat {
         members: vec![],
         created_at: 0,
         head_seq: 0,
+        version: 0,
     }
 }
 
@@ -132,7 +133,7 @@ async fn sqlite_migrates_a_v1_database() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let blocks_table: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE name = 'blocks'",
@@ -141,6 +142,14 @@ async fn sqlite_migrates_a_v1_database() {
         )
         .unwrap();
     assert_eq!(blocks_table, 1, "v3's blocks table came along");
+    let versions_table: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'chat_versions'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(versions_table, 1, "and v4's chat versions");
     let dedup_tables: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('dedup', 'dedup_by_ts')",

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use chat_api::{ChatId, UserId};
 use chat_bus::{Bus, BusEvent, BusMessage, Topic};
 use chat_presence::PresenceView;
-use chat_protocol::{Chat, ChatEvent, ChatKind, Message, ReceiptKind, ServerFrame};
+use chat_protocol::{
+    Chat, ChatChange, ChatEvent, ChatHeader, ChatKind, Message, ReceiptKind, ServerFrame,
+};
 use chat_push::{Enqueued, PushJob, PushQueue};
 use uuid::Uuid;
 
@@ -173,16 +175,19 @@ impl Fanout {
     }
 
     /// Sends a `chat` frame with `event` to the listed users' devices.
+    /// A `chat` frame to `users`: the chat's header (no member list) and what changed.
     pub(crate) fn chat_event<'a>(
         &self,
         chat: &Chat,
         event: ChatEvent,
+        changes: &[ChatChange],
         users: impl IntoIterator<Item = &'a UserId>,
     ) {
         let frame = Bytes::from(
             ServerFrame::Chat {
                 event,
-                chat: chat.clone(),
+                chat: ChatHeader::from(chat),
+                changes: changes.to_vec(),
             }
             .to_json(),
         );

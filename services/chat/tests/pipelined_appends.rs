@@ -73,6 +73,9 @@ impl MessageStore for FlakyStore {
     async fn blockers_of(&self, blocked: &UserId) -> StoreResult<Vec<UserId>> {
         self.inner.blockers_of(blocked).await
     }
+    async fn bump_chat_version(&self, chat_id: &ChatId) -> StoreResult<u64> {
+        self.inner.bump_chat_version(chat_id).await
+    }
     async fn set_role(&self, chat_id: &ChatId, user_id: &UserId, role: Role) -> StoreResult<()> {
         self.inner.set_role(chat_id, user_id, role).await
     }

@@ -242,6 +242,7 @@ async fn the_badge_is_the_users_total_unread() {
         ],
         created_at: 0,
         head_seq: 0,
+        version: 0,
     };
     let message = |chat: &str, seq: u64| chat_protocol::Message {
         chat_id: chat.into(),

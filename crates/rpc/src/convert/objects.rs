@@ -68,6 +68,7 @@ pub fn chat_to_pb(chat: Chat) -> pb::Chat {
             .collect(),
         created_at: chat.created_at,
         head_seq: chat.head_seq,
+        version: chat.version,
     }
 }
 
@@ -88,6 +89,7 @@ pub fn chat_from_pb(chat: pb::Chat) -> Result<Chat, Status> {
             .collect::<Result<_, Status>>()?,
         created_at: chat.created_at,
         head_seq: chat.head_seq,
+        version: chat.version,
     })
 }
 

@@ -111,6 +111,32 @@ impl ScyllaStore {
         })
     }
 
+    async fn chat_version(&self, chat_id: &ChatId) -> StoreResult<u64> {
+        let version: Option<(Option<i64>,)> = self
+            .first_row(&self.statements.select_chat_version, (chat_id,))
+            .await?;
+        Ok(version.and_then(|(v,)| v).unwrap_or(0) as u64)
+    }
+
+    /// Whether a lightweight transaction applied (its first column, `[applied]`).
+    async fn applied(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> StoreResult<bool> {
+        let row = self
+            .run(statement, values)
+            .await?
+            .into_rows_result()
+            .map_err(corrupt)?
+            .maybe_first_row::<Row>()
+            .map_err(corrupt)?;
+        Ok(matches!(
+            row.and_then(|r| r.columns.into_iter().next().flatten()),
+            Some(CqlValue::Boolean(true))
+        ))
+    }
+
     fn bucket(&self, seq: u64) -> i64 {
         (seq / self.config.bucket_size.max(1)) as i64
     }
@@ -340,6 +366,7 @@ impl MessageStore for ScyllaStore {
             members: self.members(chat_id).await?,
             created_at,
             head_seq: self.head(chat_id).await?,
+            version: self.chat_version(chat_id).await?,
         }))
     }
 
@@ -356,6 +383,31 @@ impl MessageStore for ScyllaStore {
         self.run(&self.statements.delete_chat_of_user, (user_id, chat_id))
             .await?;
         Ok(was.is_some())
+    }
+
+    async fn bump_chat_version(&self, chat_id: &ChatId) -> StoreResult<u64> {
+        // Compare-and-set with lightweight transactions (member changes are rare): two
+        // changes at once each get their own version.
+        for _ in 0..16 {
+            let applied = match self.chat_version(chat_id).await? {
+                0 => {
+                    self.applied(&self.statements.insert_chat_version, (chat_id,))
+                        .await?
+                }
+                current => {
+                    let next = current as i64 + 1;
+                    let values = (next, chat_id, current as i64);
+                    self.applied(&self.statements.update_chat_version, values)
+                        .await?
+                }
+            };
+            if applied {
+                return self.chat_version(chat_id).await;
+            }
+        }
+        Err(StoreError::Unavailable(
+            "chat version kept changing; retry".into(),
+        ))
     }
 
     async fn set_role(&self, chat_id: &ChatId, user_id: &UserId, role: Role) -> StoreResult<()> {

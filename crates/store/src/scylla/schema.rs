@@ -41,6 +41,7 @@ const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS {ks}.last_seen (user_id text PRIMARY KEY, ts bigint)",
     "CREATE TABLE IF NOT EXISTS {ks}.blocks (
         blocker text, blocked text, created_at bigint, PRIMARY KEY (blocker, blocked))",
+    "CREATE TABLE IF NOT EXISTS {ks}.chat_versions (chat_id text PRIMARY KEY, version bigint)",
     "CREATE TABLE IF NOT EXISTS {ks}.blockers (
         blocked text, blocker text, PRIMARY KEY (blocked, blocker))",
 ];

@@ -16,6 +16,9 @@ pub(crate) struct Statements {
     pub(crate) insert_chat_of_user: PreparedStatement,
     pub(crate) delete_member: PreparedStatement,
     pub(crate) update_role: PreparedStatement,
+    pub(crate) select_chat_version: PreparedStatement,
+    pub(crate) insert_chat_version: PreparedStatement,
+    pub(crate) update_chat_version: PreparedStatement,
     pub(crate) delete_chat_of_user: PreparedStatement,
     pub(crate) select_members: PreparedStatement,
     pub(crate) select_member: PreparedStatement,
@@ -108,6 +111,15 @@ impl Statements {
                 .await?,
             delete_member: p
                 .prepare("DELETE FROM {ks}.members_by_chat WHERE chat_id = ? AND user_id = ?", true)
+                .await?,
+            select_chat_version: p
+                .prepare("SELECT version FROM {ks}.chat_versions WHERE chat_id = ?", true)
+                .await?,
+            insert_chat_version: p
+                .prepare("INSERT INTO {ks}.chat_versions (chat_id, version) VALUES (?, 1) IF NOT EXISTS", false)
+                .await?,
+            update_chat_version: p
+                .prepare("UPDATE {ks}.chat_versions SET version = ? WHERE chat_id = ? IF version = ?", false)
                 .await?,
             update_role: p
                 .prepare("UPDATE {ks}.members_by_chat SET role = ? WHERE chat_id = ? AND user_id = ?", true)

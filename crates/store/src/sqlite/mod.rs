@@ -24,7 +24,10 @@ use checkpoint::{Cadence, Checkpointer};
 use pool::ReadPool;
 use writer::Writer;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
+/// The v4 table, as in schema.sql.
+const CHAT_VERSIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS chat_versions (chat_id TEXT \
+    PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;";
 /// The v3 table, as in schema.sql.
 const BLOCKS_TABLE: &str = "CREATE TABLE IF NOT EXISTS blocks (blocker TEXT NOT NULL, \
     blocked TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (blocker, blocked)) \
@@ -181,6 +184,10 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
                 // v2 -> v3: blocks.
                 steps.push_str(BLOCKS_TABLE);
             }
+            if version < 4 {
+                // v3 -> v4: chat versions.
+                steps.push_str(CHAT_VERSIONS_TABLE);
+            }
             steps
         };
         conn.execute_batch(&format!("{steps} PRAGMA user_version = {SCHEMA_VERSION};"))?;
@@ -249,6 +256,12 @@ impl MessageStore for SqliteStore {
     async fn remove_member(&self, chat_id: &ChatId, user_id: &UserId) -> StoreResult<bool> {
         let (chat_id, user_id) = (chat_id.to_owned(), user_id.to_owned());
         self.write(move |c| queries::delete_member(c, &chat_id, &user_id))
+            .await
+    }
+
+    async fn bump_chat_version(&self, chat_id: &ChatId) -> StoreResult<u64> {
+        let chat_id = chat_id.to_owned();
+        self.write(move |c| queries::bump_chat_version(c, &chat_id))
             .await
     }
 

@@ -129,7 +129,26 @@ pub(crate) fn select_chat(conn: &Connection, chat_id: &str) -> rusqlite::Result<
         members,
         created_at,
         head_seq: head_seq(conn, chat_id)?,
+        version: chat_version(conn, chat_id)?,
     }))
+}
+
+fn chat_version(conn: &Connection, chat_id: &str) -> rusqlite::Result<u64> {
+    Ok(conn
+        .prepare_cached("SELECT version FROM chat_versions WHERE chat_id = ?1")?
+        .query_row([chat_id], |r| r.get::<_, i64>(0))
+        .optional()?
+        .unwrap_or(0) as u64)
+}
+
+pub(crate) fn bump_chat_version(conn: &Connection, chat_id: &str) -> rusqlite::Result<u64> {
+    conn.prepare_cached(
+        "INSERT INTO chat_versions (chat_id, version) VALUES (?1, 1)
+         ON CONFLICT (chat_id) DO UPDATE SET version = version + 1
+         RETURNING version",
+    )?
+    .query_row([chat_id], |r| r.get::<_, i64>(0))
+    .map(|v| v as u64)
 }
 
 pub(crate) fn chat_ids_of_user(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<ChatId>> {

@@ -67,3 +67,9 @@ CREATE TABLE IF NOT EXISTS blocks (
     PRIMARY KEY (blocker, blocked)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blocks_by_blocked ON blocks (blocked, blocker);
+
+-- A chat's version, bumped by every change of members or roles (v4).
+CREATE TABLE IF NOT EXISTS chat_versions (
+    chat_id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;

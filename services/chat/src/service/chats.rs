@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use chat_api::{Caller, ChatError, ChatId, CreateChat, CreatedChat, UserId};
 use chat_protocol::ids::{direct_chat_id, is_valid_id};
-use chat_protocol::{now_ms, Chat, ChatEvent, ChatKind, ChatListEntry, Member, Role};
+use chat_protocol::{now_ms, Chat, ChatChange, ChatEvent, ChatKind, ChatListEntry, Member, Role};
 use uuid::Uuid;
 
 use super::ChatService;
@@ -70,6 +70,7 @@ impl ChatService {
                 .collect(),
             created_at: now_ms(),
             head_seq: 0,
+            version: 0,
         };
         let created = self.store.create_chat(&chat).await.map_err(store_error)?;
         let chat = self
@@ -80,7 +81,7 @@ impl ChatService {
             .ok_or_else(ChatError::no_chat)?;
         if created {
             self.fanout
-                .chat_event(&chat, ChatEvent::Added, member_ids(&chat));
+                .chat_event(&chat, ChatEvent::Added, &[], member_ids(&chat));
         }
         Ok(CreatedChat { chat, created })
     }
@@ -123,10 +124,11 @@ impl ChatService {
             members: member_list,
             created_at: now_ms(),
             head_seq: 0,
+            version: 0,
         };
         self.store.create_chat(&chat).await.map_err(store_error)?;
         self.fanout
-            .chat_event(&chat, ChatEvent::Added, member_ids(&chat));
+            .chat_event(&chat, ChatEvent::Added, &[], member_ids(&chat));
         if self.fanout.is_large(&chat) {
             self.fanout
                 .large_group(&chat.chat_id, true, member_ids(&chat));
@@ -197,20 +199,34 @@ impl ChatService {
                 self.config.max_group_members
             )));
         }
+        if new.is_empty() {
+            return self.reloaded(chat_id).await;
+        }
         self.store
             .add_members(chat_id, &new)
             .await
             .map_err(store_error)?;
+        self.store
+            .bump_chat_version(chat_id)
+            .await
+            .map_err(store_error)?;
         let updated = self.reloaded(chat_id).await?;
-        if !new.is_empty() {
-            let is_new = |u: &UserId| new.iter().any(|m| m.user_id == *u);
-            let (added, existing): (Vec<&UserId>, Vec<&UserId>) =
-                member_ids(&updated).partition(|u| is_new(u));
-            self.fanout.chat_event(&updated, ChatEvent::Added, added);
-            self.fanout
-                .chat_event(&updated, ChatEvent::Updated, existing);
-            self.fanout.membership_changed(&chat, &updated, None);
-        }
+        let is_new = |u: &UserId| new.iter().any(|m| m.user_id == *u);
+        let (added, existing): (Vec<&UserId>, Vec<&UserId>) =
+            member_ids(&updated).partition(|u| is_new(u));
+        let changes: Vec<ChatChange> = new
+            .iter()
+            .map(|m| ChatChange::MemberAdded {
+                user_id: m.user_id.clone(),
+                role: m.role,
+            })
+            .collect();
+        // The new members fetch the list if they want it; the others get what changed.
+        self.fanout
+            .chat_event(&updated, ChatEvent::Added, &[], added);
+        self.fanout
+            .chat_event(&updated, ChatEvent::Updated, &changes, existing);
+        self.fanout.membership_changed(&chat, &updated, None);
         Ok(updated)
     }
 
@@ -236,23 +252,34 @@ impl ChatService {
             .remove_member(chat_id, user_id)
             .await
             .map_err(store_error)?;
-        let mut updated = self.reloaded(chat_id).await?;
+        let mut changes = vec![ChatChange::MemberRemoved {
+            user_id: user_id.clone(),
+        }];
+        let remaining = self.reloaded(chat_id).await?;
         // A group is never left without an admin (nobody could add members again): the
         // longest-standing member becomes one.
-        if !updated.members.iter().any(|m| m.role == Role::Admin) {
-            if let Some(heir) = updated.members.first().map(|m| m.user_id.clone()) {
+        if !remaining.members.iter().any(|m| m.role == Role::Admin) {
+            if let Some(heir) = remaining.members.first().map(|m| m.user_id.clone()) {
                 self.store
                     .set_role(chat_id, &heir, Role::Admin)
                     .await
                     .map_err(store_error)?;
                 tracing::info!(%chat_id, %heir, "last admin left; longest-standing member promoted");
-                updated = self.reloaded(chat_id).await?;
+                changes.push(ChatChange::RoleChanged {
+                    user_id: heir,
+                    role: Role::Admin,
+                });
             }
         }
+        self.store
+            .bump_chat_version(chat_id)
+            .await
+            .map_err(store_error)?;
+        let updated = self.reloaded(chat_id).await?;
         self.fanout
-            .chat_event(&updated, ChatEvent::Updated, member_ids(&updated));
+            .chat_event(&updated, ChatEvent::Updated, &changes, member_ids(&updated));
         self.fanout
-            .chat_event(&updated, ChatEvent::Removed, [user_id]);
+            .chat_event(&updated, ChatEvent::Removed, &[], [user_id]);
         self.fanout
             .membership_changed(&chat, &updated, Some(user_id));
         self.revoke_presence(user_id, &updated).await;
