@@ -21,7 +21,7 @@ macro_rules! conformance_tests {
             concurrent_watermarks_end_at_the_maximum, push_devices_register_and_remove,
             last_seen_keeps_the_latest, concurrent_appends_all_land,
             a_role_changes_in_place, blocks_are_one_way_and_undone,
-            chat_versions_count_changes);
+            chat_versions_count_changes, hidden_chats_keep_their_mark);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -694,4 +694,34 @@ pub async fn chat_versions_count_changes(store: Arc<dyn MessageStore>) {
         .collect();
     got.sort();
     assert_eq!(got, (3..=10).collect::<Vec<u64>>());
+}
+
+pub async fn hidden_chats_keep_their_mark(store: Arc<dyn MessageStore>) {
+    let alice = UserId::from("alice");
+    assert!(store.hidden_chats(&alice).await.unwrap().is_empty());
+    store
+        .hide_chat(&alice, &ChatId::from("d1"), 4)
+        .await
+        .unwrap();
+    store
+        .hide_chat(&alice, &ChatId::from("d2"), 0)
+        .await
+        .unwrap();
+    store
+        .hide_chat(&alice, &ChatId::from("d1"), 9)
+        .await
+        .unwrap();
+    let hidden = store.hidden_chats(&alice).await.unwrap();
+    assert_eq!(hidden.len(), 2);
+    assert_eq!(
+        hidden[&ChatId::from("d1")],
+        9,
+        "hiding again moves the mark"
+    );
+    assert_eq!(hidden[&ChatId::from("d2")], 0);
+    assert!(store
+        .hidden_chats(&UserId::from("bob"))
+        .await
+        .unwrap()
+        .is_empty());
 }

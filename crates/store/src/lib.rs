@@ -140,4 +140,10 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn blocks_of(&self, blocker: &UserId) -> StoreResult<Vec<UserId>>;
     /// The users who block `blocked`, sorted.
     async fn blockers_of(&self, blocked: &UserId) -> StoreResult<Vec<UserId>>;
+
+    /// `user_id` hides `chat_id` from their chat list up to `seq` (it shows again once a
+    /// later message arrives). Hiding again moves the mark.
+    async fn hide_chat(&self, user_id: &UserId, chat_id: &ChatId, seq: u64) -> StoreResult<()>;
+    /// The chats `user_id` hid, with the seq each was hidden at.
+    async fn hidden_chats(&self, user_id: &UserId) -> StoreResult<HashMap<ChatId, u64>>;
 }

@@ -70,6 +70,12 @@ impl MessageStore for FlakyStore {
     async fn blocks_of(&self, blocker: &UserId) -> StoreResult<Vec<UserId>> {
         self.inner.blocks_of(blocker).await
     }
+    async fn hide_chat(&self, user_id: &UserId, chat_id: &ChatId, seq: u64) -> StoreResult<()> {
+        self.inner.hide_chat(user_id, chat_id, seq).await
+    }
+    async fn hidden_chats(&self, user_id: &UserId) -> StoreResult<HashMap<ChatId, u64>> {
+        self.inner.hidden_chats(user_id).await
+    }
     async fn blockers_of(&self, blocked: &UserId) -> StoreResult<Vec<UserId>> {
         self.inner.blockers_of(blocked).await
     }

@@ -249,3 +249,40 @@ async fn when_the_last_admin_leaves_the_longest_standing_member_becomes_admin() 
     assert_eq!(http.post(&url, Some(&carol), add("dave")).await.0, 403);
     assert_eq!(http.post(&url, Some(&bob), add("dave")).await.0, 200);
 }
+
+#[tokio::test]
+async fn leaving_a_direct_chat_hides_it_until_a_new_message_arrives() {
+    let server = TestServer::start().await;
+    let chat = direct_chat(&server, "alice", "bob").await;
+    let http = server.http();
+    let (alice, bob) = (token("alice", None), token("bob", None));
+    let mut bob_ws = server.connect("bob", "phone").await;
+    bob_ws.send_message(&chat, "m1", "hi").await;
+    let listed = |list: &serde_json::Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["chat_id"] == chat.as_str())
+    };
+    let (status, _) = http
+        .delete(&format!("/v1/chats/{chat}/members/alice"), Some(&alice))
+        .await;
+    assert_eq!(status, 204);
+    let (_, list) = http.get("/v1/chats", Some(&alice)).await;
+    assert!(!listed(&list["chats"]), "hidden for alice: {list}");
+    let (_, list) = http.get("/v1/chats", Some(&bob)).await;
+    assert!(listed(&list["chats"]), "not for bob");
+    // Still hers: history reads, and the next message brings it back.
+    let (status, _) = http
+        .get(&format!("/v1/chats/{chat}/messages"), Some(&alice))
+        .await;
+    assert_eq!(status, 200);
+    bob_ws.send_message(&chat, "m2", "still there?").await;
+    let (_, list) = http.get("/v1/chats", Some(&alice)).await;
+    assert!(listed(&list["chats"]), "back with the new message: {list}");
+    // Nobody removes the other member of a direct chat.
+    let (status, _) = http
+        .delete(&format!("/v1/chats/{chat}/members/bob"), Some(&alice))
+        .await;
+    assert_eq!(status, 403);
+}

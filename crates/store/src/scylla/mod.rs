@@ -789,6 +789,25 @@ impl MessageStore for ScyllaStore {
         Ok(blocked)
     }
 
+    async fn hide_chat(&self, user_id: &UserId, chat_id: &ChatId, seq: u64) -> StoreResult<()> {
+        self.run(
+            &self.statements.upsert_hidden_chat,
+            (user_id, chat_id, seq as i64),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn hidden_chats(&self, user_id: &UserId) -> StoreResult<HashMap<ChatId, u64>> {
+        let rows: Vec<(String, i64)> = self
+            .all_rows(&self.statements.select_hidden_chats, (user_id,))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(chat_id, seq)| (ChatId::from(chat_id), seq as u64))
+            .collect())
+    }
+
     async fn blockers_of(&self, blocked: &UserId) -> StoreResult<Vec<UserId>> {
         let rows: Vec<(String,)> = self
             .all_rows(&self.statements.select_blockers, (blocked,))

@@ -17,6 +17,8 @@ pub(crate) struct Statements {
     pub(crate) delete_member: PreparedStatement,
     pub(crate) update_role: PreparedStatement,
     pub(crate) select_chat_version: PreparedStatement,
+    pub(crate) upsert_hidden_chat: PreparedStatement,
+    pub(crate) select_hidden_chats: PreparedStatement,
     pub(crate) insert_chat_version: PreparedStatement,
     pub(crate) update_chat_version: PreparedStatement,
     pub(crate) delete_chat_of_user: PreparedStatement,
@@ -111,6 +113,12 @@ impl Statements {
                 .await?,
             delete_member: p
                 .prepare("DELETE FROM {ks}.members_by_chat WHERE chat_id = ? AND user_id = ?", true)
+                .await?,
+            upsert_hidden_chat: p
+                .prepare("INSERT INTO {ks}.hidden_chats (user_id, chat_id, hidden_seq) VALUES (?, ?, ?)", true)
+                .await?,
+            select_hidden_chats: p
+                .prepare("SELECT chat_id, hidden_seq FROM {ks}.hidden_chats WHERE user_id = ?", true)
                 .await?,
             select_chat_version: p
                 .prepare("SELECT version FROM {ks}.chat_versions WHERE chat_id = ?", true)

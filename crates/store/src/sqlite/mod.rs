@@ -24,7 +24,11 @@ use checkpoint::{Cadence, Checkpointer};
 use pool::ReadPool;
 use writer::Writer;
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
+/// The v5 table, as in schema.sql.
+const HIDDEN_CHATS_TABLE: &str = "CREATE TABLE IF NOT EXISTS hidden_chats (user_id TEXT NOT \
+    NULL, chat_id TEXT NOT NULL, hidden_seq INTEGER NOT NULL, PRIMARY KEY (user_id, chat_id)) \
+    WITHOUT ROWID;";
 /// The v4 table, as in schema.sql.
 const CHAT_VERSIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS chat_versions (chat_id TEXT \
     PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;";
@@ -187,6 +191,10 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             if version < 4 {
                 // v3 -> v4: chat versions.
                 steps.push_str(CHAT_VERSIONS_TABLE);
+            }
+            if version < 5 {
+                // v4 -> v5: hidden chats.
+                steps.push_str(HIDDEN_CHATS_TABLE);
             }
             steps
         };
@@ -460,6 +468,19 @@ impl MessageStore for SqliteStore {
         let blocker = blocker.to_owned();
         self.reads
             .read(move |c| queries::blocks_of(c, &blocker))
+            .await
+    }
+
+    async fn hide_chat(&self, user_id: &UserId, chat_id: &ChatId, seq: u64) -> StoreResult<()> {
+        let (user_id, chat_id) = (user_id.to_owned(), chat_id.to_owned());
+        self.write(move |c| queries::hide_chat(c, &user_id, &chat_id, seq))
+            .await
+    }
+
+    async fn hidden_chats(&self, user_id: &UserId) -> StoreResult<HashMap<ChatId, u64>> {
+        let user_id = user_id.to_owned();
+        self.reads
+            .read(move |c| queries::hidden_chats(c, &user_id))
             .await
     }
 

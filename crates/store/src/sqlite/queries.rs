@@ -573,3 +573,31 @@ pub(crate) fn blockers_of(conn: &Connection, blocked: &str) -> rusqlite::Result<
         .query_map([blocked], |r| r.get(0))?
         .collect()
 }
+
+pub(crate) fn hide_chat(
+    conn: &Connection,
+    user_id: &str,
+    chat_id: &str,
+    seq: u64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO hidden_chats (user_id, chat_id, hidden_seq) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user_id, chat_id) DO UPDATE SET hidden_seq = excluded.hidden_seq",
+    )?
+    .execute(params![user_id, chat_id, seq as i64])?;
+    Ok(())
+}
+
+pub(crate) fn hidden_chats(
+    conn: &Connection,
+    user_id: &str,
+) -> rusqlite::Result<std::collections::HashMap<ChatId, u64>> {
+    conn.prepare_cached("SELECT chat_id, hidden_seq FROM hidden_chats WHERE user_id = ?1")?
+        .query_map([user_id], |r| {
+            Ok((
+                ChatId::from(r.get::<_, String>(0)?),
+                r.get::<_, i64>(1)? as u64,
+            ))
+        })?
+        .collect()
+}

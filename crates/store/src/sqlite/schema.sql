@@ -73,3 +73,11 @@ CREATE TABLE IF NOT EXISTS chat_versions (
     chat_id TEXT PRIMARY KEY,
     version INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Chats a user hid from their list, up to a seq (v5).
+CREATE TABLE IF NOT EXISTS hidden_chats (
+    user_id    TEXT NOT NULL,
+    chat_id    TEXT NOT NULL,
+    hidden_seq INTEGER NOT NULL,
+    PRIMARY KEY (user_id, chat_id)
+) WITHOUT ROWID;

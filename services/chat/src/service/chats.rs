@@ -145,8 +145,19 @@ impl ChatService {
             .chats_of_user(&caller.user_id, &caller.device_id)
             .await
             .map_err(store_error)?;
+        let hidden = self
+            .store
+            .hidden_chats(&caller.user_id)
+            .await
+            .map_err(store_error)?;
         Ok(states
             .into_iter()
+            // A hidden chat shows again once a message newer than the hiding arrives.
+            .filter(|s| {
+                hidden
+                    .get(&s.chat.chat_id)
+                    .is_none_or(|at| s.chat.head_seq > *at)
+            })
             .map(|s| ChatListEntry {
                 chat: s.chat,
                 read_seq: s.watermarks.read,
@@ -237,6 +248,9 @@ impl ChatService {
         user_id: &UserId,
     ) -> Result<(), ChatError> {
         let chat = self.chat_for_member(caller, chat_id).await?;
+        if chat.kind != ChatKind::Group && *user_id == caller.user_id {
+            return self.hide(caller, chat_id).await;
+        }
         if chat.kind != ChatKind::Group {
             return Err(ChatError::forbidden(
                 "members of a direct chat cannot change",
@@ -284,6 +298,22 @@ impl ChatService {
             .membership_changed(&chat, &updated, Some(user_id));
         self.revoke_presence(user_id, &updated).await;
         Ok(())
+    }
+
+    /// "Leaving" a direct chat hides it from the caller's chat list until a newer message
+    /// arrives; the chat, its history and the other member are untouched.
+    async fn hide(&self, caller: &Caller, chat_id: &ChatId) -> Result<(), ChatError> {
+        let head_seq = self
+            .store
+            .get_chat(chat_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(ChatError::no_chat)?
+            .head_seq;
+        self.store
+            .hide_chat(&caller.user_id, chat_id, head_seq)
+            .await
+            .map_err(store_error)
     }
 
     /// `user` left `chat`: the members they no longer share any chat with stop seeing
