@@ -32,6 +32,11 @@ impl Http {
             .await
     }
 
+    pub async fn put_json(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, token, Some(body.to_string()))
+            .await
+    }
+
     pub async fn put(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         self.call(reqwest::Method::PUT, path, token, None).await
     }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chat_protocol::ids::{ChatId, DeviceId, UserId};
-use chat_protocol::{Chat, ChatListEntry, Message, PresenceEntry, PushPlatform};
+use chat_protocol::{Chat, ChatListEntry, Message, PresenceEntry, PrivacySettings, PushPlatform};
 use futures_util::future::BoxFuture;
 
 use crate::error::ChatError;
@@ -93,6 +93,14 @@ pub trait ChatApi: Send + Sync + 'static {
         caller: &Caller,
         device_id: &DeviceId,
     ) -> Result<bool, ChatError>;
+
+    /// The caller's privacy settings.
+    async fn privacy(&self, caller: &Caller) -> Result<PrivacySettings, ChatError>;
+    async fn set_privacy(
+        &self,
+        caller: &Caller,
+        settings: PrivacySettings,
+    ) -> Result<(), ChatError>;
 
     /// The caller blocks `user_id`: no direct chat between them starts or takes messages,
     /// and `user_id` no longer sees the caller's presence. Blocking again is a no-op.

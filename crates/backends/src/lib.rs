@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chat_bus::{Bus, LocalBus, RedisBus};
 use chat_presence::{
-    LocalPresence, PresenceView, RedisPresenceView, RedisSessions, SessionTracker,
+    LastSeenPolicy, LocalPresence, PresenceView, RedisPresenceView, RedisSessions, SessionTracker,
 };
 use chat_push::{LocalPushQueue, PushQueue, QueueBounds, RedisPushQueue, RedisQueueConfig};
 use chat_store::{MessageStore, StoreArgs, StoreError};
@@ -166,18 +166,21 @@ impl Backends {
         })
     }
 
-    /// A gateway's session tracker; over Redis it heartbeats until `shutdown`.
+    /// A gateway's session tracker; over Redis it heartbeats until `shutdown`, and asks
+    /// `policy` whether a user's presence frames may carry their last seen (in process,
+    /// the store says).
     pub async fn sessions(
         &self,
         gateway_id: &str,
         ttl: Duration,
         shutdown: CancellationToken,
+        policy: Arc<dyn LastSeenPolicy>,
     ) -> Result<Arc<dyn SessionTracker>, BackendError> {
         Ok(match &self.mode {
             Mode::Local => self.local_presence().await?,
             Mode::Redis { url } => {
                 let bus = self.bus().await?;
-                let sessions = RedisSessions::connect(url, gateway_id, ttl, bus)
+                let sessions = RedisSessions::connect(url, gateway_id, ttl, bus, policy)
                     .await
                     .map_err(redis("presence"))?;
                 self.tasks.spawn(sessions.spawn_heartbeat(shutdown));

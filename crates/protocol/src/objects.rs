@@ -176,6 +176,23 @@ pub enum ChatEvent {
     Updated,
 }
 
+/// Who may see when a user was last seen (v1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LastSeenVisibility {
+    /// The people the user shares a chat with (the default).
+    #[default]
+    Contacts,
+    /// Nobody: `last_seen` is null for everyone else, in answers and live frames.
+    Nobody,
+}
+
+/// A user's privacy settings (v1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PrivacySettings {
+    pub last_seen: LastSeenVisibility,
+}
+
 /// A push platform a device token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

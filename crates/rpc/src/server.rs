@@ -272,6 +272,27 @@ impl Chat for ChatRpc {
         ok(pb::Existed { existed })
     }
 
+    async fn privacy(&self, request: Request<pb::CallerOnly>) -> Reply<pb::PrivacySettings> {
+        let caller = caller_from_pb(request.into_inner().caller)?;
+        let settings = self.chat.privacy(&caller).await.map_err(failed)?;
+        ok(privacy_to_pb(settings))
+    }
+
+    async fn set_privacy(&self, request: Request<pb::SetPrivacyRequest>) -> Reply<pb::Empty> {
+        let r = request.into_inner();
+        let caller = caller_from_pb(r.caller)?;
+        let settings = r
+            .settings
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("settings missing"))
+            .and_then(privacy_from_pb)?;
+        self.chat
+            .set_privacy(&caller, settings)
+            .await
+            .map_err(failed)?;
+        ok(pb::Empty {})
+    }
+
     async fn block(&self, request: Request<pb::BlockRequest>) -> Reply<pb::Empty> {
         let r = request.into_inner();
         let caller = caller_from_pb(r.caller)?;

@@ -21,7 +21,8 @@ macro_rules! conformance_tests {
             concurrent_watermarks_end_at_the_maximum, push_devices_register_and_remove,
             last_seen_keeps_the_latest, concurrent_appends_all_land,
             a_role_changes_in_place, blocks_are_one_way_and_undone,
-            chat_versions_count_changes, hidden_chats_keep_their_mark);
+            chat_versions_count_changes, hidden_chats_keep_their_mark,
+            privacy_settings_round_trip);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -724,4 +725,28 @@ pub async fn hidden_chats_keep_their_mark(store: Arc<dyn MessageStore>) {
         .await
         .unwrap()
         .is_empty());
+}
+
+pub async fn privacy_settings_round_trip(store: Arc<dyn MessageStore>) {
+    use chat_protocol::{LastSeenVisibility, PrivacySettings};
+    let (alice, bob) = (UserId::from("alice"), UserId::from("bob"));
+    assert_eq!(
+        store.privacy(&alice).await.unwrap(),
+        PrivacySettings::default()
+    );
+    let nobody = PrivacySettings {
+        last_seen: LastSeenVisibility::Nobody,
+    };
+    store.set_privacy(&alice, nobody).await.unwrap();
+    assert_eq!(store.privacy(&alice).await.unwrap(), nobody);
+    let hidden = store
+        .last_seen_hidden(&[alice.clone(), bob.clone()])
+        .await
+        .unwrap();
+    assert_eq!(hidden, [alice.clone()].into_iter().collect());
+    store
+        .set_privacy(&alice, PrivacySettings::default())
+        .await
+        .unwrap();
+    assert!(store.last_seen_hidden(&[alice]).await.unwrap().is_empty());
 }

@@ -10,11 +10,11 @@ pub mod scylla;
 pub mod sqlite;
 mod types;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chat_protocol::ids::{ChatId, DeviceId, UserId};
-use chat_protocol::{Chat, Member, Message, Role};
+use chat_protocol::{Chat, LastSeenVisibility, Member, Message, PrivacySettings, Role};
 
 pub use args::{Backend, SqliteArgs, StoreArgs, SQLITE_FILE};
 pub use error::{StoreError, StoreResult};
@@ -140,6 +140,22 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn blocks_of(&self, blocker: &UserId) -> StoreResult<Vec<UserId>>;
     /// The users who block `blocked`, sorted.
     async fn blockers_of(&self, blocked: &UserId) -> StoreResult<Vec<UserId>>;
+
+    /// Stores a user's privacy settings.
+    async fn set_privacy(&self, user_id: &UserId, settings: PrivacySettings) -> StoreResult<()>;
+    /// The users among `user_ids` who hide their last seen from everyone.
+    async fn last_seen_hidden(&self, user_ids: &[UserId]) -> StoreResult<HashSet<UserId>>;
+    /// `user_id`'s privacy settings (the defaults if never set).
+    async fn privacy(&self, user_id: &UserId) -> StoreResult<PrivacySettings> {
+        let hidden = self.last_seen_hidden(std::slice::from_ref(user_id)).await?;
+        Ok(PrivacySettings {
+            last_seen: if hidden.is_empty() {
+                LastSeenVisibility::Contacts
+            } else {
+                LastSeenVisibility::Nobody
+            },
+        })
+    }
 
     /// `user_id` hides `chat_id` from their chat list up to `seq` (it shows again once a
     /// later message arrives). Hiding again moves the mark.

@@ -12,7 +12,7 @@ use chat_api::{Caller, ChatApi, CreateChat, SendRequest};
 use chat_bus::LocalBus;
 use chat_presence::LocalPresence;
 use chat_protocol::ids::{ChatId, DeviceId, UserId};
-use chat_protocol::{Chat, ChatKind, Member, Message, Role};
+use chat_protocol::{Chat, ChatKind, Member, Message, PrivacySettings, Role};
 use chat_push::LocalPushQueue;
 use chat_service::{ChatConfig, ChatService, OwnsEverything};
 use chat_store::{
@@ -69,6 +69,12 @@ impl MessageStore for FlakyStore {
     }
     async fn blocks_of(&self, blocker: &UserId) -> StoreResult<Vec<UserId>> {
         self.inner.blocks_of(blocker).await
+    }
+    async fn set_privacy(&self, user_id: &UserId, settings: PrivacySettings) -> StoreResult<()> {
+        self.inner.set_privacy(user_id, settings).await
+    }
+    async fn last_seen_hidden(&self, user_ids: &[UserId]) -> StoreResult<HashSet<UserId>> {
+        self.inner.last_seen_hidden(user_ids).await
     }
     async fn hide_chat(&self, user_id: &UserId, chat_id: &ChatId, seq: u64) -> StoreResult<()> {
         self.inner.hide_chat(user_id, chat_id, seq).await

@@ -90,8 +90,10 @@ impl Chatd {
             providers,
             args.push.policy(),
         );
+        // In process the presence reads privacy settings from the store itself.
+        let policy = Arc::new(chat_presence::StoredPrivacy(store.clone()));
         let sessions = backends
-            .sessions("chatd", std::time::Duration::ZERO, shutdown.clone())
+            .sessions("chatd", std::time::Duration::ZERO, shutdown.clone(), policy)
             .await?;
         let gateway = Gateway::new(
             args.gateway.clone(),

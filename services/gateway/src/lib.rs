@@ -8,6 +8,7 @@ mod config;
 mod error;
 mod limits;
 mod outbound;
+pub mod privacy;
 pub mod process;
 mod registry;
 mod rest;

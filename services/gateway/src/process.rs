@@ -3,6 +3,7 @@
 //! It holds no store credentials: presence goes to Redis, everything else to the chat
 //! services.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,6 +15,7 @@ use chat_rpc::{Credentials, InternalAuthArgs, RemoteChat, RemoteChatConfig, RpcL
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
+use crate::privacy::ChatServicePrivacy;
 use crate::server::Gateway;
 
 const DEFAULT_PORT: u16 = 8080;
@@ -87,9 +89,6 @@ pub async fn run(mut args: GatewayArgs, shutdown: CancellationToken) -> anyhow::
         None,
     );
     let bus = backends.bus().await?;
-    let sessions = backends
-        .sessions(&server_id, args.presence_ttl, shutdown.clone())
-        .await?;
     let chat = RemoteChat::connect(RemoteChatConfig {
         redis_url: args.redis.redis_url.clone(),
         max_body_bytes: args.contract.max_body_bytes,
@@ -101,6 +100,11 @@ pub async fn run(mut args: GatewayArgs, shutdown: CancellationToken) -> anyhow::
     })
     .await
     .context("chat service client")?;
+    // Presence frames carry a user's last seen unless the chat service says they hide it.
+    let policy = Arc::new(ChatServicePrivacy(chat.clone()));
+    let sessions = backends
+        .sessions(&server_id, args.presence_ttl, shutdown.clone(), policy)
+        .await?;
     let gateway = Gateway::new(args.gateway.clone(), chat, sessions, bus, keys, shutdown);
     tracing::info!(%server_id, "chat-gateway starting");
     gateway

@@ -1,16 +1,26 @@
-//! Telling the watchers of a user about a presence transition.
+//! Telling the watchers of a user about a presence transition (with its time as their
+//! last seen, unless the user hides it).
 
 use chat_bus::{Bus, BusEvent, BusMessage, Topic};
 use chat_protocol::ids::UserId;
 use chat_protocol::{PresenceEntry, ServerFrame};
 
-pub(crate) fn announce(bus: &dyn Bus, user_id: &UserId, online: bool, ts: i64) {
+use crate::policy::LastSeenPolicy;
+
+pub(crate) async fn announce(
+    bus: &dyn Bus,
+    policy: &dyn LastSeenPolicy,
+    user_id: &UserId,
+    online: bool,
+    ts: i64,
+) {
+    let last_seen = policy.shows_last_seen(user_id).await.then_some(ts);
     let frame = ServerFrame::Presence {
         re: None,
         users: vec![PresenceEntry {
             user_id: user_id.clone(),
             online,
-            last_seen: Some(ts),
+            last_seen,
             error: None,
         }],
     };

@@ -8,6 +8,7 @@
 
 mod announce;
 mod local;
+mod policy;
 mod redis;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use chat_protocol::ids::UserId;
 use uuid::Uuid;
 
 pub use local::LocalPresence;
+pub use policy::{LastSeenPolicy, ShowAll, StoredPrivacy};
 pub use redis::{LastSeenRecorder, PresenceSweeper, RedisPresenceView, RedisSessions};
 
 /// A gateway's side: its sessions coming and going.

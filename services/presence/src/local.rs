@@ -12,6 +12,7 @@ use chat_store::MessageStore;
 use uuid::Uuid;
 
 use crate::announce::announce;
+use crate::policy::StoredPrivacy;
 use crate::{PresenceView, SessionTracker};
 
 pub struct LocalPresence {
@@ -36,7 +37,8 @@ impl LocalPresence {
         if let Err(e) = self.store.set_last_seen(user_id, ts).await {
             tracing::warn!(error = %e, %user_id, "could not persist last seen");
         }
-        announce(self.bus.as_ref(), user_id, online, ts);
+        let policy = StoredPrivacy(self.store.clone());
+        announce(self.bus.as_ref(), &policy, user_id, online, ts).await;
     }
 }
 

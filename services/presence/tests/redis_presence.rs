@@ -8,7 +8,7 @@ use std::time::Duration;
 use chat_bus::{Bus, BusEvent, LocalBus, Topic};
 use chat_presence::{
     LastSeenRecorder, PresenceSweeper, PresenceView, RedisPresenceView, RedisSessions,
-    SessionTracker,
+    SessionTracker, ShowAll,
 };
 use chat_protocol::ids::UserId;
 use chat_store::{MessageStore, SqliteConfig, SqliteStore};
@@ -52,9 +52,15 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     async fn gateway(&self, id: &str, ttl: Duration) -> Arc<RedisSessions> {
-        RedisSessions::connect(&self.redis.url(), id, ttl, self.bus.clone())
-            .await
-            .unwrap()
+        RedisSessions::connect(
+            &self.redis.url(),
+            id,
+            ttl,
+            self.bus.clone(),
+            Arc::new(ShowAll),
+        )
+        .await
+        .unwrap()
     }
 
     async fn view(&self) -> RedisPresenceView {
@@ -130,7 +136,7 @@ async fn a_dead_gateways_users_are_swept_offline() {
     let stop = CancellationToken::new();
     dying.spawn_heartbeat(stop.clone());
     dying.connected(&bob(), Uuid::new_v4()).await;
-    let sweeper = PresenceSweeper::connect(&f.redis.url(), f.bus.clone())
+    let sweeper = PresenceSweeper::connect(&f.redis.url(), f.bus.clone(), Arc::new(ShowAll))
         .await
         .unwrap();
     tokio::time::sleep(ttl * 2).await;

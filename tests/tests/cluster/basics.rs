@@ -280,3 +280,31 @@ async fn a_block_holds_across_gateways_and_chat_services() {
         "bob's frame came: {seen}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hidden_last_seen_stays_hidden_in_frames_from_another_gateway() {
+    let cluster = Cluster::start(2, 1).await;
+    cluster.direct_chat(0, "alice", "bob").await;
+    let (status, _) = cluster
+        .http(1)
+        .put_json(
+            "/v1/me/privacy",
+            Some(&token("bob", None)),
+            json!({"last_seen": "nobody"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let mut alice = cluster.connect(0, "alice", "phone").await;
+    alice
+        .request(json!({"type": "presence_sub", "user_ids": ["bob"]}))
+        .await;
+    // bob's gateway announces his transitions; it asks the chat service for his setting.
+    let bob = cluster.connect(1, "bob", "phone").await;
+    let online = alice.wait_for(|f| f["type"] == "presence").await;
+    assert_eq!(online["users"][0]["online"], true);
+    assert!(online["users"][0]["last_seen"].is_null(), "{online}");
+    bob.close().await;
+    let offline = alice.wait_for(|f| f["type"] == "presence").await;
+    assert_eq!(offline["users"][0]["online"], false);
+    assert!(offline["users"][0]["last_seen"].is_null(), "{offline}");
+}

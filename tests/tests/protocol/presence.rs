@@ -88,3 +88,59 @@ async fn a_watch_ends_when_the_watched_user_leaves_the_last_shared_chat() {
         .await;
     assert_eq!(again["users"][0]["error"], "forbidden");
 }
+
+#[tokio::test]
+async fn a_user_who_hides_their_last_seen_shows_it_to_nobody() {
+    let server = TestServer::start().await;
+    direct_chat(&server, "alice", "bob").await;
+    let http = server.http();
+    let (alice, bob) = (token("alice", None), token("bob", None));
+    let (_, settings) = http.get("/v1/me/privacy", Some(&bob)).await;
+    assert_eq!(settings, json!({"last_seen": "contacts"}));
+    let (status, _) = http
+        .put_json("/v1/me/privacy", Some(&bob), json!({"last_seen": "nobody"}))
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = http
+        .put_json(
+            "/v1/me/privacy",
+            Some(&bob),
+            json!({"last_seen": "everyone"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    let mut alice_ws = server.connect("alice", "phone").await;
+    alice_ws
+        .request(json!({"type": "presence_sub", "user_ids": ["bob"]}))
+        .await;
+    // bob comes and goes: alice sees the online state change, never a time.
+    let bob_ws = server.connect("bob", "phone").await;
+    let online = alice_ws.wait_for(|f| f["type"] == "presence").await;
+    assert_eq!(online["users"][0]["online"], true);
+    assert!(online["users"][0]["last_seen"].is_null(), "{online}");
+    bob_ws.close().await;
+    let offline = alice_ws.wait_for(|f| f["type"] == "presence").await;
+    assert_eq!(offline["users"][0]["online"], false);
+    assert!(offline["users"][0]["last_seen"].is_null(), "{offline}");
+    let (_, answer) = http.get("/v1/presence?user_ids=bob", Some(&alice)).await;
+    assert!(answer["users"][0]["last_seen"].is_null(), "{answer}");
+    assert!(
+        answer["users"][0]["error"].is_null(),
+        "still a contact: {answer}"
+    );
+    // bob sees his own; and once he shows it again, so does alice.
+    let (_, own) = http.get("/v1/presence?user_ids=bob", Some(&bob)).await;
+    assert!(own["users"][0]["last_seen"].as_i64().is_some(), "{own}");
+    http.put_json(
+        "/v1/me/privacy",
+        Some(&bob),
+        json!({"last_seen": "contacts"}),
+    )
+    .await;
+    let (_, answer) = http.get("/v1/presence?user_ids=bob", Some(&alice)).await;
+    assert!(
+        answer["users"][0]["last_seen"].as_i64().is_some(),
+        "{answer}"
+    );
+}

@@ -19,7 +19,7 @@ use chat_api::{
     SendOutcome, SendRequest, SyncRequest, SyncResult, UserId,
 };
 use chat_protocol::ids::direct_chat_id;
-use chat_protocol::{Chat, ChatListEntry, Message, PresenceEntry, PushPlatform};
+use chat_protocol::{Chat, ChatListEntry, Message, PresenceEntry, PrivacySettings, PushPlatform};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
@@ -413,6 +413,36 @@ impl ChatApi for RemoteChat {
             })
             .await?;
         Ok(existed.existed)
+    }
+
+    async fn privacy(&self, caller: &Caller) -> Result<PrivacySettings, ChatError> {
+        let message = pb::CallerOnly {
+            caller: caller_to_pb(caller),
+        };
+        let settings = self
+            .call(None, true, |mut c| {
+                let r = self.request(message.clone());
+                async move { c.privacy(r).await }
+            })
+            .await?;
+        privacy_from_pb(&settings).map_err(|s| ChatError::internal(s.message().to_owned()))
+    }
+
+    async fn set_privacy(
+        &self,
+        caller: &Caller,
+        settings: PrivacySettings,
+    ) -> Result<(), ChatError> {
+        let message = pb::SetPrivacyRequest {
+            caller: caller_to_pb(caller),
+            settings: Some(privacy_to_pb(settings)),
+        };
+        self.call(None, true, |mut c| {
+            let r = self.request(message.clone());
+            async move { c.set_privacy(r).await }
+        })
+        .await?;
+        Ok(())
     }
 
     async fn block(&self, caller: &Caller, user_id: &UserId) -> Result<(), ChatError> {

@@ -1,7 +1,8 @@
 //! The protocol objects: chats, members, messages, list entries, presence.
 
 use chat_protocol::{
-    Chat, ChatKind, ChatListEntry, Member, Message, PresenceEntry, PushPlatform, Role, SyncedChat,
+    Chat, ChatKind, ChatListEntry, LastSeenVisibility, Member, Message, PresenceEntry,
+    PrivacySettings, PushPlatform, Role, SyncedChat,
 };
 use tonic::Status;
 
@@ -177,4 +178,27 @@ pub fn presence_from_pb(p: pb::PresenceEntry) -> PresenceEntry {
         last_seen: p.last_seen,
         error: p.error,
     }
+}
+
+pub fn privacy_to_pb(settings: PrivacySettings) -> pb::PrivacySettings {
+    pb::PrivacySettings {
+        last_seen: match settings.last_seen {
+            LastSeenVisibility::Contacts => "contacts",
+            LastSeenVisibility::Nobody => "nobody",
+        }
+        .to_owned(),
+    }
+}
+
+pub fn privacy_from_pb(settings: &pb::PrivacySettings) -> Result<PrivacySettings, Status> {
+    let last_seen = match settings.last_seen.as_str() {
+        "contacts" => LastSeenVisibility::Contacts,
+        "nobody" => LastSeenVisibility::Nobody,
+        other => {
+            return Err(Status::invalid_argument(format!(
+                "unknown last_seen visibility `{other}`"
+            )))
+        }
+    };
+    Ok(PrivacySettings { last_seen })
 }

@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_protocol::ids::{ChatId, DeviceId, UserId};
-use chat_protocol::{now_ms, Chat, ChatKind, Member, Message, PushPlatform, Role};
+use chat_protocol::{
+    now_ms, Chat, ChatKind, LastSeenVisibility, Member, Message, PrivacySettings, PushPlatform,
+    Role,
+};
 use futures_util::future::try_join_all;
 use futures_util::TryStreamExt;
 use scylla::client::session::Session;
@@ -787,6 +790,32 @@ impl MessageStore for ScyllaStore {
         let mut blocked: Vec<UserId> = rows.into_iter().map(|(u,)| UserId::from(u)).collect();
         blocked.sort();
         Ok(blocked)
+    }
+
+    async fn set_privacy(&self, user_id: &UserId, settings: PrivacySettings) -> StoreResult<()> {
+        let last_seen = match settings.last_seen {
+            LastSeenVisibility::Contacts => "contacts",
+            LastSeenVisibility::Nobody => "nobody",
+        };
+        self.run(&self.statements.upsert_privacy, (user_id, last_seen))
+            .await?;
+        Ok(())
+    }
+
+    async fn last_seen_hidden(&self, user_ids: &[UserId]) -> StoreResult<HashSet<UserId>> {
+        let reads = user_ids.iter().map(|user| async move {
+            let row: Option<(Option<String>,)> = self
+                .first_row(&self.statements.select_privacy, (user,))
+                .await?;
+            Ok::<_, StoreError>(row.and_then(|(v,)| v).is_some_and(|v| v == "nobody"))
+        });
+        let hidden = try_join_all(reads).await?;
+        Ok(user_ids
+            .iter()
+            .zip(hidden)
+            .filter(|(_, hidden)| *hidden)
+            .map(|(user, _)| user.clone())
+            .collect())
     }
 
     async fn hide_chat(&self, user_id: &UserId, chat_id: &ChatId, seq: u64) -> StoreResult<()> {

@@ -42,6 +42,7 @@ const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS {ks}.blocks (
         blocker text, blocked text, created_at bigint, PRIMARY KEY (blocker, blocked))",
     "CREATE TABLE IF NOT EXISTS {ks}.chat_versions (chat_id text PRIMARY KEY, version bigint)",
+    "CREATE TABLE IF NOT EXISTS {ks}.privacy (user_id text PRIMARY KEY, last_seen text)",
     "CREATE TABLE IF NOT EXISTS {ks}.hidden_chats (
         user_id text, chat_id text, hidden_seq bigint, PRIMARY KEY (user_id, chat_id))",
     "CREATE TABLE IF NOT EXISTS {ks}.blockers (

@@ -17,6 +17,8 @@ pub(crate) struct Statements {
     pub(crate) delete_member: PreparedStatement,
     pub(crate) update_role: PreparedStatement,
     pub(crate) select_chat_version: PreparedStatement,
+    pub(crate) upsert_privacy: PreparedStatement,
+    pub(crate) select_privacy: PreparedStatement,
     pub(crate) upsert_hidden_chat: PreparedStatement,
     pub(crate) select_hidden_chats: PreparedStatement,
     pub(crate) insert_chat_version: PreparedStatement,
@@ -119,6 +121,12 @@ impl Statements {
                 .await?,
             select_hidden_chats: p
                 .prepare("SELECT chat_id, hidden_seq FROM {ks}.hidden_chats WHERE user_id = ?", true)
+                .await?,
+            upsert_privacy: p
+                .prepare("INSERT INTO {ks}.privacy (user_id, last_seen) VALUES (?, ?)", true)
+                .await?,
+            select_privacy: p
+                .prepare("SELECT last_seen FROM {ks}.privacy WHERE user_id = ?", true)
                 .await?,
             select_chat_version: p
                 .prepare("SELECT version FROM {ks}.chat_versions WHERE chat_id = ?", true)

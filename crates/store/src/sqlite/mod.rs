@@ -7,14 +7,14 @@ mod pool;
 mod queries;
 mod writer;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chat_protocol::ids::{ChatId, DeviceId, UserId};
-use chat_protocol::{now_ms, Chat, Member, Message, Role};
+use chat_protocol::{now_ms, Chat, LastSeenVisibility, Member, Message, PrivacySettings, Role};
 use rusqlite::Connection;
 
 use crate::error::{StoreError, StoreResult};
@@ -24,7 +24,10 @@ use checkpoint::{Cadence, Checkpointer};
 use pool::ReadPool;
 use writer::Writer;
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
+/// The v6 table, as in schema.sql.
+const PRIVACY_TABLE: &str = "CREATE TABLE IF NOT EXISTS privacy (user_id TEXT PRIMARY KEY, \
+    last_seen TEXT NOT NULL) WITHOUT ROWID;";
 /// The v5 table, as in schema.sql.
 const HIDDEN_CHATS_TABLE: &str = "CREATE TABLE IF NOT EXISTS hidden_chats (user_id TEXT NOT \
     NULL, chat_id TEXT NOT NULL, hidden_seq INTEGER NOT NULL, PRIMARY KEY (user_id, chat_id)) \
@@ -195,6 +198,10 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             if version < 5 {
                 // v4 -> v5: hidden chats.
                 steps.push_str(HIDDEN_CHATS_TABLE);
+            }
+            if version < 6 {
+                // v5 -> v6: privacy settings.
+                steps.push_str(PRIVACY_TABLE);
             }
             steps
         };
@@ -468,6 +475,23 @@ impl MessageStore for SqliteStore {
         let blocker = blocker.to_owned();
         self.reads
             .read(move |c| queries::blocks_of(c, &blocker))
+            .await
+    }
+
+    async fn set_privacy(&self, user_id: &UserId, settings: PrivacySettings) -> StoreResult<()> {
+        let user_id = user_id.to_owned();
+        let last_seen = match settings.last_seen {
+            LastSeenVisibility::Contacts => "contacts",
+            LastSeenVisibility::Nobody => "nobody",
+        };
+        self.write(move |c| queries::set_privacy(c, &user_id, last_seen))
+            .await
+    }
+
+    async fn last_seen_hidden(&self, user_ids: &[UserId]) -> StoreResult<HashSet<UserId>> {
+        let user_ids = user_ids.to_vec();
+        self.reads
+            .read(move |c| queries::last_seen_hidden(c, &user_ids))
             .await
     }
 

@@ -601,3 +601,31 @@ pub(crate) fn hidden_chats(
         })?
         .collect()
 }
+
+pub(crate) fn set_privacy(
+    conn: &Connection,
+    user_id: &str,
+    last_seen: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO privacy (user_id, last_seen) VALUES (?1, ?2)
+         ON CONFLICT (user_id) DO UPDATE SET last_seen = excluded.last_seen",
+    )?
+    .execute(params![user_id, last_seen])?;
+    Ok(())
+}
+
+pub(crate) fn last_seen_hidden(
+    conn: &Connection,
+    user_ids: &[UserId],
+) -> rusqlite::Result<std::collections::HashSet<UserId>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT 1 FROM privacy WHERE user_id = ?1 AND last_seen = 'nobody'")?;
+    let mut hidden = std::collections::HashSet::new();
+    for user in user_ids {
+        if stmt.exists([user.as_str()])? {
+            hidden.insert(user.clone());
+        }
+    }
+    Ok(hidden)
+}

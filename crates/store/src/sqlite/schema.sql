@@ -81,3 +81,9 @@ CREATE TABLE IF NOT EXISTS hidden_chats (
     hidden_seq INTEGER NOT NULL,
     PRIMARY KEY (user_id, chat_id)
 ) WITHOUT ROWID;
+
+-- Users who hide their last seen (v6); absent means the default (contacts).
+CREATE TABLE IF NOT EXISTS privacy (
+    user_id   TEXT PRIMARY KEY,
+    last_seen TEXT NOT NULL
+) WITHOUT ROWID;

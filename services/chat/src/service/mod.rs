@@ -18,7 +18,9 @@ use chat_api::{
 };
 use chat_bus::Bus;
 use chat_presence::PresenceView;
-use chat_protocol::{now_ms, Chat, ChatListEntry, Message, PresenceEntry, PushPlatform};
+use chat_protocol::{
+    now_ms, Chat, ChatListEntry, Message, PresenceEntry, PrivacySettings, PushPlatform,
+};
 use chat_push::PushQueue;
 use chat_store::MessageStore;
 use futures_util::future::BoxFuture;
@@ -249,6 +251,24 @@ impl ChatApi for ChatService {
         device_id: &DeviceId,
     ) -> Result<bool, ChatError> {
         self.unregister(caller, device_id).await
+    }
+
+    async fn privacy(&self, caller: &Caller) -> Result<PrivacySettings, ChatError> {
+        self.store
+            .privacy(&caller.user_id)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn set_privacy(
+        &self,
+        caller: &Caller,
+        settings: PrivacySettings,
+    ) -> Result<(), ChatError> {
+        self.store
+            .set_privacy(&caller.user_id, settings)
+            .await
+            .map_err(store_error)
     }
 
     async fn block(&self, caller: &Caller, user_id: &UserId) -> Result<(), ChatError> {

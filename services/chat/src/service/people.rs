@@ -64,7 +64,14 @@ impl ChatService {
             .cloned()
             .collect();
         let online = self.presence.online(&allowed).await;
-        let last_seen = self.store.last_seen(&allowed).await.map_err(store_error)?;
+        let mut last_seen = self.store.last_seen(&allowed).await.map_err(store_error)?;
+        // Users who hide their last seen: from everyone but themselves.
+        let hidden = self
+            .store
+            .last_seen_hidden(&allowed)
+            .await
+            .map_err(store_error)?;
+        last_seen.retain(|user, _| *user == caller.user_id || !hidden.contains(user));
         let mut known: HashMap<UserId, PresenceEntry> = allowed
             .into_iter()
             .zip(online)

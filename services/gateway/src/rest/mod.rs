@@ -8,6 +8,7 @@ mod devices;
 mod health;
 mod messages;
 mod presence;
+mod privacy;
 
 use axum::routing::{delete, get, post, put};
 use axum::Router;
@@ -35,6 +36,7 @@ pub(crate) fn routes(dev_login: bool) -> Router<AppState> {
         .route("/v1/devices", post(devices::register))
         .route("/v1/devices/{device_id}", delete(devices::unregister))
         .route("/v1/presence", get(presence::query))
+        .route("/v1/me/privacy", get(privacy::get).put(privacy::set))
         .route("/v1/blocks", get(blocks::list))
         .route(
             "/v1/blocks/{user_id}",

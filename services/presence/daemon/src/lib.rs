@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use chat_backends::{Backends, Mode, RedisArgs, StorageArgs, DEFAULT_DEDUP_WINDOW};
 use chat_ops::{ops_routes, ready_check, serve_until, CommonArgs};
 use tokio_util::sync::CancellationToken;
 
-use chat_presence::{LastSeenRecorder, PresenceSweeper};
+use chat_presence::{LastSeenRecorder, PresenceSweeper, StoredPrivacy};
 
 const DEFAULT_PORT: u16 = 8082;
 
@@ -46,7 +48,8 @@ pub async fn run(args: PresenceArgs, shutdown: CancellationToken) -> anyhow::Res
         Some(args.storage.settings(DEFAULT_DEDUP_WINDOW)),
     );
     let store = backends.store().await?;
-    let sweeper = PresenceSweeper::connect(&url, backends.bus().await?)
+    let policy = Arc::new(StoredPrivacy(store.clone()));
+    let sweeper = PresenceSweeper::connect(&url, backends.bus().await?, policy)
         .await
         .context("connect Redis (presence)")?;
     let sweeping = tokio::spawn(sweeper.run(args.sweep_interval, shutdown.clone()));

@@ -20,6 +20,7 @@ use super::keys::{
     SEEN_STREAM_MAX,
 };
 use crate::announce::announce;
+use crate::policy::LastSeenPolicy;
 use crate::SessionTracker;
 
 pub struct RedisSessions {
@@ -27,6 +28,7 @@ pub struct RedisSessions {
     gateway_id: String,
     gateway_ttl: Duration,
     bus: Arc<dyn Bus>,
+    policy: Arc<dyn LastSeenPolicy>,
     /// This gateway's sessions, to register again if Redis forgets them.
     local: Mutex<HashMap<Uuid, UserId>>,
 }
@@ -37,6 +39,7 @@ impl RedisSessions {
         gateway_id: &str,
         gateway_ttl: Duration,
         bus: Arc<dyn Bus>,
+        policy: Arc<dyn LastSeenPolicy>,
     ) -> redis::RedisResult<Arc<Self>> {
         let conn = ConnectionManager::new(redis::Client::open(url)?).await?;
         Ok(Arc::new(RedisSessions {
@@ -44,6 +47,7 @@ impl RedisSessions {
             gateway_id: gateway_id.to_owned(),
             gateway_ttl,
             bus,
+            policy,
             local: Mutex::new(HashMap::new()),
         }))
     }
@@ -111,7 +115,7 @@ impl RedisSessions {
             .invoke_async(&mut self.conn.clone())
             .await?;
         if count == 1 {
-            announce(self.bus.as_ref(), user_id, true, ts);
+            announce(self.bus.as_ref(), self.policy.as_ref(), user_id, true, ts).await;
         }
         Ok(())
     }
@@ -144,7 +148,7 @@ impl SessionTracker for RedisSessions {
             .invoke_async(&mut self.conn.clone())
             .await;
         match went_offline {
-            Ok(1) => announce(self.bus.as_ref(), user_id, false, ts),
+            Ok(1) => announce(self.bus.as_ref(), self.policy.as_ref(), user_id, false, ts).await,
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "presence disconnect not recorded; the sweeper will catch it")

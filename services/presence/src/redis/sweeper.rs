@@ -15,16 +15,22 @@ use super::keys::{
     disconnect_script, gateway_key, user_key, GATEWAYS_KEY, SEEN_STREAM, SEEN_STREAM_MAX,
 };
 use crate::announce::announce;
+use crate::policy::LastSeenPolicy;
 
 pub struct PresenceSweeper {
     conn: ConnectionManager,
     bus: Arc<dyn Bus>,
+    policy: Arc<dyn LastSeenPolicy>,
 }
 
 impl PresenceSweeper {
-    pub async fn connect(url: &str, bus: Arc<dyn Bus>) -> redis::RedisResult<Self> {
+    pub async fn connect(
+        url: &str,
+        bus: Arc<dyn Bus>,
+        policy: Arc<dyn LastSeenPolicy>,
+    ) -> redis::RedisResult<Self> {
         let conn = ConnectionManager::new(redis::Client::open(url)?).await?;
-        Ok(PresenceSweeper { conn, bus })
+        Ok(PresenceSweeper { conn, bus, policy })
     }
 
     /// One sweep: every gateway whose heartbeat expired loses its sessions. Returns how
@@ -54,7 +60,7 @@ impl PresenceSweeper {
                     .await?;
                 if went_offline == 1 {
                     offline += 1;
-                    announce(self.bus.as_ref(), &user, false, ts);
+                    announce(self.bus.as_ref(), self.policy.as_ref(), &user, false, ts).await;
                 }
             }
             let _: () = conn.zrem(GATEWAYS_KEY, &gateway).await?;
