@@ -214,3 +214,56 @@ async fn shutdown_tells_clients_to_reconnect_and_keeps_acked_messages() {
     assert_eq!(status, 200);
     assert_eq!(body["messages"][0]["msg_id"], sent["msg_id"]);
 }
+
+#[tokio::test]
+async fn a_login_service_signs_tokens_with_its_own_key_under_its_issuer_and_audience() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/auth/tests/fixtures");
+    let server = TestServer::start_with(|args| {
+        args.tokens.jwt_jwks_file = Some(fixtures.join("jwks.json"));
+        args.tokens.jwt_issuer = Some("https://login.example".into());
+        args.tokens.jwt_audience = Some("chat".into());
+    })
+    .await;
+    let key = EncodingKey::from_rsa_pem(&std::fs::read(fixtures.join("rsa.key")).unwrap()).unwrap();
+    let sign = |iss: &str, aud: &str| {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("login-2026-11".into());
+        let claims = Claims {
+            exp: Some(4_000_000_000),
+            iss: Some(iss.into()),
+            aud: Some(json!(aud)),
+            device: Some("phone".into()),
+            ..unexpiring("alice")
+        };
+        encode(&header, &claims, &key).unwrap()
+    };
+    let good = sign("https://login.example", "chat");
+    let client = server
+        .try_connect_url(&format!("/v1/ws?token={good}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            client.hello["user_id"].as_str(),
+            client.hello["device_id"].as_str()
+        ),
+        (Some("alice"), Some("phone"))
+    );
+    for bad in [
+        sign("https://evil.example", "chat"),
+        sign("https://login.example", "other"),
+    ] {
+        assert_eq!(refusal(&server, &format!("/v1/ws?token={bad}")).await, 401);
+    }
+    // A token of the server's own secret meets the same checks: without iss/aud, refused.
+    let plain = JwtKeys::new(TEST_SECRET.as_bytes())
+        .unwrap()
+        .mint("bob", None, HOUR)
+        .unwrap();
+    assert_eq!(
+        refusal(&server, &format!("/v1/ws?token={plain}")).await,
+        401
+    );
+}
