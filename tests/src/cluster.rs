@@ -12,8 +12,8 @@ use crate::{Http, WsClient, TEST_SECRET};
 
 /// Partitions in test clusters: few, so each instance owns several.
 pub const PARTITIONS: u32 = 8;
-/// Lease TTL in test clusters: failover takes up to two of these.
-pub const LEASE_TTL: Duration = Duration::from_millis(1000);
+/// The chat services' default lease TTL: the failover tests measure the default settings.
+pub const LEASE_TTL: Duration = Duration::from_millis(1200);
 /// Groups above this many members use a group topic in test clusters.
 pub const LARGE_GROUP_MEMBERS: usize = 3;
 /// The secret test gateways and chat services authenticate internal calls with.

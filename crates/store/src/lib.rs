@@ -64,6 +64,14 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn large_groups_of(&self, user_id: &UserId, more_than: usize)
         -> StoreResult<Vec<ChatId>>;
 
+    /// Whether two writers appending to one chat at once are detected atomically: the
+    /// second message at a (chat, seq) always fails with `Conflict`, never overwrites.
+    /// With such a store a partition's new owner may serve at once after taking it over
+    /// (docs/architecture.md, "One writer per chat").
+    fn appends_fenced(&self) -> bool {
+        false
+    }
+
     /// Durably writes messages (with their dedup entries). Writing a message that is
     /// stored already is a no-op, so a retried batch is harmless; a different message at
     /// an existing (chat_id, seq) fails the whole batch with `StoreError::Conflict`.

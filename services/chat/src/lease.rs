@@ -7,8 +7,10 @@
 //!
 //! - an owner serves a partition only until `renewed_at + ttl - margin`, measured on its own
 //!   clock from *before* the renewal was sent, so it stops before Redis can expire the key;
-//! - a new owner waits a full `ttl` after acquiring before it serves, so even if Redis lost
-//!   the key early (restart without persistence), any previous owner has stopped.
+//! - a new owner waits `takeover_wait` after acquiring before it serves: a full `ttl` on a
+//!   store that cannot fence appends (so even if Redis lost the key early, any previous
+//!   owner has stopped), nothing on one that can (SQLite), where a stale owner's append
+//!   collides with the new owner's and fails instead of being acked.
 //!
 //! A new acquisition gets a new generation; state cached under an older one is reloaded.
 
@@ -45,6 +47,8 @@ pub struct LeaseConfig {
     pub advertise_url: String,
     pub partitions: u32,
     pub ttl: Duration,
+    /// How long a new owner waits before serving a partition it took.
+    pub takeover_wait: Duration,
 }
 
 impl LeaseConfig {
@@ -246,7 +250,7 @@ impl PartitionLeases {
                 Held {
                     value,
                     generation,
-                    serve_from: started + self.config.ttl,
+                    serve_from: started + self.config.takeover_wait,
                     valid_until: started + self.config.ttl - self.config.margin(),
                 },
             );
@@ -254,7 +258,8 @@ impl PartitionLeases {
             tracing::info!(
                 partition,
                 generation,
-                "partition lease acquired; serving after one TTL"
+                wait_ms = self.config.takeover_wait.as_millis() as u64,
+                "partition lease acquired"
             );
         }
         Ok(())

@@ -13,16 +13,27 @@ use tokio_util::sync::CancellationToken;
 const PARTITIONS: u32 = 8;
 const TTL: Duration = Duration::from_millis(600);
 
-/// A running lease manager; aborting its task is a crash (no release).
+/// A running lease manager that waits a TTL before serving what it takes (the mode for a
+/// store that cannot fence appends, which must never have two owners at once); aborting
+/// its task is a crash (no release).
 async fn instance(
     redis: &RedisServer,
     id: &str,
+) -> (Arc<PartitionLeases>, tokio::task::JoinHandle<()>) {
+    instance_waiting(redis, id, TTL).await
+}
+
+async fn instance_waiting(
+    redis: &RedisServer,
+    id: &str,
+    takeover_wait: Duration,
 ) -> (Arc<PartitionLeases>, tokio::task::JoinHandle<()>) {
     let config = LeaseConfig {
         instance_id: id.into(),
         advertise_url: format!("http://{id}"),
         partitions: PARTITIONS,
         ttl: TTL,
+        takeover_wait,
     };
     let leases = Arc::new(
         PartitionLeases::connect(&redis.url(), config)
@@ -93,5 +104,36 @@ async fn a_redis_restart_never_makes_two_owners() {
         sa.len() + sb.len(),
         PARTITIONS as usize,
         "served again after the restart"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_fenced_store_a_dead_owners_partitions_are_served_within_a_ttl_and_a_third() {
+    let redis = RedisServer::start().await;
+    let (a, _keep_a) = instance_waiting(&redis, "a", Duration::ZERO).await;
+    let (b, b_task) = instance_waiting(&redis, "b", Duration::ZERO).await;
+    // Settle: both hold a share, together all.
+    let deadline = tokio::time::Instant::now() + TTL * 20;
+    while b.serving().is_empty() || a.serving().len() + b.serving().len() < PARTITIONS as usize {
+        assert!(tokio::time::Instant::now() < deadline, "never balanced");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let orphaned = b.serving();
+    assert!(!orphaned.is_empty());
+    let killed = tokio::time::Instant::now();
+    b_task.abort();
+    loop {
+        let served = a.serving();
+        if orphaned.iter().all(|p| served.contains(p)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = killed.elapsed();
+    // The key expires within a TTL of the last renewal, and the survivor looks every
+    // third of one; no blind wait on top.
+    assert!(
+        took <= TTL + TTL / 3 + Duration::from_millis(200),
+        "took {took:?}"
     );
 }

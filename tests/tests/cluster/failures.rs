@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_testkit::{token, Cluster, WsClient};
+use chat_testkit::{token, Cluster, WsClient, LEASE_TTL};
 use serde_json::{json, Map, Value};
 
 const SENDERS: usize = 4;
@@ -303,4 +303,29 @@ async fn chat_services_starting_together_on_a_fresh_database_all_start() {
             .await;
         assert_eq!(started.len(), 3, "round {round}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_owners_chat_takes_sends_again_within_two_seconds() {
+    let mut cluster = Cluster::start(1, 2).await;
+    let chat = cluster.direct_chat(0, "alice", "bob").await;
+    let mut alice = cluster.connect(0, "alice", "phone").await;
+    // A steady sender: one message every 20 ms until the owner dies.
+    for i in 0..10 {
+        alice.send_message(&chat, &format!("before-{i}"), "x").await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let owner = cluster.owner_of(&chat).await;
+    cluster.kill_chat_service(owner).await;
+    let killed = std::time::Instant::now();
+    // The first send after the kill: retried (same client_msg_id) until acked.
+    let sent = alice
+        .send_retrying(&chat, "after-kill", "x", Duration::from_secs(10))
+        .await
+        .expect("connection alive");
+    let took = killed.elapsed();
+    assert_eq!(sent["type"], "sent");
+    println!("sends acked again {took:?} after the owner's kill (lease TTL {LEASE_TTL:?})");
+    assert!(took <= Duration::from_secs(2), "took {took:?}");
+    assert_eq!(sent["seq"], 11, "no gap, no duplicate");
 }

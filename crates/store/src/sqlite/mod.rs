@@ -243,6 +243,11 @@ impl MessageStore for SqliteStore {
         self.checkpointer.lock().expect("checkpointer lock").take();
     }
 
+    /// One writer at a time, each append checked against the head inside its transaction.
+    fn appends_fenced(&self) -> bool {
+        true
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.writer()?;
         self.reads
