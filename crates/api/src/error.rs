@@ -6,6 +6,13 @@ use std::time::Duration;
 use chat_protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
 
+/// How long a client waits before retrying at a chat that was moving.
+pub const MOVED_RETRY_MS: u64 = 250;
+/// A partition without an owner is taken at the next lease round of a live instance (a
+/// third of the lease TTL, 400 ms by default): the hint for "no owner" and for a send whose
+/// chat service went away.
+pub const TAKEOVER_RETRY: Duration = Duration::from_millis(500);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ChatError {
@@ -93,6 +100,7 @@ impl ChatError {
         ChatError::forbidden("not a member of this chat")
     }
 
+    /// The chat's partition changed owner (or is changing): retry elsewhere.
     pub fn moved() -> Self {
         ChatError::Moved {
             message: "chat is moving to another instance, retry".into(),
@@ -135,10 +143,12 @@ impl ChatError {
         }
     }
 
-    /// When the client should retry, if the error says.
+    /// When the client should retry, if the error says. A chat that is moving is served
+    /// by its new owner within moments.
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
             ChatError::Unavailable { retry_after_ms, .. } => *retry_after_ms,
+            ChatError::Moved { .. } => Some(MOVED_RETRY_MS),
             _ => None,
         }
     }
@@ -147,6 +157,15 @@ impl ChatError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moving_chat_and_a_replaced_owner_say_when_to_retry() {
+        assert_eq!(ChatError::moved().retry_after_ms(), Some(MOVED_RETRY_MS));
+        let gone = ChatError::unavailable_for("owner gone", TAKEOVER_RETRY);
+        assert_eq!(gone.retry_after_ms(), Some(500));
+        assert_eq!(ChatError::unavailable("x").retry_after_ms(), None);
+        assert_eq!(ChatError::no_chat().retry_after_ms(), None);
+    }
 
     #[test]
     fn errors_keep_their_kind_on_the_wire() {

@@ -11,7 +11,7 @@ mod validate;
 
 pub use api::ChatApi;
 pub use chat_protocol::ids::{ChatId, DeviceId, UserId};
-pub use error::{ChatError, ErrorKind};
+pub use error::{ChatError, ErrorKind, MOVED_RETRY_MS, TAKEOVER_RETRY};
 pub use types::{
     Caller, ContractLimits, CreateChat, CreatedChat, HistoryQuery, SendOutcome, SendRequest,
     SyncRequest, SyncResult,

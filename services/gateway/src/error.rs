@@ -45,7 +45,10 @@ impl ApiError {
 
 impl From<ChatError> for ApiError {
     fn from(e: ChatError) -> Self {
-        ApiError::new(e.code(), e.client_message())
+        ApiError {
+            retry_after_ms: e.retry_after_ms(),
+            ..ApiError::new(e.code(), e.client_message())
+        }
     }
 }
 

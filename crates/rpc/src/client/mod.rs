@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chat_api::{
     Caller, ChatApi, ChatError, ChatId, CreateChat, CreatedChat, DeviceId, ErrorKind, HistoryQuery,
-    SendOutcome, SendRequest, SyncRequest, SyncResult, UserId,
+    SendOutcome, SendRequest, SyncRequest, SyncResult, UserId, TAKEOVER_RETRY,
 };
 use chat_protocol::ids::direct_chat_id;
 use chat_protocol::{Chat, ChatListEntry, Message, PresenceEntry, PrivacySettings, PushPlatform};
@@ -110,7 +110,8 @@ impl RemoteChat {
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let attempts = if retryable { 2 } else { 1 };
-        let mut last = ChatError::unavailable("chat service unavailable, retry");
+        let mut last =
+            ChatError::unavailable_for("chat service unavailable, retry", TAKEOVER_RETRY);
         for _ in 0..attempts {
             let url = match chat {
                 Some(chat) => self.routes.owner(chat).await?,

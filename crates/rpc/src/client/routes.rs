@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chat_api::{ChatError, ChatId};
+use chat_api::{ChatError, ChatId, TAKEOVER_RETRY};
 use chat_protocol::now_ms;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
@@ -71,12 +71,22 @@ impl Routes {
         }
         let mut conn = self.conn.clone();
         let lease: Option<String> = conn.get(lease_key(partition)).await.map_err(redis_down)?;
-        let lease = lease.ok_or_else(|| unavailable("chat has no owner at the moment"))?;
+        let lease = lease.ok_or_else(|| {
+            ChatError::unavailable_for("chat has no owner at the moment; retry", TAKEOVER_RETRY)
+        })?;
         let url: Option<String> = conn
             .get(instance_key(lease_holder(&lease)))
             .await
             .map_err(redis_down)?;
-        let url = url.ok_or_else(|| unavailable("chat owner is not registered"))?;
+        let Some(url) = url else {
+            // The owner stopped heartbeating: its lease runs out, then a survivor takes it.
+            let left_ms: i64 = conn.pttl(lease_key(partition)).await.map_err(redis_down)?;
+            let wait = Duration::from_millis(left_ms.max(0) as u64) + TAKEOVER_RETRY;
+            return Err(ChatError::unavailable_for(
+                "chat owner is gone; retry",
+                wait,
+            ));
+        };
         self.owners
             .lock()
             .expect("routes lock")

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chat_api::{Caller, ChatError, ChatId, SendOutcome, SendRequest};
+use chat_api::{Caller, ChatError, ChatId, SendOutcome, SendRequest, TAKEOVER_RETRY};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -194,7 +194,10 @@ impl Pipeline {
                 }
             }
         }
-        self.fail_all(ChatError::unavailable("chat service stream closed, retry"));
+        self.fail_all(ChatError::unavailable_for(
+            "chat service stream closed, retry",
+            TAKEOVER_RETRY,
+        ));
     }
 
     /// The open stream, unless its reader saw it end.
@@ -256,11 +259,11 @@ async fn read_replies(
                         complete(&pending, &routes, reply);
                     }
                 }
-                Ok(None) => break ChatError::unavailable("chat service closed the send stream, retry"),
+                Ok(None) => break ChatError::unavailable_for("chat service closed the send stream, retry", TAKEOVER_RETRY),
                 Err(status) => {
                     tracing::warn!(%url, %status, "send stream failed");
                     metrics::counter!("chat_internal_call_failures_total").increment(1);
-                    break ChatError::unavailable("chat service unreachable, retry");
+                    break ChatError::unavailable_for("chat service unreachable, retry", TAKEOVER_RETRY);
                 }
             },
             _ = sweep.tick() => expire(&pending),

@@ -3,7 +3,7 @@
 //! Statuses that did not come from a `ChatError` (the transport failed, the server does not
 //! know the call, authentication failed) become errors that say so.
 
-use chat_api::{ChatError, ErrorKind};
+use chat_api::{ChatError, ErrorKind, TAKEOVER_RETRY};
 use prost::Message as _;
 use tonic::{Code, Status};
 
@@ -74,7 +74,7 @@ pub fn error_from_status(status: Status) -> ChatError {
         Code::InvalidArgument => ChatError::bad_request(status.message()),
         Code::ResourceExhausted | Code::OutOfRange => ChatError::too_large(status.message()),
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => {
-            ChatError::unavailable("chat service unreachable, retry")
+            ChatError::unavailable_for("chat service unreachable, retry", TAKEOVER_RETRY)
         }
         _ => ChatError::internal(format!(
             "chat service call failed: {} {}",

@@ -46,8 +46,15 @@ pub(crate) fn error_frame(
     text(&ServerFrame::error(re, code, message))
 }
 
+/// The error frame for a failed request, with the chat service's retry hint if it gave one
+/// (a chat that is moving or whose owner is being replaced).
 fn chat_error(re: Option<String>, e: ChatError) -> Utf8Bytes {
-    error_frame(re, e.code(), e.client_message())
+    text(&ServerFrame::Error {
+        re,
+        code: e.code(),
+        message: e.client_message(),
+        retry_after_ms: e.retry_after_ms(),
+    })
 }
 
 fn later(f: impl std::future::Future<Output = Vec<Utf8Bytes>> + Send + 'static) -> Reply {
