@@ -661,6 +661,8 @@ pub async fn blocks_are_one_way_and_undone(store: Arc<dyn MessageStore>) {
         vec![bob.clone(), carol.clone()]
     );
     assert!(store.blocks_of(&bob).await.unwrap().is_empty(), "one way");
+    assert!(store.is_blocked(&alice, &bob).await.unwrap());
+    assert!(!store.is_blocked(&bob, &alice).await.unwrap());
     assert_eq!(store.blockers_of(&bob).await.unwrap(), vec![alice.clone()]);
     store.block(&carol, &bob).await.unwrap();
     assert_eq!(

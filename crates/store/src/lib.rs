@@ -146,6 +146,8 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn unblock(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool>;
     /// The users `blocker` blocks, sorted.
     async fn blocks_of(&self, blocker: &UserId) -> StoreResult<Vec<UserId>>;
+    /// Whether `blocker` blocks `blocked` (one key, not the whole list).
+    async fn is_blocked(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool>;
     /// The users who block `blocked`, sorted.
     async fn blockers_of(&self, blocked: &UserId) -> StoreResult<Vec<UserId>>;
 

@@ -6,9 +6,18 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use chat_api::ChatId;
+use chat_api::{ChatId, UserId};
 use chat_protocol::{Chat, ChatKind};
 use chat_store::{MessageStore, StoreResult};
+
+/// Whether either of the two users blocks the other.
+pub(crate) async fn either_blocks(
+    store: &dyn MessageStore,
+    a: &UserId,
+    b: &UserId,
+) -> StoreResult<bool> {
+    Ok(store.is_blocked(a, b).await? || store.is_blocked(b, a).await?)
+}
 
 pub(crate) struct BlockCache {
     inner: Mutex<Inner>,

@@ -14,6 +14,10 @@ pub struct ChatConfig {
     #[arg(long, env = "CHAT_MAX_GROUP_MEMBERS", default_value_t = 5000)]
     pub max_group_members: usize,
 
+    /// Most users one user may block (their list is stored and returned whole).
+    #[arg(long, env = "CHAT_MAX_BLOCKS", default_value_t = 1000)]
+    pub max_blocks: usize,
+
     /// How long a client_msg_id is remembered for idempotent resends.
     #[arg(long, env = "CHAT_DEDUP_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
     pub dedup_window: Duration,

@@ -82,6 +82,9 @@ impl MessageStore for FlakyStore {
     async fn hidden_chats(&self, user_id: &UserId) -> StoreResult<HashMap<ChatId, u64>> {
         self.inner.hidden_chats(user_id).await
     }
+    async fn is_blocked(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool> {
+        self.inner.is_blocked(blocker, blocked).await
+    }
     async fn blockers_of(&self, blocked: &UserId) -> StoreResult<Vec<UserId>> {
         self.inner.blockers_of(blocked).await
     }

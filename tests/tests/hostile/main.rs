@@ -3,6 +3,7 @@
 //! now holds — in memory, connections, rates and replies.
 
 mod amplification;
+mod blocks;
 mod cluster;
 mod connections;
 mod floods;

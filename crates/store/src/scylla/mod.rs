@@ -772,15 +772,20 @@ impl MessageStore for ScyllaStore {
         Ok(())
     }
 
-    async fn unblock(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool> {
-        let was: Option<(i64,)> = self
+    async fn is_blocked(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool> {
+        let row: Option<(Option<i64>,)> = self
             .first_row(&self.statements.select_block, (blocker, blocked))
             .await?;
+        Ok(row.is_some())
+    }
+
+    async fn unblock(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool> {
+        let was = self.is_blocked(blocker, blocked).await?;
         self.run(&self.statements.delete_block, (blocker, blocked))
             .await?;
         self.run(&self.statements.delete_blocker, (blocked, blocker))
             .await?;
-        Ok(was.is_some())
+        Ok(was)
     }
 
     async fn blocks_of(&self, blocker: &UserId) -> StoreResult<Vec<UserId>> {

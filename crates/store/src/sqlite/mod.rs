@@ -513,6 +513,13 @@ impl MessageStore for SqliteStore {
             .await
     }
 
+    async fn is_blocked(&self, blocker: &UserId, blocked: &UserId) -> StoreResult<bool> {
+        let (blocker, blocked) = (blocker.to_owned(), blocked.to_owned());
+        self.reads
+            .read(move |c| queries::is_blocked(c, &blocker, &blocked))
+            .await
+    }
+
     async fn blockers_of(&self, blocked: &UserId) -> StoreResult<Vec<UserId>> {
         let blocked = blocked.to_owned();
         self.reads

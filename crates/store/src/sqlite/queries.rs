@@ -562,6 +562,15 @@ pub(crate) fn unblock(conn: &Connection, blocker: &str, blocked: &str) -> rusqli
         > 0)
 }
 
+pub(crate) fn is_blocked(
+    conn: &Connection,
+    blocker: &str,
+    blocked: &str,
+) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM blocks WHERE blocker = ?1 AND blocked = ?2")?
+        .exists(params![blocker, blocked])
+}
+
 pub(crate) fn blocks_of(conn: &Connection, blocker: &str) -> rusqlite::Result<Vec<UserId>> {
     conn.prepare_cached("SELECT blocked FROM blocks WHERE blocker = ?1 ORDER BY blocked")?
         .query_map([blocker], |r| r.get(0))?

@@ -6,6 +6,7 @@ use chat_api::{Caller, ChatError, UserId};
 use chat_protocol::ids::{direct_chat_id, is_valid_id};
 
 use super::ChatService;
+use crate::blocks::either_blocks;
 use crate::errors::store_error;
 
 impl ChatService {
@@ -16,6 +17,16 @@ impl ChatService {
     ) -> Result<(), ChatError> {
         Self::check_target(caller, user_id)?;
         self.owns_direct_chat(caller, user_id)?;
+        let max = self.config.max_blocks;
+        let blocked = self
+            .store
+            .blocks_of(&caller.user_id)
+            .await
+            .map_err(store_error)?;
+        if blocked.len() >= max && !blocked.contains(user_id) {
+            metrics::counter!("chat_limit_hits_total", "limit" => "blocks_per_user").increment(1);
+            return Err(ChatError::too_large(format!("at most {max} blocked users")));
+        }
         self.store
             .block(&caller.user_id, user_id)
             .await
@@ -49,19 +60,9 @@ impl ChatService {
 
     /// Whether either of the two blocks the other.
     pub(super) async fn blocked_between(&self, a: &UserId, b: &UserId) -> Result<bool, ChatError> {
-        let a_blocks_b = self
-            .store
-            .blocks_of(a)
+        either_blocks(self.store.as_ref(), a, b)
             .await
-            .map_err(store_error)?
-            .contains(b);
-        Ok(a_blocks_b
-            || self
-                .store
-                .blocks_of(b)
-                .await
-                .map_err(store_error)?
-                .contains(a))
+            .map_err(store_error)
     }
 
     /// Block changes are handled by the owner of the two users' direct chat (whether or not
