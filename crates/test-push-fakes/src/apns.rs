@@ -1,8 +1,9 @@
 //! A fake APNs: `POST /3/device/{token}` with an ES256 provider token that must verify with
 //! the test key's public half and name the expected team and key id.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+
+use crate::script::Script;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -44,9 +45,7 @@ struct Shared {
     expect: Arc<Expectations>,
     accepted: Arc<Mutex<Vec<ApnsRequest>>>,
     rejected: Arc<Mutex<Vec<String>>>,
-    script: Arc<Mutex<VecDeque<ApnsReply>>>,
-    /// Answers for one device token, before the general script.
-    by_token: Arc<Mutex<std::collections::HashMap<String, VecDeque<ApnsReply>>>>,
+    script: Arc<Script<ApnsReply>>,
 }
 
 pub struct FakeApns {
@@ -72,7 +71,6 @@ impl FakeApns {
             accepted: Arc::default(),
             rejected: Arc::default(),
             script: Arc::default(),
-            by_token: Arc::default(),
         };
         let router = Router::new()
             .route("/3/device/{token}", post(device))
@@ -83,18 +81,14 @@ impl FakeApns {
         }
     }
 
-    /// Queues answers for the next requests, in order.
     /// Answers for requests to `token`, in order, before the general script applies.
     pub fn script_token(&self, token: &str, replies: impl IntoIterator<Item = ApnsReply>) {
-        let mut by_token = self.shared.by_token.lock().unwrap();
-        by_token
-            .entry(token.to_owned())
-            .or_default()
-            .extend(replies);
+        self.shared.script.extend_for(token, replies);
     }
 
+    /// Queues answers for the next requests, in order.
     pub fn script(&self, replies: impl IntoIterator<Item = ApnsReply>) {
-        self.shared.script.lock().unwrap().extend(replies);
+        self.shared.script.extend(replies);
     }
 
     pub fn accepted(&self) -> Vec<ApnsRequest> {
@@ -185,12 +179,7 @@ async fn device(
             return reply(status, reason);
         }
     };
-    let for_token = shared
-        .by_token
-        .lock()
-        .unwrap()
-        .get_mut(&token)
-        .and_then(VecDeque::pop_front);
+    let scripted = shared.script.next(&token);
     shared.accepted.lock().unwrap().push(ApnsRequest {
         device_token: token,
         topic: header(&headers, "apns-topic").unwrap_or_default(),
@@ -199,7 +188,6 @@ async fn device(
         priority: header(&headers, "apns-priority"),
         payload,
     });
-    let scripted = for_token.or_else(|| shared.script.lock().unwrap().pop_front());
     match scripted {
         None => StatusCode::OK.into_response(),
         Some(r) => {

@@ -2,8 +2,10 @@
 //! with the service account's public key and carry the right issuer, audience and scope;
 //! sends must bear an access token this server issued.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+
+use crate::script::Script;
 
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -40,9 +42,7 @@ struct Shared {
     issued: Arc<Mutex<HashSet<String>>>,
     accepted: Arc<Mutex<Vec<FcmRequest>>>,
     rejected: Arc<Mutex<Vec<String>>>,
-    script: Arc<Mutex<VecDeque<FcmReply>>>,
-    /// Answers for one device token, before the general script.
-    by_token: Arc<Mutex<std::collections::HashMap<String, VecDeque<FcmReply>>>>,
+    script: Arc<Script<FcmReply>>,
     /// Requests answered 200: the notifications a device would show.
     delivered: Arc<Mutex<Vec<FcmRequest>>>,
     /// How long every send waits before it answers (a slow provider).
@@ -127,7 +127,6 @@ impl FakeFcm {
             accepted: Arc::default(),
             rejected: Arc::default(),
             script: Arc::default(),
-            by_token: Arc::default(),
             latency: Arc::default(),
             delivered: Arc::default(),
         };
@@ -154,15 +153,12 @@ impl FakeFcm {
 
     /// Answers for requests to `token`, in order, before the general script applies.
     pub fn script_token(&self, token: &str, replies: impl IntoIterator<Item = FcmReply>) {
-        let mut by_token = self.shared.by_token.lock().unwrap();
-        by_token
-            .entry(token.to_owned())
-            .or_default()
-            .extend(replies);
+        self.shared.script.extend_for(token, replies);
     }
 
+    /// Queues answers for the next requests, in order.
     pub fn script(&self, replies: impl IntoIterator<Item = FcmReply>) {
-        self.shared.script.lock().unwrap().extend(replies);
+        self.shared.script.extend(replies);
     }
 
     /// Every send from now on answers only after `latency`.
@@ -278,13 +274,7 @@ async fn send(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let for_token = shared
-        .by_token
-        .lock()
-        .unwrap()
-        .get_mut(&token)
-        .and_then(VecDeque::pop_front);
-    let scripted = for_token.or_else(|| shared.script.lock().unwrap().pop_front());
+    let scripted = shared.script.next(&token);
     match scripted {
         None => {
             shared.delivered.lock().unwrap().push(request);

@@ -5,6 +5,7 @@
 
 mod apns;
 mod fcm;
+mod script;
 
 pub use apns::{ApnsReply, ApnsRequest, FakeApns};
 pub use fcm::{FakeFcm, FcmReply, FcmRequest};
