@@ -12,6 +12,15 @@ pub fn lease_key(partition: u32) -> String {
     format!("chat:lease:{partition}")
 }
 
+/// Set when a partition's last owner let it go cleanly (every append it accepted had
+/// finished); the next owner may then serve at once, without a takeover wait.
+pub fn handover_key(partition: u32) -> String {
+    format!("chat:lease:{partition}:handed")
+}
+
+/// Where an instance announces that it let partitions go, so others take them at once.
+pub const RELEASED_CHANNEL: &str = "chat:partitions:released";
+
 pub fn instance_key(instance_id: &str) -> String {
     format!("chat:instance:{instance_id}")
 }

@@ -11,6 +11,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
@@ -20,11 +21,19 @@ use crate::limits::RpcLimits;
 use crate::pb;
 use crate::pb::chat_service_server::{ChatService as Chat, ChatServiceServer as ChatServer};
 
-/// The gRPC routes of the internal API over `chat`.
-pub async fn router(chat: Arc<dyn ChatApi>, auth: InternalAuth, limits: RpcLimits) -> axum::Router {
+/// The gRPC routes of the internal API over `chat`. Once `closing` is cancelled, send
+/// streams stop reading, answer what they took and end, so the gateways move their sends
+/// elsewhere and a graceful shutdown does not wait on streams that never end.
+pub async fn router(
+    chat: Arc<dyn ChatApi>,
+    auth: InternalAuth,
+    limits: RpcLimits,
+    closing: CancellationToken,
+) -> axum::Router {
     let service = ChatServer::new(ChatRpc {
         chat,
         max_sends_in_flight: limits.max_sends_in_flight,
+        closing,
     })
     .max_decoding_message_size(limits.max_message_bytes)
     .max_encoding_message_size(limits.max_message_bytes);
@@ -48,6 +57,7 @@ pub async fn router(chat: Arc<dyn ChatApi>, auth: InternalAuth, limits: RpcLimit
 struct ChatRpc {
     chat: Arc<dyn ChatApi>,
     max_sends_in_flight: usize,
+    closing: CancellationToken,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -72,11 +82,13 @@ impl Chat for ChatRpc {
         let (replies, outbound) = mpsc::channel(self.max_sends_in_flight.max(1));
         let chat = self.chat.clone();
         let max = self.max_sends_in_flight.max(1);
+        let closing = self.closing.clone();
         tokio::spawn(async move {
             let mut pending = FuturesUnordered::new();
             let mut reading = true;
             while reading || !pending.is_empty() {
                 tokio::select! {
+                    _ = closing.cancelled(), if reading => reading = false,
                     item = inbound.message(), if reading && pending.len() < max => match item {
                         Ok(Some(batch)) => {
                             for item in batch.items {

@@ -16,5 +16,5 @@ mod sequencer;
 mod service;
 
 pub use config::ChatConfig;
-pub use ownership::{Ownership, OwnsEverything};
+pub use ownership::{AppendBarrier, Ownership, OwnsEverything};
 pub use service::ChatService;

@@ -119,18 +119,27 @@ pub async fn run(args: ChatServiceArgs, shutdown: CancellationToken) -> anyhow::
         push,
         leases.clone(),
     );
+    leases.set_barrier(chat.clone());
     tracing::info!(%instance_id, %advertise_url, partitions = args.partitions, "chat service starting");
 
     let maintenance = tokio::spawn(chat.clone().run_maintenance(shutdown.clone()));
+    // At shutdown the partitions are handed over first, while this instance still answers
+    // (`moved` for new sends, acks for accepted ones); only then does the server stop.
+    let stop_serving = CancellationToken::new();
     let lease_task = {
-        let (leases, shutdown) = (leases.clone(), shutdown.clone());
-        tokio::spawn(async move { leases.run(shutdown).await })
+        let (leases, shutdown, stop_serving) =
+            (leases.clone(), shutdown.clone(), stop_serving.clone());
+        tokio::spawn(async move {
+            // Cancels when the task ends, even by a panic.
+            let _stop_serving = stop_serving.drop_guard();
+            leases.run(shutdown).await;
+        })
     };
     let ready = ready_check(chat.clone(), |chat| async move {
         chat.ready().await.map_err(|e| e.client_message())
     });
     let api: Arc<dyn ChatApi> = chat;
-    let router = chat_rpc::server::router(api, auth, args.rpc.clone())
+    let router = chat_rpc::server::router(api, auth, args.rpc.clone(), stop_serving.clone())
         .await
         .merge(ops_routes(ready));
     let served = serve_until(
@@ -138,7 +147,7 @@ pub async fn run(args: ChatServiceArgs, shutdown: CancellationToken) -> anyhow::
         listener,
         router,
         &args.common.http,
-        shutdown,
+        stop_serving,
     )
     .await;
     let _ = tokio::join!(lease_task, maintenance);

@@ -11,6 +11,10 @@
 //! chat's log; so when a batch fails, the ones after it in the same chats fail too rather
 //! than leave a gap, and the sequencer waits for every batch in flight before it reloads
 //! the failed chats' order from the store.
+//!
+//! A barrier (`Barrier`) resolves once every batch sequenced before it has finished; a
+//! partition is handed to another instance only after one, so no append of the old
+//! owner can land after the new owner starts.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -43,6 +47,19 @@ pub(crate) struct SendCommand {
     pub(crate) session: Option<Uuid>,
     pub(crate) request: SendRequest,
     pub(crate) reply: oneshot::Sender<Result<SendOutcome, ChatError>>,
+}
+
+/// Answered once every batch sequenced before the barrier has finished: true when none
+/// of the batches finished meanwhile failed (a failed append's outcome may be unknown).
+pub(crate) type Barrier = oneshot::Sender<bool>;
+
+/// How many barriers may wait to be taken by the sequencer.
+const BARRIER_QUEUE: usize = 16;
+
+/// The two ways into the sequencer: sends, in order, and barriers.
+pub(crate) struct SequencerHandle {
+    pub(crate) sends: mpsc::Sender<SendCommand>,
+    pub(crate) barriers: mpsc::Sender<Barrier>,
 }
 
 /// Durable head seq per chat, as last committed; used to validate watermarks.
@@ -124,6 +141,8 @@ pub(crate) struct Sequencer {
     in_flight: VecDeque<Batch>,
     /// Counts batches; also the ticket of the batch being formed.
     tick: u64,
+    /// Counts failed batches, so a barrier can tell whether one failed since it was set.
+    failures: u64,
 }
 
 /// A sequenced batch on its way to the store.
@@ -135,6 +154,8 @@ struct Batch {
     repeats: Vec<Repeat>,
     touched: HashSet<ChatId, FastHash>,
     append: Pin<Box<dyn Future<Output = StoreResult<()>> + Send>>,
+    /// Barriers set while this was the newest batch in flight, with `failures` then.
+    barriers: Vec<(Barrier, u64)>,
 }
 
 /// What a send turned out to be.
@@ -168,8 +189,9 @@ impl Sequencer {
         heads: Arc<Heads>,
         ownership: Arc<dyn Ownership>,
         config: &ChatConfig,
-    ) -> mpsc::Sender<SendCommand> {
-        let (tx, rx) = mpsc::channel(config.sequencer_queue.max(1));
+    ) -> SequencerHandle {
+        let (sends, rx) = mpsc::channel(config.sequencer_queue.max(1));
+        let (barriers, barrier_rx) = mpsc::channel(BARRIER_QUEUE);
         let sequencer = Sequencer {
             store,
             chats,
@@ -182,12 +204,17 @@ impl Sequencer {
             orders: HashMap::default(),
             in_flight: VecDeque::new(),
             tick: 0,
+            failures: 0,
         };
-        tokio::spawn(sequencer.run(rx));
-        tx
+        tokio::spawn(sequencer.run(rx, barrier_rx));
+        SequencerHandle { sends, barriers }
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<SendCommand>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<SendCommand>,
+        mut barriers: mpsc::Receiver<Barrier>,
+    ) {
         let limit = self.store.appends_in_flight().max(1);
         let mut commands = Vec::with_capacity(MAX_BATCH);
         loop {
@@ -200,6 +227,7 @@ impl Sequencer {
                 received = rx.recv_many(&mut commands, MAX_BATCH), if room => {
                     Event::Received(received)
                 }
+                Some(barrier) = barriers.recv() => Event::Barrier(barrier),
             };
             match event {
                 Event::Appended(result) => {
@@ -208,6 +236,12 @@ impl Sequencer {
                 }
                 Event::Received(0) => break,
                 Event::Received(_) => self.sequence(std::mem::take(&mut commands)).await,
+                Event::Barrier(barrier) => match self.in_flight.back_mut() {
+                    Some(newest) => newest.barriers.push((barrier, self.failures)),
+                    None => {
+                        let _ = barrier.send(true);
+                    }
+                },
             }
         }
         while let Some(mut batch) = self.in_flight.pop_front() {
@@ -267,6 +301,7 @@ impl Sequencer {
             repeats,
             touched,
             append,
+            barriers: Vec::new(),
         };
         if let Poll::Ready(result) = early {
             // Done already, but it still completes behind any older batch.
@@ -286,17 +321,22 @@ impl Sequencer {
             pending,
             repeats,
             touched,
+            barriers,
             ..
         } = batch;
+        if result.is_err() {
+            self.failures += 1;
+        }
         match result {
             Ok(()) => {
                 metrics::counter!("chat_messages_stored_total").increment(pending.len() as u64);
                 let mut deliveries = Vec::with_capacity(pending.len());
                 for p in pending {
-                    // Durable, but acked only if this instance still owns the chat under
-                    // the same lease; otherwise the client retries at the new owner,
-                    // whose dedup state (loaded from the store) knows this message.
-                    if self.ownership.owns(&p.message.chat_id) != Some(p.generation) {
+                    // Durable, but acked only if this instance still holds the chat under
+                    // the same lease (a partition being handed over still counts); otherwise
+                    // the client retries at the new owner, whose dedup state (loaded from
+                    // the store) knows this message.
+                    if !self.ownership.holds(&p.message.chat_id, p.generation) {
                         self.orders.remove(&p.message.chat_id);
                         let _ = p.reply.send(Err(ChatError::moved()));
                         continue;
@@ -341,6 +381,9 @@ impl Sequencer {
                     self.orders.remove(chat_id);
                 }
             }
+        }
+        for (barrier, failures_then) in barriers {
+            let _ = barrier.send(self.failures == failures_then);
         }
     }
 
@@ -495,6 +538,7 @@ impl Sequencer {
 enum Event {
     Appended(StoreResult<()>),
     Received(usize),
+    Barrier(Barrier),
 }
 
 /// Resolves when the oldest batch in flight is durable (or failed).

@@ -31,8 +31,8 @@ use crate::cache::ChatCache;
 use crate::config::ChatConfig;
 use crate::errors::store_error;
 use crate::fanout::Fanout;
-use crate::ownership::Ownership;
-use crate::sequencer::{Heads, SendCommand, Sequencer};
+use crate::ownership::{AppendBarrier, Ownership};
+use crate::sequencer::{Barrier, Heads, SendCommand, Sequencer};
 
 pub struct ChatService {
     config: ChatConfig,
@@ -44,6 +44,7 @@ pub struct ChatService {
     heads: Arc<Heads>,
     ownership: Arc<dyn Ownership>,
     sequencer: mpsc::Sender<SendCommand>,
+    barriers: mpsc::Sender<Barrier>,
 }
 
 impl ChatService {
@@ -83,7 +84,8 @@ impl ChatService {
             fanout,
             heads,
             ownership,
-            sequencer,
+            sequencer: sequencer.sends,
+            barriers: sequencer.barriers,
         })
     }
 
@@ -127,6 +129,21 @@ impl ChatService {
             return Err(ChatError::not_member());
         }
         Ok(chat)
+    }
+}
+
+impl AppendBarrier for ChatService {
+    fn settled(&self) -> BoxFuture<'static, bool> {
+        let barriers = self.barriers.clone();
+        Box::pin(async move {
+            let (barrier, settled) = tokio::sync::oneshot::channel();
+            if barriers.send(barrier).await.is_err() {
+                // The sequencer died (it lives as long as the service): what it had in
+                // flight is unknown.
+                return false;
+            }
+            settled.await.unwrap_or(false)
+        })
     }
 }
 
