@@ -53,6 +53,11 @@ pub struct GatewayArgs {
     #[arg(long, env = "CHAT_INTERNAL_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub internal_timeout: Duration,
 
+    /// How long a call may be tried again while its chat changes owner (a chat service
+    /// handing over, dying or being replaced) before the client gets `unavailable`.
+    #[arg(long, env = "CHAT_REROUTE_WINDOW", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub reroute_window: Duration,
+
     #[command(flatten)]
     pub internal_auth: InternalAuthArgs,
 
@@ -95,6 +100,7 @@ pub async fn run(mut args: GatewayArgs, shutdown: CancellationToken) -> anyhow::
         max_page_bytes: args.contract.max_page_bytes,
         request_timeout: args.internal_timeout,
         send_queue: SEND_QUEUE,
+        reroute_window: args.reroute_window,
         limits: args.rpc.clone(),
         credentials: Credentials::new(auth, &server_id),
     })

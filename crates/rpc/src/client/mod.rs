@@ -1,22 +1,24 @@
 //! `RemoteChat`: the gateway's `ChatApi` in the scaled-out mode. Chat-scoped calls go to
 //! the instance that owns the chat, others to any live instance; each call carries the
-//! caller's deadline (`grpc-timeout`) and a service token. Reads and idempotent calls are
-//! retried once after `moved` or a transport failure; creating chats and changing members
-//! are not, and sends never are (see `sends`).
+//! caller's deadline (`grpc-timeout`) and a service token. While a chat changes owner,
+//! calls are tried again within the reroute window (see `reroute`): any call answered
+//! `moved` or never sent for want of an owner; reads and idempotent calls also once after
+//! a transport failure, not calls whose effect may have happened; sends as `sends` says.
 
 mod channels;
+mod reroute;
 mod routes;
 mod sends;
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chat_api::{
     Caller, ChatApi, ChatError, ChatId, CreateChat, CreatedChat, DeviceId, ErrorKind, HistoryQuery,
-    SendOutcome, SendRequest, SyncRequest, SyncResult, UserId, TAKEOVER_RETRY,
+    SendOutcome, SendRequest, SyncRequest, SyncResult, UserId,
 };
 use chat_protocol::ids::direct_chat_id;
 use chat_protocol::{Chat, ChatListEntry, Message, PresenceEntry, PrivacySettings, PushPlatform};
@@ -30,8 +32,9 @@ use crate::convert::*;
 use crate::limits::RpcLimits;
 use crate::pb;
 use channels::{Channels, Client};
+use reroute::Reroute;
 use routes::Routes;
-use sends::QueuedSend;
+use sends::{QueuedSend, Requeue};
 
 #[derive(Clone)]
 pub struct RemoteChatConfig {
@@ -43,6 +46,8 @@ pub struct RemoteChatConfig {
     pub request_timeout: Duration,
     /// Sends waiting to be dispatched before new ones are refused as unavailable.
     pub send_queue: usize,
+    /// How long a call may be tried again while its chat changes owner.
+    pub reroute_window: Duration,
     pub limits: RpcLimits,
     pub credentials: Credentials,
 }
@@ -58,6 +63,7 @@ pub struct RemoteChat {
     routes: Arc<Routes>,
     channels: Arc<Channels>,
     sends: mpsc::Sender<QueuedSend>,
+    reroute: Reroute,
     timeout: Duration,
     max_body_bytes: usize,
     max_page_bytes: usize,
@@ -73,8 +79,10 @@ impl RemoteChat {
         let max_batch_bytes = config.limits.max_message_bytes;
         let channels = Arc::new(Channels::new(config.credentials, config.limits));
         let (sends, queued) = mpsc::channel(config.send_queue.max(1));
+        let reroute = Reroute::new(config.reroute_window);
         tokio::spawn(sends::dispatch(
             queued,
+            Requeue::new(&sends, reroute),
             routes.clone(),
             channels.clone(),
             config.request_timeout,
@@ -84,6 +92,7 @@ impl RemoteChat {
             routes,
             channels,
             sends,
+            reroute,
             timeout: config.request_timeout,
             max_body_bytes: config.max_body_bytes,
             max_page_bytes: config.max_page_bytes,
@@ -97,8 +106,9 @@ impl RemoteChat {
         request
     }
 
-    /// Makes a call at the chat's owner (or any instance), retrying once after `moved` or
-    /// a transport failure when `retryable`.
+    /// Makes a call at the chat's owner (or any instance). Tried again within the reroute
+    /// window when it was answered `moved` or never sent; once after a transport failure
+    /// when `retryable`.
     async fn call<T, F, Fut>(
         &self,
         chat: Option<&ChatId>,
@@ -109,30 +119,52 @@ impl RemoteChat {
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
-        let attempts = if retryable { 2 } else { 1 };
-        let mut last =
-            ChatError::unavailable_for("chat service unavailable, retry", TAKEOVER_RETRY);
-        for _ in 0..attempts {
-            let url = match chat {
-                Some(chat) => self.routes.owner(chat).await?,
-                None => self.routes.any().await?,
+        let since = Instant::now();
+        for attempt in 0.. {
+            let (error, sent) = match self.try_call(chat, &f).await {
+                Ok(answer) => return Ok(answer),
+                Err(failed) => failed,
             };
-            match f(self.channels.get(&url)?).await {
-                Ok(response) => return Ok(response.into_inner()),
-                Err(status) => {
-                    let error = error_from_status(status);
-                    if !matches!(error.kind(), ErrorKind::Moved | ErrorKind::Unavailable) {
-                        return Err(error);
-                    }
-                    if error.kind() == ErrorKind::Unavailable {
-                        metrics::counter!("chat_internal_call_failures_total").increment(1);
-                    }
-                    self.routes.forget(chat);
-                    last = error;
-                }
+            let again = match error.kind() {
+                ErrorKind::Moved => true,
+                ErrorKind::Unavailable => !sent || (retryable && attempt == 0),
+                _ => false,
+            };
+            if !again {
+                return Err(error);
+            }
+            if sent && error.kind() == ErrorKind::Unavailable {
+                metrics::counter!("chat_internal_call_failures_total").increment(1);
+            }
+            self.routes.forget(chat);
+            match self.reroute.pause(since, attempt) {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => return Err(error),
             }
         }
-        Err(last)
+        unreachable!("the loop returns")
+    }
+
+    /// One try; an error says whether the call reached a chat service.
+    async fn try_call<T, F, Fut>(
+        &self,
+        chat: Option<&ChatId>,
+        f: &F,
+    ) -> Result<T, (ChatError, bool)>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let url = match chat {
+            Some(chat) => self.routes.owner(chat).await,
+            None => self.routes.any().await,
+        }
+        .map_err(|e| (e, false))?;
+        let client = self.channels.get(&url).map_err(|e| (e, false))?;
+        match f(client).await {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) => Err((error_from_status(status), true)),
+        }
     }
 }
 
@@ -152,6 +184,8 @@ impl ChatApi for RemoteChat {
             request,
             reply,
             traceparent: chat_ops::trace_context::current_traceparent(),
+            since: Instant::now(),
+            attempt: 0,
         };
         if self.sends.try_send(queued).is_err() {
             metrics::counter!("chat_send_overload_total").increment(1);

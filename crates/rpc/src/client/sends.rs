@@ -4,20 +4,21 @@
 //! every send waiting at that moment in one batch (one message, one HTTP/2 frame rather
 //! than one per send), with as many in flight as the stream allows, and completes each as
 //! its reply arrives.
-//! Sends are never retried here (the first attempt may have stored the message); a
-//! failed stream answers its pending sends `unavailable` and the client retries with the
-//! same client_msg_id, which the protocol makes safe.
+//! A send answered `moved`, finding no owner, or lost with a failed stream is tried again
+//! through the dispatcher within the reroute window (see `reroute`: the client_msg_id
+//! makes it safe); past the window, or on any other error, the answer goes to the client.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chat_api::{Caller, ChatError, ChatId, SendOutcome, SendRequest, TAKEOVER_RETRY};
+use chat_api::{Caller, ChatError, SendOutcome, SendRequest, TAKEOVER_RETRY};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use super::channels::Channels;
+use super::reroute::Reroute;
 use super::routes::Routes;
 use crate::convert::{caller_to_pb, error_from_pb, error_from_status, outcome_from_pb};
 use crate::pb;
@@ -31,6 +32,46 @@ pub(crate) struct QueuedSend {
     pub(crate) reply: SendReply,
     /// The sender's trace context, taken where the send was made (empty when off).
     pub(crate) traceparent: String,
+    /// When it was first tried, and how many times it was tried again since.
+    pub(crate) since: Instant,
+    pub(crate) attempt: u32,
+}
+
+/// Puts sends back on the dispatcher's queue after a pause, within the reroute window.
+#[derive(Clone)]
+pub(crate) struct Requeue {
+    /// Weak, so the dispatcher still ends when the client is dropped.
+    queue: mpsc::WeakSender<QueuedSend>,
+    reroute: Reroute,
+}
+
+impl Requeue {
+    pub(crate) fn new(queue: &mpsc::Sender<QueuedSend>, reroute: Reroute) -> Self {
+        Requeue {
+            queue: queue.downgrade(),
+            reroute,
+        }
+    }
+
+    /// Tries `send` again after a pause, or answers it `error` when its window is over.
+    fn again(&self, mut send: QueuedSend, error: ChatError) {
+        let (Some(pause), Some(queue)) = (
+            self.reroute.pause(send.since, send.attempt),
+            self.queue.upgrade(),
+        ) else {
+            let _ = send.reply.send(Err(error));
+            return;
+        };
+        send.attempt += 1;
+        metrics::counter!("chat_sends_rerouted_total").increment(1);
+        tokio::spawn(async move {
+            tokio::time::sleep(pause).await;
+            if let Err(e) = queue.try_send(send) {
+                let send = e.into_inner();
+                let _ = send.reply.send(Err(error));
+            }
+        });
+    }
 }
 
 /// Sends waiting for one owner's stream; past it they are refused as unavailable.
@@ -47,6 +88,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Takes sends in call order and hands each to the pipeline of its chat's owner.
 pub(crate) async fn dispatch(
     mut queued: mpsc::Receiver<QueuedSend>,
+    requeue: Requeue,
     routes: Arc<Routes>,
     channels: Arc<Channels>,
     timeout: Duration,
@@ -56,13 +98,23 @@ pub(crate) async fn dispatch(
     while let Some(send) = queued.recv().await {
         let url = match routes.owner(&send.request.chat_id).await {
             Ok(url) => url,
+            // No owner right now (or no Redis to ask): nothing was sent, try again.
             Err(e) => {
-                let _ = send.reply.send(Err(e));
+                requeue.again(send, e);
                 continue;
             }
         };
         let pipeline = pipelines.entry(url.clone()).or_insert_with(|| {
-            let pipeline = Pipeline::new(url, routes.clone(), channels.clone(), timeout);
+            let pipeline = Pipeline {
+                url,
+                routes: routes.clone(),
+                channels: channels.clone(),
+                requeue: requeue.clone(),
+                timeout,
+                next_id: 0,
+                pending: Arc::default(),
+                stream: None,
+            };
             spawn_pipeline(pipeline, max_batch_bytes)
         });
         if let Err(e) = pipeline.try_send(send) {
@@ -89,15 +141,16 @@ fn spawn_pipeline(pipeline: Pipeline, max_batch_bytes: usize) -> mpsc::Sender<Qu
 type Pending = Arc<Mutex<HashMap<u64, Waiting>>>;
 
 struct Waiting {
-    chat_id: ChatId,
     deadline: Instant,
-    reply: SendReply,
+    /// Kept whole, to be tried again elsewhere.
+    send: QueuedSend,
 }
 
 struct Pipeline {
     url: String,
     routes: Arc<Routes>,
     channels: Arc<Channels>,
+    requeue: Requeue,
     timeout: Duration,
     next_id: u64,
     pending: Pending,
@@ -107,18 +160,6 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    fn new(url: String, routes: Arc<Routes>, channels: Arc<Channels>, timeout: Duration) -> Self {
-        Pipeline {
-            url,
-            routes,
-            channels,
-            timeout,
-            next_id: 0,
-            pending: Arc::default(),
-            stream: None,
-        }
-    }
-
     /// Writes batches until the dispatcher goes away. A batch is every send waiting, up
     /// to `MAX_BATCH_ITEMS` and `max_batch_bytes`; a send that would overfill it starts
     /// the next one.
@@ -155,15 +196,14 @@ impl Pipeline {
             id,
             caller: caller_to_pb(&send.caller),
             chat_id: send.request.chat_id.to_string(),
-            client_msg_id: send.request.client_msg_id,
-            body: send.request.body,
+            client_msg_id: send.request.client_msg_id.clone(),
+            body: send.request.body.clone(),
             deadline_ms: chat_protocol::now_ms() + self.timeout.as_millis() as i64,
-            traceparent: send.traceparent,
+            traceparent: send.traceparent.clone(),
         };
         let waiting = Waiting {
-            chat_id: send.request.chat_id,
             deadline: Instant::now() + self.timeout,
-            reply: send.reply,
+            send,
         };
         self.pending
             .lock()
@@ -227,8 +267,11 @@ impl Pipeline {
         let ended = CancellationToken::new();
         tokio::spawn(read_replies(
             replies,
-            self.pending.clone(),
-            self.routes.clone(),
+            Completion {
+                pending: self.pending.clone(),
+                routes: self.routes.clone(),
+                requeue: self.requeue.clone(),
+            },
             self.url.clone(),
             ended.clone(),
         ));
@@ -237,7 +280,12 @@ impl Pipeline {
     }
 
     fn fail_all(&mut self, error: ChatError) {
-        fail_pending(&self.pending, &self.routes, &error);
+        Completion {
+            pending: self.pending.clone(),
+            routes: self.routes.clone(),
+            requeue: self.requeue.clone(),
+        }
+        .fail_pending(&error);
     }
 }
 
@@ -245,8 +293,7 @@ impl Pipeline {
 /// sends still pending are answered `unavailable`.
 async fn read_replies(
     mut replies: tonic::Streaming<pb::SendReplies>,
-    pending: Pending,
-    routes: Arc<Routes>,
+    completion: Completion,
     url: String,
     stream_ended: CancellationToken,
 ) {
@@ -256,7 +303,7 @@ async fn read_replies(
             reply = replies.message() => match reply {
                 Ok(Some(batch)) => {
                     for reply in batch.replies {
-                        complete(&pending, &routes, reply);
+                        completion.complete(reply);
                     }
                 }
                 Ok(None) => break ChatError::unavailable_for("chat service closed the send stream, retry", TAKEOVER_RETRY),
@@ -266,12 +313,12 @@ async fn read_replies(
                     break ChatError::unavailable_for("chat service unreachable, retry", TAKEOVER_RETRY);
                 }
             },
-            _ = sweep.tick() => expire(&pending),
+            _ = sweep.tick() => expire(&completion.pending),
         }
     };
-    // New writes go to a new stream from now on; what was written here is lost with it.
+    // New writes go to a new stream from now on; what was written here is tried again.
     stream_ended.cancel();
-    fail_pending(&pending, &routes, &ended);
+    completion.fail_pending(&ended);
 }
 
 /// What a send adds to its batch, near enough to keep a batch under the message limit.
@@ -285,19 +332,49 @@ fn item_bytes(send: &QueuedSend) -> usize {
         + caller.device_id.as_str().len()
 }
 
-fn complete(pending: &Pending, routes: &Routes, reply: pb::SendReply) {
-    let Some(waiting) = pending.lock().expect("pending lock").remove(&reply.id) else {
-        return;
-    };
-    let result = match reply.result {
-        Some(pb::send_reply::Result::Ok(outcome)) => Ok(outcome_from_pb(outcome)),
-        Some(pb::send_reply::Result::Error(e)) => Err(error_from_pb(e)),
-        None => Err(ChatError::internal("send reply without a result")),
-    };
-    if matches!(result, Err(ChatError::Moved { .. })) {
-        routes.forget(Some(&waiting.chat_id));
+/// Where a stream's replies go: to the waiting callers, or back to the dispatcher.
+struct Completion {
+    pending: Pending,
+    routes: Arc<Routes>,
+    requeue: Requeue,
+}
+
+impl Completion {
+    fn complete(&self, reply: pb::SendReply) {
+        let Some(waiting) = self.pending.lock().expect("pending lock").remove(&reply.id) else {
+            return;
+        };
+        let result = match reply.result {
+            Some(pb::send_reply::Result::Ok(outcome)) => Ok(outcome_from_pb(outcome)),
+            Some(pb::send_reply::Result::Error(e)) => Err(error_from_pb(e)),
+            None => Err(ChatError::internal("send reply without a result")),
+        };
+        match result {
+            Err(moved @ ChatError::Moved { .. }) => {
+                self.routes.forget(Some(&waiting.send.request.chat_id));
+                self.requeue.again(waiting.send, moved);
+            }
+            result => {
+                let _ = waiting.send.reply.send(result);
+            }
+        }
     }
-    let _ = waiting.reply.send(result);
+
+    /// The stream failed: whatever was waiting on it is tried again (its fate is unknown,
+    /// which its client_msg_id makes harmless).
+    fn fail_pending(&self, error: &ChatError) {
+        let failed: Vec<Waiting> = self
+            .pending
+            .lock()
+            .expect("pending lock")
+            .drain()
+            .map(|(_, w)| w)
+            .collect();
+        for waiting in failed {
+            self.routes.forget(Some(&waiting.send.request.chat_id));
+            self.requeue.again(waiting.send, error.clone());
+        }
+    }
 }
 
 /// Gives up on sends whose deadline passed (the caller stopped waiting).
@@ -307,17 +384,4 @@ fn expire(pending: &Pending) {
         .lock()
         .expect("pending lock")
         .retain(|_, w| w.deadline > now);
-}
-
-fn fail_pending(pending: &Pending, routes: &Routes, error: &ChatError) {
-    let failed: Vec<Waiting> = pending
-        .lock()
-        .expect("pending lock")
-        .drain()
-        .map(|(_, w)| w)
-        .collect();
-    for waiting in failed {
-        routes.forget(Some(&waiting.chat_id));
-        let _ = waiting.reply.send(Err(error.clone()));
-    }
 }
