@@ -21,6 +21,7 @@ const CHANNEL_PREFIX: &str = "chat:";
 /// Publishes waiting for Redis before new ones are dropped.
 const PUBLISH_QUEUE: usize = 65_536;
 const MAX_PIPELINE: usize = 512;
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 enum Control {
@@ -134,9 +135,18 @@ async fn subscribe_loop(
     handler: SharedHandler,
     stop: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = FIRST_BACKOFF;
     while !stop.is_cancelled() {
-        match run_subscription(&client, &mut control, &wanted, &handler, &stop).await {
+        match run_subscription(
+            &client,
+            &mut control,
+            &wanted,
+            &handler,
+            &stop,
+            &mut backoff,
+        )
+        .await
+        {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "redis subscription lost; reconnecting");
@@ -152,13 +162,15 @@ async fn subscribe_loop(
 }
 
 /// One connection's life: subscribe everything wanted, then follow control and messages.
-/// Returns Ok on shutdown, Err when the connection fails.
+/// Returns Ok on shutdown, Err when the connection fails. Once subscribed, the next
+/// failure starts again from the first backoff: each outage is waited out afresh.
 async fn run_subscription(
     client: &redis::Client,
     control: &mut mpsc::UnboundedReceiver<Control>,
     wanted: &Mutex<HashSet<Topic>>,
     handler: &SharedHandler,
     stop: &CancellationToken,
+    backoff: &mut Duration,
 ) -> redis::RedisResult<()> {
     let (mut sink, mut stream) = client.get_async_pubsub().await?.split();
     // Anything queued in `control` is already reflected in `wanted`.
@@ -173,6 +185,7 @@ async fn run_subscription(
         sink.subscribe(channels).await?;
     }
     tracing::info!("redis subscription established");
+    *backoff = FIRST_BACKOFF;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),

@@ -23,6 +23,10 @@ use crate::announce::announce;
 use crate::policy::LastSeenPolicy;
 use crate::SessionTracker;
 
+/// The longest pause between heartbeats, so presence is rebuilt within about that after
+/// Redis loses its data.
+const MAX_HEARTBEAT: Duration = Duration::from_secs(1);
+
 pub struct RedisSessions {
     conn: ConnectionManager,
     gateway_id: String,
@@ -52,14 +56,17 @@ impl RedisSessions {
         }))
     }
 
-    /// Heartbeats this gateway's liveness every third of the TTL until `shutdown`.
+    /// Heartbeats this gateway's liveness every third of the TTL, and at least every
+    /// `MAX_HEARTBEAT` (the beat notices that Redis lost its data and registers this
+    /// gateway's sessions again), until `shutdown`.
     pub fn spawn_heartbeat(
         self: &Arc<Self>,
         shutdown: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let sessions = self.clone();
         tokio::spawn(async move {
-            let mut interval = tokio::time::interval(sessions.gateway_ttl / 3);
+            let every = (sessions.gateway_ttl / 3).min(MAX_HEARTBEAT);
+            let mut interval = tokio::time::interval(every);
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
