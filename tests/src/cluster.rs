@@ -277,6 +277,13 @@ impl Cluster {
             .await;
     }
 
+    /// Stops instance `i` with SIGTERM in the background; the task answers whether it
+    /// exited cleanly.
+    pub fn terminate_chat_service(&mut self, i: usize) -> tokio::task::JoinHandle<bool> {
+        let process = self.chat_services[i].take().expect("chat service running");
+        tokio::spawn(process.terminate())
+    }
+
     pub async fn kill_chat_service(&mut self, i: usize) {
         self.chat_services[i]
             .take()

@@ -4,5 +4,6 @@
 
 mod basics;
 mod failures;
+mod handover;
 mod internal_api;
 mod tracing;

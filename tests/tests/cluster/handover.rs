@@ -1,0 +1,199 @@
+//! Owner changes a client should barely notice: a chat service stopped with SIGTERM hands
+//! its chats over while a client keeps sending, and a Redis that lost its data finds the
+//! same owners, presence and partition count again. Each test times the worst send.
+
+use std::time::{Duration, Instant};
+
+use chat_testkit::{token, Cluster, WsClient, LEASE_TTL};
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+
+/// Pause between a steady sender's messages.
+const PACE: Duration = Duration::from_millis(10);
+
+/// What a steady sender saw.
+#[derive(Default)]
+struct Sends {
+    /// Seqs of the acked messages, in sending order.
+    seqs: Vec<u64>,
+    /// Every answer that was not `sent`.
+    refusals: Vec<Value>,
+    /// The longest a message took from its first send to its ack, and when it was sent.
+    worst: Duration,
+    worst_sent_at: Option<Instant>,
+}
+
+/// Sends to `chat` one message at a time until `until` resolves, then `extra` more. A
+/// refused send is retried (same client_msg_id) after its hint, as clients do.
+async fn send_steadily(
+    client: &mut WsClient,
+    chat: &str,
+    until: &mut tokio::task::JoinHandle<()>,
+    extra: usize,
+) -> Sends {
+    let mut sends = Sends::default();
+    let mut finished = false;
+    let mut left = extra;
+    for i in 0.. {
+        if !finished && until.is_finished() {
+            finished = true;
+        }
+        if finished {
+            if left == 0 {
+                break;
+            }
+            left -= 1;
+        }
+        let first_sent = Instant::now();
+        let sent = loop {
+            let reply = client
+                .request(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("m{i}"), "body": "x"}))
+                .await;
+            if reply["type"] == "sent" {
+                break reply;
+            }
+            let wait = reply["retry_after_ms"].as_u64().unwrap_or(100);
+            sends.refusals.push(reply);
+            assert!(
+                first_sent.elapsed() < Duration::from_secs(15),
+                "never acked: {:?}",
+                sends.refusals
+            );
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        };
+        let took = first_sent.elapsed();
+        if took > sends.worst {
+            sends.worst = took;
+            sends.worst_sent_at = Some(first_sent);
+        }
+        sends.seqs.push(sent["seq"].as_u64().unwrap());
+        tokio::time::sleep(PACE).await;
+    }
+    sends
+}
+
+fn assert_gap_free(seqs: &[u64]) {
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert_eq!(seqs, expected, "one seq per message, no gap, no duplicate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_stopped_with_sigterm_hands_its_chats_over_without_unavailable() {
+    let mut cluster = Cluster::start(1, 2).await;
+    let chat = cluster.direct_chat(0, "alice", "bob").await;
+    let mut alice = cluster.connect(0, "alice", "phone").await;
+    let owner = cluster.owner_of(&chat).await;
+
+    // Alice sends steadily from before the signal until well after the exit.
+    let (exited_tx, exited_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut after_exit = tokio::spawn(async move {
+        let _ = exited_rx.await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    });
+    let sender = tokio::spawn(async move {
+        let sends = send_steadily(&mut alice, &chat, &mut after_exit, 0).await;
+        (sends, chat)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped_at = Instant::now();
+    let clean_exit = cluster.terminate_chat_service(owner).await.unwrap();
+    let exit_took = stopped_at.elapsed();
+    let _ = exited_tx.send(());
+    let (sends, chat) = sender.await.unwrap();
+    assert!(clean_exit, "exited cleanly");
+
+    println!(
+        "SIGTERM of the owner: worst send {:?} (sent {:?} after the signal), {} sends, refusals {:?}, exit after {exit_took:?}",
+        sends.worst,
+        sends.worst_sent_at.map(|at| at.saturating_duration_since(stopped_at)),
+        sends.seqs.len(),
+        sends.refusals
+    );
+    assert!(
+        sends.refusals.is_empty(),
+        "no unavailable: {:?}",
+        sends.refusals
+    );
+    assert!(
+        sends.worst <= Duration::from_millis(500),
+        "worst send {:?}",
+        sends.worst
+    );
+    assert_gap_free(&sends.seqs);
+    assert_ne!(
+        cluster.owner_of(&chat).await,
+        owner,
+        "the survivor owns the chat"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_redis_loses_its_data_chats_keep_their_owners_and_are_served_within_three_seconds() {
+    let mut cluster = Cluster::start(1, 2).await;
+    let chat = cluster.direct_chat(0, "alice", "bob").await;
+    let mut alice = cluster.connect(0, "alice", "phone").await;
+    let _bob = cluster.connect(0, "bob", "phone").await;
+    let owner = cluster.owner_of(&chat).await;
+
+    // Alice keeps sending through the restart, and for a while after it.
+    let (restarted_tx, restarted_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut restart_done = tokio::spawn(async move {
+        let _ = restarted_rx.await;
+        tokio::time::sleep(LEASE_TTL * 2).await;
+    });
+    let sender = tokio::spawn(async move {
+        let sends = send_steadily(&mut alice, &chat, &mut restart_done, 20).await;
+        (sends, chat)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.redis.restart().await;
+    let restarted = Instant::now();
+    let _ = restarted_tx.send(());
+
+    // Presence comes back by itself: the gateway registers its sessions again.
+    let http = cluster.http(0);
+    let presence_back = loop {
+        let (_, presence) = http
+            .get("/v1/presence?user_ids=bob", Some(&token("alice", None)))
+            .await;
+        if presence["users"][0]["online"] == true {
+            break restarted.elapsed();
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(3),
+            "bob never online again: {presence}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (sends, chat) = sender.await.unwrap();
+    println!(
+        "Redis restart: worst send {:?}, {} sends, {} refusals {:?}; presence back after {presence_back:?}",
+        sends.worst,
+        sends.seqs.len(),
+        sends.refusals.len(),
+        sends.refusals
+    );
+    assert!(
+        sends.worst <= Duration::from_secs(3),
+        "worst send {:?}",
+        sends.worst
+    );
+    assert_gap_free(&sends.seqs);
+    assert_eq!(
+        cluster.owner_of(&chat).await,
+        owner,
+        "the owner kept its chat"
+    );
+    let mut conn = cluster
+        .redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let partitions: Option<u32> = conn.get("chat:partitions").await.unwrap();
+    assert_eq!(
+        partitions,
+        Some(chat_testkit::PARTITIONS),
+        "partition count rebuilt"
+    );
+}
