@@ -197,3 +197,71 @@ async fn after_redis_loses_its_data_chats_keep_their_owners_and_are_served_withi
         "partition count rebuilt"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_the_chat_services_goes_unnoticed_by_a_sending_client() {
+    let mut cluster = Cluster::start(1, 2).await;
+    let chat = cluster.direct_chat(0, "alice", "bob").await;
+    let mut alice = cluster.connect(0, "alice", "phone").await;
+
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut rolled = tokio::spawn(async move {
+        let _ = done_rx.await;
+    });
+    let sender = tokio::spawn(async move {
+        let sends = send_steadily(&mut alice, &chat, &mut rolled, 20).await;
+        (sends, chat)
+    });
+    // Each instance in turn: SIGTERM (it hands its partitions over), start it again (the
+    // other hands it back its share), and wait until it serves some partitions again.
+    let mut redis = cluster
+        .redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for i in 0..2 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            cluster.terminate_chat_service(i).await.unwrap(),
+            "clean exit"
+        );
+        let process = cluster.spawn_chat_service(i).await;
+        cluster.chat_services[i] = Some(process);
+        let started = Instant::now();
+        loop {
+            let mut held = 0;
+            for p in 0..chat_testkit::PARTITIONS {
+                let lease: Option<String> = redis.get(format!("chat:lease:{p}")).await.unwrap();
+                held += lease.is_some_and(|l| l.starts_with(&format!("chat-{i}:"))) as u32;
+            }
+            if held == chat_testkit::PARTITIONS / 2 {
+                break;
+            }
+            assert!(
+                started.elapsed() < LEASE_TTL * 5,
+                "chat-{i} never got its share back"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let _ = done_tx.send(());
+    let (sends, _) = sender.await.unwrap();
+    println!(
+        "rolling restart: worst send {:?}, {} sends, refusals {:?}",
+        sends.worst,
+        sends.seqs.len(),
+        sends.refusals
+    );
+    assert!(
+        sends.refusals.is_empty(),
+        "no unavailable: {:?}",
+        sends.refusals
+    );
+    assert!(
+        sends.worst <= Duration::from_millis(500),
+        "worst send {:?}",
+        sends.worst
+    );
+    assert_gap_free(&sends.seqs);
+}
