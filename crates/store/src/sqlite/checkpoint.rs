@@ -55,7 +55,7 @@ impl Checkpointer {
         cadence: Cadence,
     ) -> rusqlite::Result<std::io::Result<Self>> {
         let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        super::busy::wait_briefly(&conn)?;
         let (stop, stopped) = mpsc::channel();
         Ok(std::thread::Builder::new()
             .name("sqlite-checkpoint".into())

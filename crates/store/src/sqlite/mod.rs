@@ -1,6 +1,7 @@
 //! The embedded store: SQLite in WAL mode, one group-commit writer thread and a pool of
 //! readers. Several processes on one host may open the same file.
 
+mod busy;
 mod checkpoint;
 mod files;
 mod pool;
@@ -94,7 +95,7 @@ impl SqliteStore {
     pub fn open(config: &SqliteConfig) -> StoreResult<Self> {
         files::prepare(&config.path)?;
         let conn = Connection::open(&config.path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        busy::wait_briefly(&conn)?;
         // Switching to WAL takes the database exclusively and does not wait on the busy
         // handler: processes opening a fresh database together retry it.
         while_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;

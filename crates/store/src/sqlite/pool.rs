@@ -67,7 +67,7 @@ impl ReadPool {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        super::busy::wait_briefly(&conn)?;
         conn.pragma_update(None, "mmap_size", super::MMAP_BYTES)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
