@@ -102,6 +102,9 @@ async fn create_chat(
     Json(json!({"chat_id": chat_id}))
 }
 
+/// As the gateway's (services/gateway/src/ws/mod.rs).
+const READ_BUFFER_BYTES: usize = 1024;
+
 async fn upgrade(
     State(relay): State<Arc<Relay>>,
     Query(params): Query<HashMap<String, String>>,
@@ -111,7 +114,11 @@ async fn upgrade(
         .get("token")
         .and_then(|t| user_of(t))
         .unwrap_or_default();
-    ws.on_upgrade(move |socket| connection(relay, user, socket))
+    // The gateway's socket settings, so the comparison is of what happens between reads:
+    // tungstenite zero-fills its whole read buffer before every read, 128 KiB by default.
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| connection(relay, user, socket))
 }
 
 async fn connection(relay: Arc<Relay>, user: String, socket: WebSocket) {
