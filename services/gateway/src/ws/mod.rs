@@ -30,6 +30,11 @@ use crate::state::AppState;
 /// Every connection holds this buffer while idle: 4 KiB cost 3 KB more per idle connection
 /// than 1 KiB, with no measurable throughput difference (BENCHMARKS.md).
 const READ_BUFFER_BYTES: usize = 1024;
+/// Frames written together (one flush) are gathered up to this many bytes per write
+/// syscall. At 0, which this was, tungstenite writes each frame at once, so a flush of
+/// many frames still cost one syscall and one TCP segment each. The buffer keeps the
+/// capacity it reached, as it did at 0 (one frame's worth).
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
@@ -41,12 +46,12 @@ pub(crate) async fn upgrade(
         Ok((user_id, device_id)) => {
             let slot = parts.extensions.get::<ConnectionSlot>().cloned();
             let hard_limit = state.config.max_frame_bytes.saturating_mul(4);
-            // tungstenite's default buffers are 128 KiB each way per connection; most of
-            // that memory would sit idle in a mostly-idle connection.
+            // tungstenite's default buffers are 128 KiB each way per connection, allocated
+            // up front; ours grow only as far as a connection's traffic takes them.
             ws.max_message_size(hard_limit)
                 .max_frame_size(hard_limit)
                 .read_buffer_size(READ_BUFFER_BYTES)
-                .write_buffer_size(0)
+                .write_buffer_size(WRITE_BUFFER_BYTES)
                 .on_upgrade(move |socket| {
                     let tracker = state.connections.clone();
                     let session = Uuid::new_v4();

@@ -104,6 +104,7 @@ async fn create_chat(
 
 /// As the gateway's (services/gateway/src/ws/mod.rs).
 const READ_BUFFER_BYTES: usize = 1024;
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 async fn upgrade(
     State(relay): State<Arc<Relay>>,
@@ -117,7 +118,7 @@ async fn upgrade(
     // The gateway's socket settings, so the comparison is of what happens between reads:
     // tungstenite zero-fills its whole read buffer before every read, 128 KiB by default.
     ws.read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| connection(relay, user, socket))
 }
 
@@ -133,10 +134,18 @@ async fn connection(relay: Arc<Relay>, user: String, socket: WebSocket) {
         .push(tx.clone());
     let hello = json!({"type": "hello", "proto": 1, "user_id": user});
     let _ = tx.send(Message::Text(hello.to_string().into()));
+    // Writes like the gateway: every frame waiting, then one flush.
     let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            if sink.send(m).await.is_err() {
-                break;
+        while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            while let Some(m) = next {
+                if sink.feed(m).await.is_err() {
+                    return;
+                }
+                next = rx.try_recv().ok();
+            }
+            if sink.flush().await.is_err() {
+                return;
             }
         }
     });
