@@ -24,6 +24,13 @@ pub struct GatewayConfig {
     #[arg(long, env = "CHAT_OUTBOUND_QUEUE", default_value_t = 4096)]
     pub outbound_queue: usize,
 
+    /// How long a frame of a large group (one fanned out on a group topic) may wait for the
+    /// next ones, so a member's connection writes several in one syscall; a frame of any
+    /// other kind is written at once, with whatever waits. `0ms` writes every frame as it
+    /// comes.
+    #[arg(long, env = "CHAT_GROUP_LINGER", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub group_linger: Duration,
+
     /// Requests one connection may have in flight before the gateway stops reading from it
     /// (besides their bytes, `CHAT_REPLY_BUDGET_BYTES`).
     #[arg(long, env = "CHAT_MAX_INFLIGHT", default_value_t = 256)]

@@ -2,8 +2,8 @@
 //! connection's task. A bounded tokio channel allocates a 32-slot block when it is
 //! created (~2 KB), which every idle connection held for nothing; this queue holds no
 //! memory while empty and gives back what a burst grew. It also carries the one reason
-//! the server may end the connection from outside its task (too slow, replaced), so an
-//! idle connection needs no cancellation tokens of its own.
+//! the server may end the connection from outside its task (too slow, replaced, shutting
+//! down), so an idle connection needs no cancellation tokens, nor a wait on the server's.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -33,6 +33,8 @@ pub(crate) enum Stop {
     TooSlow,
     /// A newer connection of the same device took its place.
     Replaced,
+    /// The server is shutting down: write what is owed, then tell the client to reconnect.
+    Drain,
 }
 
 /// Why an item was not queued.

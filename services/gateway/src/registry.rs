@@ -29,6 +29,8 @@ pub(crate) struct Connection {
 /// An event queued for a connection, holding its share of the server's outbound budget.
 pub(crate) struct Outbound {
     pub(crate) frame: Utf8Bytes,
+    /// A large group's frame: it may wait a moment to be written with the next ones.
+    pub(crate) lingers: bool,
     pub(crate) _memory: Reservation,
 }
 
@@ -107,6 +109,14 @@ impl Registry {
             }
         }));
         registry
+    }
+
+    /// Tells every registered connection to end for `stop` (at shutdown).
+    pub(crate) fn stop_all(&self, stop: Stop) {
+        let maps = self.maps.read().expect("registry lock");
+        for conn in maps.by_user.values().flatten() {
+            conn.outbound.stop(stop);
+        }
     }
 
     /// Whether `device_id` of `user_id` may connect: it is connected already (the new
@@ -362,7 +372,7 @@ impl Registry {
                 }
                 for conn in maps.by_user.get(user).into_iter().flatten() {
                     if !skipped(conn) {
-                        self.deliver(conn, &frame);
+                        self.deliver(conn, &frame, false);
                     }
                 }
             }
@@ -371,14 +381,14 @@ impl Registry {
                 for user in members.filter(|u| message.skip_user.as_ref() != Some(*u)) {
                     for conn in maps.by_user.get(user).into_iter().flatten() {
                         if !skipped(conn) {
-                            self.deliver(conn, &frame);
+                            self.deliver(conn, &frame, true);
                         }
                     }
                 }
             }
             Topic::Presence(user) => {
                 for conn in maps.watchers.get(user).into_iter().flat_map(|w| w.values()) {
-                    self.deliver(conn, &frame);
+                    self.deliver(conn, &frame, false);
                 }
             }
         }
@@ -386,12 +396,12 @@ impl Registry {
 
     /// Queues `frame` for `conn`, or marks it too slow when its queue (or every queue
     /// together) is over its bytes. Never waits.
-    fn deliver(&self, conn: &Connection, frame: &Utf8Bytes) {
+    fn deliver(&self, conn: &Connection, frame: &Utf8Bytes, lingers: bool) {
         if conn.outbound.is_stopped() {
             return;
         }
         let bytes = frame.as_str().len();
-        match self.enqueue(conn, frame) {
+        match self.enqueue(conn, frame, lingers) {
             Ok(()) => metrics::counter!("chat_ws_frames_out_total").increment(1),
             Err(refusal) => {
                 conn.written(bytes);
@@ -406,7 +416,7 @@ impl Registry {
     }
 
     /// Counts the frame's bytes against the connection and the server, then queues it.
-    fn enqueue(&self, conn: &Connection, frame: &Utf8Bytes) -> Result<(), Refusal> {
+    fn enqueue(&self, conn: &Connection, frame: &Utf8Bytes, lingers: bool) -> Result<(), Refusal> {
         let bytes = frame.as_str().len();
         let queued = conn.queued_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         if queued > self.limits.outbound_queue_bytes {
@@ -418,6 +428,7 @@ impl Registry {
             .ok_or(Refusal::OverLimit("outbound_memory"))?;
         let item = Outbound {
             frame: frame.clone(),
+            lingers,
             _memory: memory,
         };
         conn.outbound

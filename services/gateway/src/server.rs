@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::GatewayConfig;
 use crate::limits::Limits;
+use crate::outbound::Stop;
 use crate::registry::{Registry, RegistryLimits};
 use crate::state::AppState;
 
@@ -49,6 +50,15 @@ impl Gateway {
             max_watches_per_user: config.limits.max_presence_watches_per_user,
         };
         let registry = Registry::new(bus, registry_limits, limits.outbound.clone());
+        // Connections hear of shutdown through their outbound queues (a wait on the token
+        // in every connection's task would cost each idle connection its size).
+        tokio::spawn({
+            let (registry, shutdown) = (registry.clone(), shutdown.clone());
+            async move {
+                shutdown.cancelled().await;
+                registry.stop_all(Stop::Drain);
+            }
+        });
         Gateway {
             state: AppState {
                 chat,

@@ -127,3 +127,45 @@ async fn large_groups_keep_receipts_to_the_readers_own_devices() {
         .clone();
     assert_eq!(listed["read_seq"], seq, "{listed}");
 }
+
+#[tokio::test]
+async fn a_large_groups_frames_linger_and_any_other_frame_takes_them_along() {
+    // A linger far longer than any delivery here, so the timing below cannot be luck.
+    let linger = Duration::from_secs(2);
+    let server = TestServer::start_with(|a| {
+        a.chat.large_group_members = 2;
+        a.gateway.group_linger = linger;
+    })
+    .await;
+    let mut bob = server.connect("bob", "phone").await;
+    let group = group_chat(&server, "alice", &["bob", "carol"]).await;
+    bob.wait_for(|f| f["type"] == "chat").await;
+    let direct = direct_chat(&server, "dave", "bob").await;
+    let mut alice = server.connect("alice", "phone").await;
+    let mut dave = server.connect("dave", "phone").await;
+
+    // Alone, a group frame waits out the linger.
+    let sent_at = std::time::Instant::now();
+    alice.send_message(&group, "g1", "hello group").await;
+    bob.wait_for(|f| is_msg_of(&group)(f) && f["client_msg_id"] == "g1")
+        .await;
+    let waited = sent_at.elapsed();
+    assert!(
+        waited >= linger - Duration::from_millis(200),
+        "arrived after {waited:?}"
+    );
+
+    // A frame that may not wait (a direct message) is written at once, and the group's
+    // lingering frame goes out with it, in the order they were queued.
+    alice.send_message(&group, "g2", "again").await;
+    let sent_at = std::time::Instant::now();
+    dave.send_message(&direct, "d1", "hi bob").await;
+    let first = bob
+        .wait_for(|f| is_msg_of(&group)(f) || is_msg_of(&direct)(f))
+        .await;
+    assert_eq!(first["client_msg_id"], "g2", "{first}");
+    let second = bob.wait_for(is_msg_of(&direct)).await;
+    assert_eq!(second["client_msg_id"], "d1");
+    let took = sent_at.elapsed();
+    assert!(took < linger / 2, "the direct message waited {took:?}");
+}

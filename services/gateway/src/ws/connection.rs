@@ -3,6 +3,8 @@
 //! heartbeats and shutdown. Reading pauses while a frame is held (over a rate, or the
 //! connection owes too many reply bytes) and resumes as replies are written. Whatever ends
 //! the connection, the replies it owes are written first (within the write timeout).
+//! A large group's frames may linger for `CHAT_GROUP_LINGER` so several go out in one
+//! write: one syscall and one TCP segment per frame is what fan-out costs most.
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -51,6 +53,13 @@ enum End {
     Drain,
 }
 
+/// Large-group frames waiting for the timer (or for a frame that may not wait) to be
+/// written together. Boxed, and only while there are some: idle connections hold nothing.
+struct Lingering {
+    items: Vec<Outbound>,
+    until: Instant,
+}
+
 /// A request's reply, with the bytes reserved for it.
 struct Owed {
     frames: Vec<Utf8Bytes>,
@@ -93,6 +102,7 @@ struct Link {
     held: Option<Box<Held>>,
     admission: Admission,
     violations: ViolationMeter,
+    lingering: Option<Box<Lingering>>,
 }
 
 pub(crate) async fn run(
@@ -123,6 +133,10 @@ pub(crate) async fn run(
         let _ = write_frames(&mut sink, vec![refusal]).await;
         close(&mut sink, close_code::POLICY, "too many devices").await;
         return;
+    }
+    // Registered after the shutdown's `stop_all` went by: stop here instead.
+    if state.shutdown.is_cancelled() {
+        connection.outbound.stop(Stop::Drain);
     }
     metrics::counter!("chat_ws_connections_total").increment(1);
     state.sessions.connected(&user_id, session_id).await;
@@ -156,6 +170,7 @@ pub(crate) async fn run(
         held: None,
         admission: Admission::new(config.send_rate, config.send_burst, config.typing_rate),
         violations: ViolationMeter::new(config.max_violations),
+        lingering: None,
     };
     let end = if write_frames(&mut link.sink, vec![hello]).await.is_ok() {
         link.serve(&session, &mut stream).await
@@ -180,16 +195,18 @@ impl Link {
         let mut last_heard = Instant::now();
 
         loop {
-            let held_until = self.held.as_ref().and_then(|h| h.until);
-            // Allocated only while a frame is held over a rate: inline, the timer would
-            // sit in every idle connection's task.
-            let held_timer = held_until.map(|t| Box::pin(tokio::time::sleep_until(t.into())));
+            // One timer for both things the task may wait for, allocated only while it
+            // waits: inline (or one per reason), timers would sit in every idle
+            // connection's task.
+            let timer = self
+                .wake_at()
+                .map(|t| Box::pin(tokio::time::sleep_until(t.into())));
+            let waits = timer.is_some();
             let may_read = self.held.is_none()
                 && self.owed + connection.queued() < state.limits.config.reply_budget_bytes
                 && self.in_flight.len() < config.max_inflight;
             tokio::select! {
                 biased;
-                _ = state.shutdown.cancelled() => return End::Drain,
                 popped = connection.outbound.pop() => {
                     let item = match popped {
                         Ok(item) => item,
@@ -199,6 +216,10 @@ impl Link {
                         Err(Stop::Replaced) => {
                             return End::Close(close_code::REPLACED, "replaced by a newer connection of this device");
                         }
+                        Err(Stop::Drain) => return End::Drain,
+                    };
+                    let Some(item) = self.linger(item, config.group_linger) else {
+                        continue;
                     };
                     if Box::pin(self.flush_queued(item, connection)).await.is_err() {
                         return End::ClientGone;
@@ -215,8 +236,16 @@ impl Link {
                         Box::pin(self.admit_held(session)).await;
                     }
                 }
-                _ = OptionFuture::from(held_timer), if held_until.is_some() => {
-                    Box::pin(self.admit_held(session)).await;
+                _ = OptionFuture::from(timer), if waits => {
+                    let now = Instant::now();
+                    if self.lingering.as_ref().is_some_and(|l| l.until <= now)
+                        && Box::pin(self.flush_lingering(connection)).await.is_err()
+                    {
+                        return End::ClientGone;
+                    }
+                    if self.held.as_ref().and_then(|h| h.until).is_some_and(|t| t <= now) {
+                        Box::pin(self.admit_held(session)).await;
+                    }
                 }
                 incoming = stream.next(), if may_read => {
                     last_heard = Instant::now();
@@ -256,12 +285,66 @@ impl Link {
         }
     }
 
-    /// Writes `first` and whatever else is queued in one flush: under load a connection
-    /// has several frames waiting, and one write per frame costs a syscall (and a TCP
-    /// segment) each.
-    async fn flush_queued(&mut self, first: Outbound, connection: &Connection) -> Result<(), ()> {
-        let mut bytes = first.frame.as_str().len();
-        let mut frames = vec![first.frame];
+    /// When the task's one timer must fire: for a frame held over a rate, or for frames
+    /// lingering, whichever comes first.
+    fn wake_at(&self) -> Option<Instant> {
+        let held_until = self.held.as_ref().and_then(|h| h.until);
+        let linger_until = self.lingering.as_ref().map(|l| l.until);
+        match (held_until, linger_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Keeps a large group's frame back for `linger` (from the first one kept), unless
+    /// enough are waiting; returns the frame when it is to be written now, with the
+    /// lingering ones before it.
+    fn linger(&mut self, item: Outbound, linger: Duration) -> Option<Outbound> {
+        if !item.lingers || linger.is_zero() {
+            return Some(item);
+        }
+        let lingering = self.lingering.get_or_insert_with(|| {
+            Box::new(Lingering {
+                items: Vec::new(),
+                until: Instant::now() + linger,
+            })
+        });
+        if lingering.items.len() + 1 >= MAX_FRAMES_PER_FLUSH {
+            return Some(item);
+        }
+        lingering.items.push(item);
+        None
+    }
+
+    /// Writes the lingering frames, and whatever else is queued, now.
+    async fn flush_lingering(&mut self, connection: &Connection) -> Result<(), ()> {
+        let Some(lingering) = self.lingering.take() else {
+            return Ok(());
+        };
+        metrics::counter!("chat_ws_lingered_writes_total").increment(1);
+        self.write_queued(lingering.items, connection).await
+    }
+
+    /// Writes the lingering frames, `next`, and whatever else is queued in one flush:
+    /// under load a connection has several frames waiting, and one write per frame costs
+    /// a syscall (and a TCP segment) each.
+    async fn flush_queued(&mut self, next: Outbound, connection: &Connection) -> Result<(), ()> {
+        let mut items = self.lingering.take().map(|l| l.items).unwrap_or_default();
+        items.push(next);
+        self.write_queued(items, connection).await
+    }
+
+    async fn write_queued(
+        &mut self,
+        items: Vec<Outbound>,
+        connection: &Connection,
+    ) -> Result<(), ()> {
+        let mut bytes = 0;
+        let mut frames = Vec::with_capacity(items.len().max(4));
+        for item in items {
+            bytes += item.frame.as_str().len();
+            frames.push(item.frame);
+        }
         while frames.len() < MAX_FRAMES_PER_FLUSH {
             let Some(item) = connection.outbound.try_pop() else {
                 break;
@@ -379,6 +462,10 @@ impl Link {
             End::Close(..) | End::Drain => {}
         }
         let owed_written = tokio::time::timeout(WRITE_TIMEOUT, async {
+            if let Some(lingering) = self.lingering.take() {
+                let frames = lingering.items.into_iter().map(|i| i.frame).collect();
+                write_frames(&mut self.sink, frames).await?;
+            }
             if let Some(held) = self.held.take() {
                 let frames = error_with_retry(
                     held.frame.id(),
