@@ -224,10 +224,12 @@ impl Sequencer {
                 result = oldest_append(&mut self.in_flight), if !self.in_flight.is_empty() => {
                     Event::Appended(result)
                 }
+                // Before sends: under steady load a barrier would otherwise wait behind them,
+                // and a handover behind it.
+                Some(barrier) = barriers.recv() => Event::Barrier(barrier),
                 received = rx.recv_many(&mut commands, MAX_BATCH), if room => {
                     Event::Received(received)
                 }
-                Some(barrier) = barriers.recv() => Event::Barrier(barrier),
             };
             match event {
                 Event::Appended(result) => {

@@ -23,6 +23,14 @@ impl PartitionLeases {
         self.send_release(conn, pipe, partitions.len(), clean).await;
     }
 
+    /// Hands `partitions` over without the clean mark: the next owner waits as after a
+    /// crash (for when this instance cannot vouch for what it wrote).
+    pub(super) async fn let_go(&self, conn: &mut ConnectionManager, partitions: Vec<u32>) {
+        self.drain(&partitions).await;
+        let pipe = self.releases(&partitions, false);
+        self.send_release(conn, pipe, partitions.len(), false).await;
+    }
+
     /// At shutdown: hands everything over and leaves the instance registry in one step, so
     /// the instances that hear of it count one fewer when they take their new share.
     pub(super) async fn leave(&self) {
@@ -40,12 +48,16 @@ impl PartitionLeases {
 
     /// Stops new work in `partitions` and waits, at most for what is left of their
     /// validity, for the appends accepted so far; true when all of them were stored.
+    /// A partition still in its takeover wait is never vouched for (`vouched`): the owner
+    /// before this one may still be writing to it.
     async fn drain(&self, partitions: &[u32]) -> bool {
         {
+            let now = std::time::Instant::now();
             let mut held = self.held.lock().expect("lease lock");
             for partition in partitions {
                 if let Some(h) = held.get_mut(partition) {
                     h.draining = true;
+                    h.vouched = now >= h.serve_from;
                 }
             }
         }
@@ -69,10 +81,11 @@ impl PartitionLeases {
             let Some(h) = held.remove(partition) else {
                 continue;
             };
+            let mark = if h.vouched { clean } else { "0" };
             pipe.add_command(eval(
                 scripts::RELEASE,
                 &[&lease_key(*partition), &handover_key(*partition)],
-                &[&h.value, &marker_ttl_ms, clean],
+                &[&h.value, &marker_ttl_ms, mark],
             ))
             .ignore();
         }

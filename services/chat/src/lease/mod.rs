@@ -83,6 +83,8 @@ struct Held {
     valid_until: Instant,
     /// Being handed over: no new work, but what was accepted is finished and acked.
     draining: bool,
+    /// Past its takeover wait when the handover began: only then can a release be clean.
+    vouched: bool,
 }
 
 impl Held {
@@ -200,8 +202,9 @@ impl PartitionLeases {
                 "the cluster's partition count changed under this instance; serving nothing"
             );
             metrics::counter!("chat_partition_count_conflicts_total").increment(1);
+            // Not clean: the other instances map chats to partitions differently.
             let all = self.held_partitions();
-            self.hand_over(&mut conn, all).await;
+            self.let_go(&mut conn, all).await;
             return Ok(());
         }
         let reclaimed = self.renew(&mut conn, started).await?;
@@ -263,7 +266,7 @@ impl PartitionLeases {
             let reclaim = if *may_reclaim { "1" } else { "0" };
             pipe.add_command(eval(
                 scripts::RENEW,
-                &[&lease_key(*partition)],
+                &[&lease_key(*partition), &handover_key(*partition)],
                 &[value, &ttl_ms, reclaim],
             ));
         }
@@ -279,6 +282,12 @@ impl PartitionLeases {
             match scripts::renewal(answer) {
                 Renewal::Renewed => h.valid_until = valid_until,
                 Renewal::Reclaimed => {
+                    if Instant::now() >= h.valid_until {
+                        // The answer came back after our validity ended: someone may have
+                        // held the key meanwhile. Start over as a new owner would.
+                        h.generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+                        h.serve_from = started + self.config.takeover_wait;
+                    }
                     h.valid_until = valid_until;
                     reclaimed += 1;
                 }
@@ -338,6 +347,7 @@ impl PartitionLeases {
                     serve_from: started + wait,
                     valid_until: started + self.config.ttl - self.config.margin(),
                     draining: false,
+                    vouched: false,
                 },
             );
             taken += 1;

@@ -39,7 +39,7 @@ async fn listen(
 ) -> redis::RedisResult<()> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(RELEASED_CHANNEL).await?;
-    *backoff = FIRST_BACKOFF;
+    let subscribed = std::time::Instant::now();
     wake.notify_one();
     let mut notices = pubsub.on_message();
     loop {
@@ -48,6 +48,11 @@ async fn listen(
             notice = notices.next() => match notice {
                 Some(_) => wake.notify_one(),
                 None => {
+                    // Back off afresh only after a subscription that lasted: a Redis that
+                    // drops each one at once is retried ever more slowly.
+                    if subscribed.elapsed() > MAX_BACKOFF {
+                        *backoff = FIRST_BACKOFF;
+                    }
                     return Err(redis::RedisError::from((
                         redis::ErrorKind::Io,
                         "subscription closed",

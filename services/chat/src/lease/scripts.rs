@@ -21,7 +21,9 @@ pub(super) enum Renewal {
     Lost,
 }
 
-/// KEYS: lease. ARGV: our value, TTL ms, "1" if a vanished key may be set again.
+/// KEYS: lease, handover marker. ARGV: our value, TTL ms, "1" if a vanished key may be
+/// set again. A reclaim also drops any handover marker (one restored from a snapshot, or
+/// left from before): it vouches for a release that is not the one that follows.
 pub(super) const RENEW: &str = r"local current = redis.call('GET', KEYS[1])
           if current == ARGV[1] then
             redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -29,6 +31,7 @@ pub(super) const RENEW: &str = r"local current = redis.call('GET', KEYS[1])
           end
           if not current and ARGV[3] == '1' then
             redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+            redis.call('DEL', KEYS[2])
             return 2
           end
           return 0";
