@@ -10,6 +10,7 @@ mod config;
 mod errors;
 mod fanout;
 pub mod lease;
+mod mutations;
 pub mod ownership;
 pub mod process;
 mod sequencer;

@@ -21,8 +21,9 @@ pub trait Ownership: Send + Sync + 'static {
 
 /// What a handover waits for: the appends accepted so far, finished.
 pub trait AppendBarrier: Send + Sync + 'static {
-    /// Resolves once every append accepted before the call has finished; true when none
-    /// of them failed (a failed or timed-out append may still land on some stores).
+    /// Resolves once every append accepted before the call has finished, and every
+    /// owner-scoped change (members, roles, blocks) in progress; true when no append failed
+    /// (a failed or timed-out append may still land on some stores).
     fn settled(&self) -> BoxFuture<'static, bool>;
 }
 

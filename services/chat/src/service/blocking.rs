@@ -16,6 +16,7 @@ impl ChatService {
         user_id: &UserId,
     ) -> Result<(), ChatError> {
         Self::check_target(caller, user_id)?;
+        let _changing = self.mutations.begin();
         self.owns_direct_chat(caller, user_id)?;
         let max = self.config.max_blocks;
         let blocked = self
@@ -46,6 +47,7 @@ impl ChatService {
         user_id: &UserId,
     ) -> Result<bool, ChatError> {
         Self::check_target(caller, user_id)?;
+        let _changing = self.mutations.begin();
         self.owns_direct_chat(caller, user_id)?;
         let was = self
             .store

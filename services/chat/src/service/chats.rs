@@ -185,6 +185,7 @@ impl ChatService {
         user_ids: Vec<UserId>,
     ) -> Result<Chat, ChatError> {
         validate_new_members(&user_ids)?;
+        let _changing = self.mutations.begin();
         let chat = self.chat_for_member(caller, chat_id).await?;
         if chat.kind != ChatKind::Group {
             return Err(ChatError::forbidden(
@@ -247,6 +248,7 @@ impl ChatService {
         chat_id: &ChatId,
         user_id: &UserId,
     ) -> Result<(), ChatError> {
+        let _changing = self.mutations.begin();
         let chat = self.chat_for_member(caller, chat_id).await?;
         if chat.kind != ChatKind::Group && *user_id == caller.user_id {
             return self.hide(caller, chat_id).await;

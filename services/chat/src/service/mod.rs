@@ -31,6 +31,7 @@ use crate::cache::ChatCache;
 use crate::config::ChatConfig;
 use crate::errors::store_error;
 use crate::fanout::Fanout;
+use crate::mutations::Mutations;
 use crate::ownership::{AppendBarrier, Ownership};
 use crate::sequencer::{Barrier, Heads, SendCommand, Sequencer};
 
@@ -45,6 +46,8 @@ pub struct ChatService {
     ownership: Arc<dyn Ownership>,
     sequencer: mpsc::Sender<SendCommand>,
     barriers: mpsc::Sender<Barrier>,
+    /// Changes of members, roles and blocks in progress (a handover waits for them).
+    mutations: Arc<Mutations>,
 }
 
 impl ChatService {
@@ -86,6 +89,7 @@ impl ChatService {
             ownership,
             sequencer: sequencer.sends,
             barriers: sequencer.barriers,
+            mutations: Arc::default(),
         })
     }
 
@@ -134,7 +138,7 @@ impl ChatService {
 
 impl AppendBarrier for ChatService {
     fn settled(&self) -> BoxFuture<'static, bool> {
-        let barriers = self.barriers.clone();
+        let (barriers, mutations) = (self.barriers.clone(), self.mutations.clone());
         Box::pin(async move {
             let (barrier, settled) = tokio::sync::oneshot::channel();
             if barriers.send(barrier).await.is_err() {
@@ -142,7 +146,9 @@ impl AppendBarrier for ChatService {
                 // flight is unknown.
                 return false;
             }
-            settled.await.unwrap_or(false)
+            let appends_stored = settled.await.unwrap_or(false);
+            mutations.settled().await;
+            appends_stored
         })
     }
 }
