@@ -23,8 +23,9 @@ struct Sends {
     worst_sent_at: Option<Instant>,
 }
 
-/// Sends to `chat` one message at a time until `until` resolves, then `extra` more. A
-/// refused send is retried (same client_msg_id) after its hint, as clients do.
+/// Sends to `chat` three pipelined messages at a time until `until` resolves, then `extra`
+/// more rounds. A refused send is retried (same client_msg_id) after its hint, as clients
+/// do.
 async fn send_steadily(
     client: &mut WsClient,
     chat: &str,
@@ -44,29 +45,40 @@ async fn send_steadily(
             }
             left -= 1;
         }
+        // Three sends at a time, pipelined: their seqs must follow the order they were
+        // sent in, through any owner change.
         let first_sent = Instant::now();
-        let sent = loop {
-            let reply = client
-                .request(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("m{i}"), "body": "x"}))
+        let ids: Vec<String> = (0..3).map(|k| format!("m{i}-{k}")).collect();
+        let mut requests = Vec::new();
+        for cmid in &ids {
+            let id = format!("r-{cmid}");
+            client
+                .send_json(json!({"type": "send", "id": id, "chat_id": chat, "client_msg_id": cmid, "body": "x"}))
                 .await;
-            if reply["type"] == "sent" {
-                break reply;
+            requests.push(id);
+        }
+        for (request, cmid) in requests.iter().zip(&ids) {
+            let mut reply = client.reply_to(request).await;
+            while reply["type"] != "sent" {
+                let wait = reply["retry_after_ms"].as_u64().unwrap_or(100);
+                sends.refusals.push(reply);
+                assert!(
+                    first_sent.elapsed() < Duration::from_secs(15),
+                    "never acked: {:?}",
+                    sends.refusals
+                );
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                reply = client
+                    .request(json!({"type": "send", "chat_id": chat, "client_msg_id": cmid, "body": "x"}))
+                    .await;
             }
-            let wait = reply["retry_after_ms"].as_u64().unwrap_or(100);
-            sends.refusals.push(reply);
-            assert!(
-                first_sent.elapsed() < Duration::from_secs(15),
-                "never acked: {:?}",
-                sends.refusals
-            );
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-        };
+            sends.seqs.push(reply["seq"].as_u64().unwrap());
+        }
         let took = first_sent.elapsed();
         if took > sends.worst {
             sends.worst = took;
             sends.worst_sent_at = Some(first_sent);
         }
-        sends.seqs.push(sent["seq"].as_u64().unwrap());
         tokio::time::sleep(PACE).await;
     }
     sends

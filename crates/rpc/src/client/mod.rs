@@ -6,6 +6,7 @@
 //! a transport failure, not calls whose effect may have happened; sends as `sends` says.
 
 mod channels;
+mod dispatch;
 mod reroute;
 mod routes;
 mod sends;
@@ -34,7 +35,7 @@ use crate::pb;
 use channels::{Channels, Client};
 use reroute::Reroute;
 use routes::Routes;
-use sends::{QueuedSend, Requeue};
+use sends::QueuedSend;
 
 #[derive(Clone)]
 pub struct RemoteChatConfig {
@@ -80,13 +81,13 @@ impl RemoteChat {
         let channels = Arc::new(Channels::new(config.credentials, config.limits));
         let (sends, queued) = mpsc::channel(config.send_queue.max(1));
         let reroute = Reroute::new(config.reroute_window);
-        tokio::spawn(sends::dispatch(
-            queued,
-            Requeue::new(&sends, reroute),
+        tokio::spawn(dispatch::Dispatcher::run(
             routes.clone(),
             channels.clone(),
+            reroute,
             config.request_timeout,
             max_batch_bytes,
+            queued,
         ));
         Ok(Arc::new(RemoteChat {
             routes,
@@ -120,6 +121,7 @@ impl RemoteChat {
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let since = Instant::now();
+        let mut transport_retried = false;
         for attempt in 0.. {
             let (error, sent) = match self.try_call(chat, &f).await {
                 Ok(answer) => return Ok(answer),
@@ -127,7 +129,12 @@ impl RemoteChat {
             };
             let again = match error.kind() {
                 ErrorKind::Moved => true,
-                ErrorKind::Unavailable => !sent || (retryable && attempt == 0),
+                ErrorKind::Unavailable if sent => {
+                    let again = retryable && !transport_retried;
+                    transport_retried = true;
+                    again
+                }
+                ErrorKind::Unavailable => true,
                 _ => false,
             };
             if !again {
@@ -186,6 +193,7 @@ impl ChatApi for RemoteChat {
             traceparent: chat_ops::trace_context::current_traceparent(),
             since: Instant::now(),
             attempt: 0,
+            order: 0,
         };
         if self.sends.try_send(queued).is_err() {
             metrics::counter!("chat_send_overload_total").increment(1);

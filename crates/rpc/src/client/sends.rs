@@ -1,12 +1,12 @@
 //! The send path to the chat services. `send` queues synchronously onto one dispatcher, in
-//! call order; the dispatcher hands each send to the pipeline of its chat's owner; a
-//! pipeline keeps one gRPC stream open to its instance and writes sends to it in order,
+//! call order; the dispatcher (`dispatch`) hands each send to the pipeline of its chat's
+//! owner; a pipeline keeps one gRPC stream open to its instance and writes sends to it in order,
 //! every send waiting at that moment in one batch (one message, one HTTP/2 frame rather
 //! than one per send), with as many in flight as the stream allows, and completes each as
 //! its reply arrives.
-//! A send answered `moved`, finding no owner, or lost with a failed stream is tried again
-//! through the dispatcher within the reroute window (see `reroute`: the client_msg_id
-//! makes it safe); past the window, or on any other error, the answer goes to the client.
+//! A send answered `moved` or lost with a failed stream goes back to the dispatcher, which
+//! tries it again within the reroute window, in order (the client_msg_id makes it safe);
+//! past the window, or on any other error, the answer goes to the client.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use super::channels::Channels;
-use super::reroute::Reroute;
+use super::dispatch::{Flights, Requeue};
 use super::routes::Routes;
 use crate::convert::{caller_to_pb, error_from_pb, error_from_status, outcome_from_pb};
 use crate::pb;
@@ -35,43 +35,8 @@ pub(crate) struct QueuedSend {
     /// When it was first tried, and how many times it was tried again since.
     pub(crate) since: Instant,
     pub(crate) attempt: u32,
-}
-
-/// Puts sends back on the dispatcher's queue after a pause, within the reroute window.
-#[derive(Clone)]
-pub(crate) struct Requeue {
-    /// Weak, so the dispatcher still ends when the client is dropped.
-    queue: mpsc::WeakSender<QueuedSend>,
-    reroute: Reroute,
-}
-
-impl Requeue {
-    pub(crate) fn new(queue: &mpsc::Sender<QueuedSend>, reroute: Reroute) -> Self {
-        Requeue {
-            queue: queue.downgrade(),
-            reroute,
-        }
-    }
-
-    /// Tries `send` again after a pause, or answers it `error` when its window is over.
-    fn again(&self, mut send: QueuedSend, error: ChatError) {
-        let (Some(pause), Some(queue)) = (
-            self.reroute.pause(send.since, send.attempt),
-            self.queue.upgrade(),
-        ) else {
-            let _ = send.reply.send(Err(error));
-            return;
-        };
-        send.attempt += 1;
-        metrics::counter!("chat_sends_rerouted_total").increment(1);
-        tokio::spawn(async move {
-            tokio::time::sleep(pause).await;
-            if let Err(e) = queue.try_send(send) {
-                let send = e.into_inner();
-                let _ = send.reply.send(Err(error));
-            }
-        });
-    }
+    /// Its place in call order, given by the dispatcher.
+    pub(crate) order: u64,
 }
 
 /// Sends waiting for one owner's stream; past it they are refused as unavailable.
@@ -85,53 +50,10 @@ const ITEM_OVERHEAD_BYTES: usize = 64;
 /// How often a stream's pending sends are checked for expired deadlines.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Takes sends in call order and hands each to the pipeline of its chat's owner.
-pub(crate) async fn dispatch(
-    mut queued: mpsc::Receiver<QueuedSend>,
-    requeue: Requeue,
-    routes: Arc<Routes>,
-    channels: Arc<Channels>,
-    timeout: Duration,
+pub(crate) fn spawn_pipeline(
+    pipeline: Pipeline,
     max_batch_bytes: usize,
-) {
-    let mut pipelines: HashMap<String, mpsc::Sender<QueuedSend>> = HashMap::new();
-    while let Some(send) = queued.recv().await {
-        let url = match routes.owner(&send.request.chat_id).await {
-            Ok(url) => url,
-            // No owner right now (or no Redis to ask): nothing was sent, try again.
-            Err(e) => {
-                requeue.again(send, e);
-                continue;
-            }
-        };
-        let pipeline = pipelines.entry(url.clone()).or_insert_with(|| {
-            let pipeline = Pipeline {
-                url,
-                routes: routes.clone(),
-                channels: channels.clone(),
-                requeue: requeue.clone(),
-                timeout,
-                next_id: 0,
-                pending: Arc::default(),
-                stream: None,
-            };
-            spawn_pipeline(pipeline, max_batch_bytes)
-        });
-        if let Err(e) = pipeline.try_send(send) {
-            let send = match e {
-                mpsc::error::TrySendError::Full(send) | mpsc::error::TrySendError::Closed(send) => {
-                    send
-                }
-            };
-            metrics::counter!("chat_send_overload_total").increment(1);
-            let _ = send
-                .reply
-                .send(Err(ChatError::unavailable("send pipeline full, retry")));
-        }
-    }
-}
-
-fn spawn_pipeline(pipeline: Pipeline, max_batch_bytes: usize) -> mpsc::Sender<QueuedSend> {
+) -> mpsc::Sender<QueuedSend> {
     let (tx, rx) = mpsc::channel(PIPELINE_QUEUE);
     tokio::spawn(pipeline.run(rx, max_batch_bytes));
     tx
@@ -146,11 +68,12 @@ struct Waiting {
     send: QueuedSend,
 }
 
-struct Pipeline {
+pub(crate) struct Pipeline {
     url: String,
     routes: Arc<Routes>,
     channels: Arc<Channels>,
     requeue: Requeue,
+    flights: Arc<Flights>,
     timeout: Duration,
     next_id: u64,
     pending: Pending,
@@ -160,6 +83,27 @@ struct Pipeline {
 }
 
 impl Pipeline {
+    pub(crate) fn new(
+        url: String,
+        routes: Arc<Routes>,
+        channels: Arc<Channels>,
+        requeue: Requeue,
+        flights: Arc<Flights>,
+        timeout: Duration,
+    ) -> Self {
+        Pipeline {
+            url,
+            routes,
+            channels,
+            requeue,
+            flights,
+            timeout,
+            next_id: 0,
+            pending: Arc::default(),
+            stream: None,
+        }
+    }
+
     /// Writes batches until the dispatcher goes away. A batch is every send waiting, up
     /// to `MAX_BATCH_ITEMS` and `max_batch_bytes`; a send that would overfill it starts
     /// the next one.
@@ -267,11 +211,7 @@ impl Pipeline {
         let ended = CancellationToken::new();
         tokio::spawn(read_replies(
             replies,
-            Completion {
-                pending: self.pending.clone(),
-                routes: self.routes.clone(),
-                requeue: self.requeue.clone(),
-            },
+            self.completion(),
             self.url.clone(),
             ended.clone(),
         ));
@@ -280,12 +220,16 @@ impl Pipeline {
     }
 
     fn fail_all(&mut self, error: ChatError) {
+        self.completion().fail_pending(&error);
+    }
+
+    fn completion(&self) -> Completion {
         Completion {
             pending: self.pending.clone(),
             routes: self.routes.clone(),
             requeue: self.requeue.clone(),
+            flights: self.flights.clone(),
         }
-        .fail_pending(&error);
     }
 }
 
@@ -313,7 +257,7 @@ async fn read_replies(
                     break ChatError::unavailable_for("chat service unreachable, retry", TAKEOVER_RETRY);
                 }
             },
-            _ = sweep.tick() => expire(&completion.pending),
+            _ = sweep.tick() => completion.expire(),
         }
     };
     // New writes go to a new stream from now on; what was written here is tried again.
@@ -337,6 +281,7 @@ struct Completion {
     pending: Pending,
     routes: Arc<Routes>,
     requeue: Requeue,
+    flights: Arc<Flights>,
 }
 
 impl Completion {
@@ -344,6 +289,7 @@ impl Completion {
         let Some(waiting) = self.pending.lock().expect("pending lock").remove(&reply.id) else {
             return;
         };
+        self.flights.done(&waiting.send.request.chat_id);
         let result = match reply.result {
             Some(pb::send_reply::Result::Ok(outcome)) => Ok(outcome_from_pb(outcome)),
             Some(pb::send_reply::Result::Error(e)) => Err(error_from_pb(e)),
@@ -360,6 +306,19 @@ impl Completion {
         }
     }
 
+    /// Gives up on sends whose deadline passed (the caller stopped waiting).
+    fn expire(&self) {
+        let now = Instant::now();
+        let mut pending = self.pending.lock().expect("pending lock");
+        pending.retain(|_, w| {
+            let live = w.deadline > now;
+            if !live {
+                self.flights.done(&w.send.request.chat_id);
+            }
+            live
+        });
+    }
+
     /// The stream failed: whatever was waiting on it is tried again (its fate is unknown,
     /// which its client_msg_id makes harmless).
     fn fail_pending(&self, error: &ChatError) {
@@ -370,18 +329,13 @@ impl Completion {
             .drain()
             .map(|(_, w)| w)
             .collect();
+        // In call order, so the dispatcher parks them in it.
+        let mut failed = failed;
+        failed.sort_by_key(|w| w.send.order);
         for waiting in failed {
+            self.flights.done(&waiting.send.request.chat_id);
             self.routes.forget(Some(&waiting.send.request.chat_id));
             self.requeue.again(waiting.send, error.clone());
         }
     }
-}
-
-/// Gives up on sends whose deadline passed (the caller stopped waiting).
-fn expire(pending: &Pending) {
-    let now = Instant::now();
-    pending
-        .lock()
-        .expect("pending lock")
-        .retain(|_, w| w.deadline > now);
 }
