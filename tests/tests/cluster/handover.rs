@@ -84,6 +84,21 @@ async fn send_steadily(
     sends
 }
 
+/// A clean owner change: no error, no send slower than half a second, order kept.
+fn assert_unnoticed(sends: &Sends) {
+    assert!(
+        sends.refusals.is_empty(),
+        "no unavailable: {:?}",
+        sends.refusals
+    );
+    assert!(
+        sends.worst <= Duration::from_millis(500),
+        "worst send {:?}",
+        sends.worst
+    );
+    assert_gap_free(&sends.seqs);
+}
+
 fn assert_gap_free(seqs: &[u64]) {
     let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
     assert_eq!(seqs, expected, "one seq per message, no gap, no duplicate");
@@ -121,17 +136,7 @@ async fn an_owner_stopped_with_sigterm_hands_its_chats_over_without_unavailable(
         sends.seqs.len(),
         sends.refusals
     );
-    assert!(
-        sends.refusals.is_empty(),
-        "no unavailable: {:?}",
-        sends.refusals
-    );
-    assert!(
-        sends.worst <= Duration::from_millis(500),
-        "worst send {:?}",
-        sends.worst
-    );
-    assert_gap_free(&sends.seqs);
+    assert_unnoticed(&sends);
     assert_ne!(
         cluster.owner_of(&chat).await,
         owner,
@@ -265,15 +270,5 @@ async fn a_rolling_restart_of_the_chat_services_goes_unnoticed_by_a_sending_clie
         sends.seqs.len(),
         sends.refusals
     );
-    assert!(
-        sends.refusals.is_empty(),
-        "no unavailable: {:?}",
-        sends.refusals
-    );
-    assert!(
-        sends.worst <= Duration::from_millis(500),
-        "worst send {:?}",
-        sends.worst
-    );
-    assert_gap_free(&sends.seqs);
+    assert_unnoticed(&sends);
 }
