@@ -17,11 +17,15 @@ use crate::placement::{
 
 /// How long a looked-up route is trusted without asking Redis again.
 const FRESH_FOR: Duration = Duration::from_millis(500);
+/// How long "this partition has no owner" is believed: while a partition changes owner,
+/// every parked send of it asks again on each retry pass, and one answer serves them all.
+const NO_OWNER_FOR: Duration = Duration::from_millis(20);
 
 pub(crate) struct Routes {
     conn: ConnectionManager,
     partitions: Mutex<Option<u32>>,
     owners: Mutex<HashMap<u32, (Instant, String)>>,
+    no_owner: Mutex<HashMap<u32, (Instant, ChatError)>>,
     instances: Mutex<(Instant, Vec<String>, usize)>,
 }
 
@@ -42,6 +46,7 @@ impl Routes {
             conn,
             partitions: Mutex::new(None),
             owners: Mutex::new(HashMap::new()),
+            no_owner: Mutex::new(HashMap::new()),
             instances: Mutex::new((Instant::now() - FRESH_FOR, Vec::new(), 0)),
         })
     }
@@ -69,6 +74,26 @@ impl Routes {
                 return Ok(url.clone());
             }
         }
+        if let Some((at, error)) = self.no_owner.lock().expect("routes lock").get(&partition) {
+            if at.elapsed() < NO_OWNER_FOR {
+                return Err(error.clone());
+            }
+        }
+        let found = self.look_up(partition).await;
+        let mut no_owner = self.no_owner.lock().expect("routes lock");
+        match &found {
+            Ok(_) => {
+                no_owner.remove(&partition);
+            }
+            Err(e) => {
+                no_owner.insert(partition, (Instant::now(), e.clone()));
+            }
+        }
+        found
+    }
+
+    /// Asks Redis who owns `partition`, and remembers the answer.
+    async fn look_up(&self, partition: u32) -> Result<String, ChatError> {
         let mut conn = self.conn.clone();
         let lease: Option<String> = conn.get(lease_key(partition)).await.map_err(redis_down)?;
         let lease = lease.ok_or_else(|| {
