@@ -3,6 +3,7 @@
 //! joins or leaves a large group (this service alone decides what "large" is); queues push
 //! jobs for recipients with no device online.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,6 +15,9 @@ use chat_protocol::{
 };
 use chat_push::{Enqueued, PushJob, PushQueue};
 use uuid::Uuid;
+
+/// How many users one presence lookup asks about (one pipelined Redis round trip).
+const PRESENCE_CHUNK: usize = 1024;
 
 /// Dropped push jobs are logged at most this often, with their count.
 static PUSH_DROPS: chat_ops::LogEvery = chat_ops::LogEvery::new(std::time::Duration::from_secs(10));
@@ -92,13 +96,39 @@ impl Fanout {
         self.to_members(chat, &ServerFrame::Msg(message.clone()), origin, None);
     }
 
-    /// Queues pushes for the recipients of `messages` who have no device online.
+    /// Queues pushes for the recipients of `deliveries` who have no device online. Who is
+    /// online is asked once per recipient of the whole batch, `PRESENCE_CHUNK` at a time:
+    /// asked per message and member, it was one Redis round trip per recipient per message.
     pub(crate) async fn push_offline(&self, deliveries: Vec<(Arc<Chat>, Message)>) {
-        for (chat, message) in deliveries {
+        let mut seen: HashSet<&UserId> = HashSet::new();
+        let recipients: Vec<UserId> = deliveries
+            .iter()
+            .flat_map(|(chat, message)| {
+                chat.members
+                    .iter()
+                    .map(|m| &m.user_id)
+                    .filter(move |user| **user != message.sender_id)
+            })
+            .filter(|user| seen.insert(*user))
+            .cloned()
+            .collect();
+        let mut offline: HashSet<&UserId> = HashSet::new();
+        for chunk in recipients.chunks(PRESENCE_CHUNK) {
+            let online = self.presence.online(chunk).await;
+            offline.extend(
+                chunk
+                    .iter()
+                    .zip(online)
+                    .filter(|(_, on)| !on)
+                    .map(|(u, _)| u),
+            );
+        }
+        if offline.is_empty() {
+            return;
+        }
+        for (chat, message) in &deliveries {
             for member in &chat.members {
-                if member.user_id == message.sender_id
-                    || self.presence.is_online(&member.user_id).await
-                {
+                if member.user_id == message.sender_id || !offline.contains(&member.user_id) {
                     continue;
                 }
                 let job = PushJob {
