@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_api::{Caller, ChatApi, CreateChat, SendRequest, UserId};
+use chat_api::{Caller, ChatApi, ChatId, CreateChat, SendRequest, UserId};
 use chat_bus::LocalBus;
 use chat_presence::{LocalPresence, SessionTracker};
 use chat_protocol::ChatKind;
@@ -21,8 +21,14 @@ fn caller(user: &str) -> Caller {
     }
 }
 
-#[tokio::test]
-async fn offline_recipients_get_push_jobs_online_ones_do_not() {
+struct Setup {
+    _dir: tempfile::TempDir,
+    chat: Arc<ChatService>,
+    presence: Arc<LocalPresence>,
+    queue: Arc<LocalPushQueue>,
+}
+
+fn start() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn MessageStore> =
         Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path().join("chat.db"))).unwrap());
@@ -37,27 +43,62 @@ async fn offline_recipients_get_push_jobs_online_ones_do_not() {
         queue.clone(),
         Arc::new(OwnsEverything),
     );
+    Setup {
+        _dir: dir,
+        chat,
+        presence,
+        queue,
+    }
+}
 
+async fn group(chat: &ChatService, creator: &str, members: &[&str]) -> ChatId {
     let group = CreateChat {
         kind: ChatKind::Group,
         title: Some("g".into()),
-        members: vec!["bob".into(), "carol".into()],
+        members: members.iter().map(|m| UserId::from(*m)).collect(),
     };
-    let created = chat
-        .create_chat(&caller("alice"), group)
+    chat.create_chat(&caller(creator), group)
         .await
         .unwrap()
-        .chat;
+        .chat
+        .chat_id
+}
+
+fn send(chat_id: &ChatId, client_msg_id: &str) -> SendRequest {
+    SendRequest {
+        chat_id: chat_id.clone(),
+        client_msg_id: client_msg_id.into(),
+        body: "hello".into(),
+    }
+}
+
+/// Every job queued within `wait`, as (user, chat).
+async fn claimed(queue: &LocalPushQueue, wait: Duration) -> Vec<(UserId, ChatId)> {
+    let mut jobs = Vec::new();
+    while let Some(claimed) = queue.claim(wait).await.unwrap() {
+        jobs.push((claimed.job.user_id, claimed.job.chat_id));
+    }
+    jobs.sort();
+    jobs
+}
+
+#[tokio::test]
+async fn offline_recipients_get_push_jobs_online_ones_do_not() {
+    let Setup {
+        _dir,
+        chat,
+        presence,
+        queue,
+    } = start();
+    let created_id = group(&chat, "alice", &["bob", "carol"]).await;
     presence
         .connected(&UserId::from("carol"), Uuid::new_v4())
         .await;
 
-    let request = SendRequest {
-        chat_id: created.chat_id.clone(),
-        client_msg_id: "c1".into(),
-        body: "hello".into(),
-    };
-    let sent = chat.send(&caller("alice"), request).await.unwrap();
+    let sent = chat
+        .send(&caller("alice"), send(&created_id, "c1"))
+        .await
+        .unwrap();
 
     let job = queue
         .claim(Duration::from_secs(5))
@@ -66,7 +107,7 @@ async fn offline_recipients_get_push_jobs_online_ones_do_not() {
         .expect("a job for bob")
         .job;
     assert_eq!(job.user_id, "bob");
-    assert_eq!(job.chat_id, created.chat_id);
+    assert_eq!(job.chat_id, created_id);
     assert_eq!(job.seq, sent.seq);
     assert_eq!(job.sender_id, "alice");
     assert_eq!(job.body, "hello");
@@ -76,4 +117,37 @@ async fn offline_recipients_get_push_jobs_online_ones_do_not() {
         .await
         .unwrap()
         .is_none());
+}
+
+/// Sends made durable together are looked up together: each recipient's presence once for
+/// the batch, but the sender of one message is still a recipient of the others.
+#[tokio::test]
+async fn a_batch_of_sends_queues_a_job_per_offline_recipient_of_each_message() {
+    let Setup {
+        _dir,
+        chat,
+        presence,
+        queue,
+    } = start();
+    let first = group(&chat, "alice", &["bob", "carol"]).await;
+    let second = group(&chat, "bob", &["alice", "dave"]).await;
+    presence
+        .connected(&UserId::from("carol"), Uuid::new_v4())
+        .await;
+
+    let (alice, bob) = (caller("alice"), caller("bob"));
+    let (a, b) = tokio::join!(
+        chat.send(&alice, send(&first, "a1")),
+        chat.send(&bob, send(&second, "b1")),
+    );
+    a.unwrap();
+    b.unwrap();
+
+    let mut expected = vec![
+        (UserId::from("bob"), first.clone()),
+        (UserId::from("alice"), second.clone()),
+        (UserId::from("dave"), second.clone()),
+    ];
+    expected.sort();
+    assert_eq!(claimed(&queue, Duration::from_millis(500)).await, expected);
 }
