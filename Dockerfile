@@ -1,26 +1,19 @@
+# syntax=docker/dockerfile:1
 # Builds every binary once, then ships them in a small runtime image with no build tools.
 # docker build -t chat-backend .
 #
-# Dependencies are compiled in their own layer (cargo-chef): the recipe lists only the
-# workspace's manifests and lockfile, so a change to the project's own code rebuilds from
-# `COPY . .` in the builder stage, not every crate of the dependency tree.
-FROM rust:1-bookworm AS chef
-RUN cargo install cargo-chef --locked
+# Compiled dependencies are kept between builds in BuildKit cache mounts (the registry and
+# target/), so a change to the project's own code does not rebuild the dependency tree.
+# (cargo-chef, used before, replaces every local crate with an empty skeleton while it
+# compiles dependencies, which breaks on the patched tungstenite in vendor/.)
+FROM rust:1-bookworm AS builder
 WORKDIR /src
-
-# The recipe: Cargo.toml/Cargo.lock of every workspace member, nothing else.
-FROM chef AS planner
-COPY . .
-RUN cargo chef prepare --recipe-path recipe.json
-
-# Dependencies of the whole workspace (the same feature set as the build below), cached as
-# long as recipe.json is unchanged; then the project itself.
-FROM chef AS builder
-COPY --from=planner /src/recipe.json recipe.json
-RUN cargo chef cook --release --locked --workspace --recipe-path recipe.json
 COPY . .
 # --workspace: the root manifest's default-members is only chatd; the image ships all five.
-RUN cargo build --release --locked --workspace --bins \
+# The copy is in the same step: target/ is a cache mount, not part of the layer.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --workspace --bins \
  && mkdir /out \
  && cp target/release/chatd target/release/chat-gateway target/release/chat-service \
        target/release/chat-presence target/release/chat-push /out/

@@ -5,7 +5,7 @@
 2. Every command the compose file and the Kubernetes manifests run must name a binary the
    image ships, and every `--flag` in it must appear in that binary's `--help`.
 
-The Dockerfile may be multi-stage (cargo-chef): only its one `cargo build --release` RUN
+The Dockerfile may be multi-stage (with cargo-chef, say): only its one `cargo build --release` RUN
 step counts as the build; `cargo install` and `cargo chef cook` steps are not it.
 
 Usage: check_image.py [DOCKERFILE]  (after `cargo build --workspace --bins`; default: the

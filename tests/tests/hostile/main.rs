@@ -11,4 +11,5 @@ mod helpers;
 mod outbox;
 mod presence;
 mod push;
+mod retained;
 mod slowloris;
