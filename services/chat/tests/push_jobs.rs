@@ -84,13 +84,9 @@ async fn claimed(queue: &LocalPushQueue, wait: Duration) -> Vec<(UserId, ChatId)
 
 #[tokio::test]
 async fn offline_recipients_get_push_jobs_online_ones_do_not() {
-    let Setup {
-        _dir,
-        chat,
-        presence,
-        queue,
-    } = start();
-    let created_id = group(&chat, "alice", &["bob", "carol"]).await;
+    let setup = start();
+    let (chat, presence, queue) = (&setup.chat, &setup.presence, &setup.queue);
+    let created_id = group(chat, "alice", &["bob", "carol"]).await;
     presence
         .connected(&UserId::from("carol"), Uuid::new_v4())
         .await;
@@ -123,14 +119,10 @@ async fn offline_recipients_get_push_jobs_online_ones_do_not() {
 /// the batch, but the sender of one message is still a recipient of the others.
 #[tokio::test]
 async fn a_batch_of_sends_queues_a_job_per_offline_recipient_of_each_message() {
-    let Setup {
-        _dir,
-        chat,
-        presence,
-        queue,
-    } = start();
-    let first = group(&chat, "alice", &["bob", "carol"]).await;
-    let second = group(&chat, "bob", &["alice", "dave"]).await;
+    let setup = start();
+    let (chat, presence, queue) = (&setup.chat, &setup.presence, &setup.queue);
+    let first = group(chat, "alice", &["bob", "carol"]).await;
+    let second = group(chat, "bob", &["alice", "dave"]).await;
     presence
         .connected(&UserId::from("carol"), Uuid::new_v4())
         .await;
@@ -149,5 +141,5 @@ async fn a_batch_of_sends_queues_a_job_per_offline_recipient_of_each_message() {
         (UserId::from("dave"), second.clone()),
     ];
     expected.sort();
-    assert_eq!(claimed(&queue, Duration::from_millis(500)).await, expected);
+    assert_eq!(claimed(queue, Duration::from_millis(500)).await, expected);
 }

@@ -20,6 +20,31 @@ const KEPT_AFTER_PAGE_LIMIT_KIB: u64 = 64;
 /// kept the frame's allocation.
 const KEPT_AFTER_FRAME_LIMIT_KIB: u64 = 16;
 
+/// One device connected for each user.
+async fn connect_all(chatd: &ChatdProcess, users: &[String]) -> Vec<WsClient> {
+    let mut clients = Vec::new();
+    for user in users {
+        clients.push(
+            WsClient::connect(chatd.addr, user, Some("phone"))
+                .await
+                .unwrap(),
+        );
+    }
+    clients
+}
+
+/// Resident growth since `baseline`, per connection, once the replies have settled.
+async fn kept_per_connection_kib(pid: u32, baseline: Usage, what: &str) -> u64 {
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after = Usage::of(pid);
+    let kept_kib = after.rss_kib.saturating_sub(baseline.rss_kib) / CONNECTIONS as u64;
+    println!(
+        "retained: baseline {} KiB, after {CONNECTIONS} idle connections that {what}: {} KiB ({kept_kib} KiB each)",
+        baseline.rss_kib, after.rss_kib
+    );
+    kept_kib
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_do_not_keep_the_size_of_the_largest_reply_they_read() {
     let data = tempfile::tempdir().unwrap();
@@ -38,13 +63,7 @@ async fn idle_connections_do_not_keep_the_size_of_the_largest_reply_they_read() 
         assert_eq!(reply["type"], "sent", "{reply}");
     }
 
-    let mut readers = Vec::new();
-    for reader_id in &readers_ids {
-        let reader = WsClient::connect(chatd.addr, reader_id, Some("phone"))
-            .await
-            .unwrap();
-        readers.push(reader);
-    }
+    let mut readers = connect_all(&chatd, &readers_ids).await;
     let baseline = Usage::of(pid);
     for reader in &mut readers {
         let page = reader
@@ -54,17 +73,7 @@ async fn idle_connections_do_not_keep_the_size_of_the_largest_reply_they_read() 
         assert_eq!(page["messages"].as_array().unwrap().len(), MESSAGES);
     }
     // Every reply is written and read; what is still resident is what the connections keep.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let after = Usage::of(pid);
-    let kept_kib = after.rss_kib.saturating_sub(baseline.rss_kib) / CONNECTIONS as u64;
-    println!(
-        "retained: baseline {} KiB, after {} idle readers of a ~{} KB page: {} KiB ({} KiB each)",
-        baseline.rss_kib,
-        CONNECTIONS,
-        MESSAGES * BODY_BYTES / 1000,
-        after.rss_kib,
-        kept_kib
-    );
+    let kept_kib = kept_per_connection_kib(pid, baseline, "read a ~245 KB page").await;
     assert!(
         kept_kib <= KEPT_AFTER_PAGE_LIMIT_KIB,
         "each idle connection keeps {kept_kib} KiB after one large reply"
@@ -80,13 +89,8 @@ async fn idle_connections_do_not_keep_the_size_of_the_largest_frame_they_sent() 
     let data = tempfile::tempdir().unwrap();
     let chatd = ChatdProcess::spawn(&binary("chatd"), data.path(), &[]).await;
     let pid = chatd.process().pid();
-    let mut senders = Vec::new();
-    for i in 0..CONNECTIONS {
-        let sender = WsClient::connect(chatd.addr, &format!("s{i}"), Some("phone"))
-            .await
-            .unwrap();
-        senders.push(sender);
-    }
+    let users: Vec<String> = (0..CONNECTIONS).map(|i| format!("s{i}")).collect();
+    let mut senders = connect_all(&chatd, &users).await;
     let baseline = Usage::of(pid);
     // Just under the frame limit (64 KiB), so it is read and answered, not refused.
     let padding = "p".repeat(60 * 1024);
@@ -96,13 +100,7 @@ async fn idle_connections_do_not_keep_the_size_of_the_largest_frame_they_sent() 
             .await;
         assert_eq!(pong["type"], "pong", "{pong}");
     }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let after = Usage::of(pid);
-    let kept_kib = after.rss_kib.saturating_sub(baseline.rss_kib) / CONNECTIONS as u64;
-    println!(
-        "retained: baseline {} KiB, after {} idle senders of a 60 KiB frame: {} KiB ({} KiB each)",
-        baseline.rss_kib, CONNECTIONS, after.rss_kib, kept_kib
-    );
+    let kept_kib = kept_per_connection_kib(pid, baseline, "sent a 60 KiB frame").await;
     assert!(
         kept_kib <= KEPT_AFTER_FRAME_LIMIT_KIB,
         "each idle connection keeps {kept_kib} KiB after sending one large frame"
