@@ -26,6 +26,7 @@ use super::admission::{error_with_retry, Admission, Reserved, Verdict};
 use super::close::{close_code, close_for_read_error};
 use super::limits::ViolationMeter;
 use super::requests::{error_frame, handle, text, Handled, Session};
+use super::WRITE_BUFFER_BYTES;
 use crate::outbound::{OutboundQueue, Stop};
 use crate::registry::{Connection, Outbound};
 use crate::state::AppState;
@@ -438,23 +439,28 @@ impl Link {
         }
     }
 
-    /// Writes a reply and gives back what it reserved.
-    /// Writes `first` and every other reply already done in one flush: a client with many
-    /// sends in flight gets their acks together when one commit makes them durable, and
-    /// one write per reply cost a syscall (and a TCP segment) each.
+    /// Writes `first` and the other replies already done in one flush, and gives back what
+    /// they reserved: a client with many sends in flight gets their acks together when one
+    /// commit makes them durable, and one write per reply cost a syscall (and a TCP
+    /// segment) each. Replies join the flush only up to one write buffer of bytes, so a
+    /// slow client's flush of a few large pages does not share one write timeout.
     async fn write_owed(&mut self, first: Owed) -> Result<(), ()> {
+        let mut bytes = reply_bytes(&first);
         let mut done = vec![first];
-        while done.len() < MAX_FRAMES_PER_FLUSH {
+        while done.len() < MAX_FRAMES_PER_FLUSH && bytes < WRITE_BUFFER_BYTES {
             // Polled without a waker that matters: the loop's `select!` polls `in_flight`
             // again with the task's own before the task waits.
             match self.in_flight.next().now_or_never() {
-                Some(Some(owed)) => done.push(owed),
+                Some(Some(owed)) => {
+                    bytes += reply_bytes(&owed);
+                    done.push(owed);
+                }
                 _ => break,
             }
         }
         let mut frames = Vec::with_capacity(done.len());
         for owed in &mut done {
-            let actual = owed.frames.iter().map(|f| f.as_str().len()).sum();
+            let actual = reply_bytes(owed);
             self.owed += owed.reserved.settle(actual);
             frames.append(&mut owed.frames);
         }
@@ -544,6 +550,10 @@ fn subscribe_large_groups(state: &AppState, user_id: &UserId, device_id: &Device
 }
 
 /// Writes frames in order, all within one write timeout.
+fn reply_bytes(owed: &Owed) -> usize {
+    owed.frames.iter().map(|f| f.as_str().len()).sum()
+}
+
 async fn write_frames(sink: &mut Sink, frames: Vec<Utf8Bytes>) -> Result<(), ()> {
     if frames.is_empty() {
         return Ok(());

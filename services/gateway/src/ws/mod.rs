@@ -32,9 +32,9 @@ use crate::state::AppState;
 const READ_BUFFER_BYTES: usize = 1024;
 /// Frames written together (one flush) are gathered up to this many bytes per write
 /// syscall. At 0, which this was, tungstenite writes each frame at once, so a flush of
-/// many frames still cost one syscall and one TCP segment each. The buffer keeps the
-/// capacity it reached, as it did at 0 (one frame's worth).
-const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// many frames still cost one syscall and one TCP segment each. After the write the
+/// buffer is given back if it grew past 4 KiB (the patched tungstenite, vendor/README.md).
+pub(crate) const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
