@@ -18,6 +18,9 @@ use uuid::Uuid;
 
 /// How many users one presence lookup asks about (one pipelined Redis round trip).
 const PRESENCE_CHUNK: usize = 1024;
+/// How many distinct recipients one pass of `push_offline` looks up and holds (plus the
+/// members of one more message's chat).
+const RECIPIENTS_PER_PASS: usize = 16 * 1024;
 
 /// Dropped push jobs are logged at most this often, with their count.
 static PUSH_DROPS: chat_ops::LogEvery = chat_ops::LogEvery::new(std::time::Duration::from_secs(10));
@@ -97,36 +100,58 @@ impl Fanout {
     }
 
     /// Queues pushes for the recipients of `deliveries` who have no device online. Who is
-    /// online is asked once per recipient of the whole batch, `PRESENCE_CHUNK` at a time:
-    /// asked per message and member, it was one Redis round trip per recipient per message.
+    /// online is asked once per recipient of a whole pass over the batch, `PRESENCE_CHUNK`
+    /// at a time: asked per message and member, it was one Redis round trip per recipient
+    /// per message. A pass takes deliveries until they name `RECIPIENTS_PER_PASS` users,
+    /// which bounds what it holds when a batch fans out to large groups.
     pub(crate) async fn push_offline(&self, deliveries: Vec<(Arc<Chat>, Message)>) {
-        let mut seen: HashSet<&UserId> = HashSet::new();
-        let recipients: Vec<UserId> = deliveries
-            .iter()
-            .flat_map(|(chat, message)| {
-                chat.members
-                    .iter()
-                    .map(|m| &m.user_id)
-                    .filter(move |user| **user != message.sender_id)
-            })
-            .filter(|user| seen.insert(*user))
-            .cloned()
-            .collect();
-        let mut offline: HashSet<&UserId> = HashSet::new();
+        let mut rest = deliveries.as_slice();
+        while !rest.is_empty() {
+            let mut recipients: HashSet<&UserId> = HashSet::new();
+            let mut taken = 0;
+            for (chat, message) in rest {
+                if taken > 0 && recipients.len() >= RECIPIENTS_PER_PASS {
+                    break;
+                }
+                recipients.extend(
+                    chat.members
+                        .iter()
+                        .map(|m| &m.user_id)
+                        .filter(|user| **user != message.sender_id),
+                );
+                taken += 1;
+            }
+            let (pass, later) = rest.split_at(taken);
+            let offline = self.offline_among(recipients).await;
+            self.queue_pushes(pass, &offline).await;
+            rest = later;
+        }
+    }
+
+    /// The users of `recipients` with no device online.
+    async fn offline_among<'a>(&self, recipients: HashSet<&'a UserId>) -> HashSet<&'a UserId> {
+        let recipients: Vec<&UserId> = recipients.into_iter().collect();
+        let mut offline = HashSet::new();
         for chunk in recipients.chunks(PRESENCE_CHUNK) {
-            let online = self.presence.online(chunk).await;
+            let users: Vec<UserId> = chunk.iter().map(|user| (*user).clone()).collect();
+            let online = self.presence.online(&users).await;
             offline.extend(
                 chunk
                     .iter()
                     .zip(online)
                     .filter(|(_, on)| !on)
-                    .map(|(u, _)| u),
+                    .map(|(u, _)| *u),
             );
         }
+        offline
+    }
+
+    /// One push job per message for each of its recipients in `offline`.
+    async fn queue_pushes(&self, deliveries: &[(Arc<Chat>, Message)], offline: &HashSet<&UserId>) {
         if offline.is_empty() {
             return;
         }
-        for (chat, message) in &deliveries {
+        for (chat, message) in deliveries {
             for member in &chat.members {
                 if member.user_id == message.sender_id || !offline.contains(&member.user_id) {
                     continue;

@@ -116,12 +116,13 @@ async fn offline_recipients_get_push_jobs_online_ones_do_not() {
 }
 
 /// Sends made durable together are looked up together: each recipient's presence once for
-/// the batch, but the sender of one message is still a recipient of the others.
+/// the batch, but the sender of one message is still a recipient of the others, and a
+/// recipient of two messages gets a job for each.
 #[tokio::test]
 async fn a_batch_of_sends_queues_a_job_per_offline_recipient_of_each_message() {
     let setup = start();
     let (chat, presence, queue) = (&setup.chat, &setup.presence, &setup.queue);
-    let first = group(chat, "alice", &["bob", "carol"]).await;
+    let first = group(chat, "alice", &["bob", "carol", "dave"]).await;
     let second = group(chat, "bob", &["alice", "dave"]).await;
     presence
         .connected(&UserId::from("carol"), Uuid::new_v4())
@@ -135,8 +136,10 @@ async fn a_batch_of_sends_queues_a_job_per_offline_recipient_of_each_message() {
     a.unwrap();
     b.unwrap();
 
+    // Dave, offline in both chats, gets a job for each message.
     let mut expected = vec![
         (UserId::from("bob"), first.clone()),
+        (UserId::from("dave"), first.clone()),
         (UserId::from("alice"), second.clone()),
         (UserId::from("dave"), second.clone()),
     ];
