@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Builds every binary once, then ships them in a small runtime image with no build tools.
 # docker build -t chat-backend .
 #
