@@ -124,6 +124,16 @@ pub struct ChatdProcess {
 impl ChatdProcess {
     /// Starts `binary serve` on a free port over `data_dir` and waits until it listens.
     pub async fn spawn(binary: &Path, data_dir: &Path, extra_args: &[&str]) -> Self {
+        Self::spawn_with_env(binary, data_dir, extra_args, &[]).await
+    }
+
+    /// The same, with more environment variables for the process.
+    pub async fn spawn_with_env(
+        binary: &Path,
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let data_dir = data_dir.to_str().expect("utf-8 path");
         let metrics_addr: SocketAddr = ([127, 0, 0, 1], chat_test_redis::free_port()).into();
         let metrics_listen = metrics_addr.to_string();
@@ -139,9 +149,9 @@ impl ChatdProcess {
             &metrics_listen,
         ];
         args.extend_from_slice(extra_args);
-        let process =
-            ServiceProcess::spawn(binary, "chatd", &args, &[("CHAT_JWT_SECRET", TEST_SECRET)])
-                .await;
+        let mut env = env.to_vec();
+        env.push(("CHAT_JWT_SECRET", TEST_SECRET));
+        let process = ServiceProcess::spawn(binary, "chatd", &args, &env).await;
         ChatdProcess {
             addr: process.addr,
             metrics_addr,

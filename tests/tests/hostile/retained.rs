@@ -20,6 +20,10 @@ const KEPT_AFTER_PAGE_LIMIT_KIB: u64 = 64;
 /// kept the frame's allocation.
 const KEPT_AFTER_FRAME_LIMIT_KIB: u64 = 16;
 
+/// The allocator keeps some freed memory per thread; with a worker per core, a many-core
+/// machine would count that against the connections.
+const TWO_WORKERS: &[(&str, &str)] = &[("TOKIO_WORKER_THREADS", "2")];
+
 /// One device connected for each user.
 async fn connect_all(chatd: &ChatdProcess, users: &[String]) -> Vec<WsClient> {
     let mut clients = Vec::new();
@@ -48,10 +52,11 @@ async fn kept_per_connection_kib(pid: u32, baseline: Usage, what: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_do_not_keep_the_size_of_the_largest_reply_they_read() {
     let data = tempfile::tempdir().unwrap();
-    let chatd = ChatdProcess::spawn(
+    let chatd = ChatdProcess::spawn_with_env(
         &binary("chatd"),
         data.path(),
         &["--limit-send", "off", "--limit-reads", "off"],
+        TWO_WORKERS,
     )
     .await;
     let pid = chatd.process().pid();
@@ -87,7 +92,7 @@ async fn idle_connections_do_not_keep_the_size_of_the_largest_reply_they_read() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_do_not_keep_the_size_of_the_largest_frame_they_sent() {
     let data = tempfile::tempdir().unwrap();
-    let chatd = ChatdProcess::spawn(&binary("chatd"), data.path(), &[]).await;
+    let chatd = ChatdProcess::spawn_with_env(&binary("chatd"), data.path(), &[], TWO_WORKERS).await;
     let pid = chatd.process().pid();
     let users: Vec<String> = (0..CONNECTIONS).map(|i| format!("s{i}")).collect();
     let mut senders = connect_all(&chatd, &users).await;
