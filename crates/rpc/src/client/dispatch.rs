@@ -71,6 +71,11 @@ impl Requeue {
     }
 }
 
+/// What a send parked behind its chat's earlier ones answers if its window ends.
+fn changing_owner() -> ChatError {
+    ChatError::unavailable_for("chat is changing owner, retry", chat_api::TAKEOVER_RETRY)
+}
+
 struct Parked {
     send: QueuedSend,
     /// What to answer if its window ends before it is through.
@@ -146,11 +151,7 @@ impl Dispatcher {
     async fn dispatch(&mut self, send: QueuedSend) {
         let chat = send.request.chat_id.clone();
         if self.parked_chats.contains_key(&chat) {
-            let error = ChatError::unavailable_for(
-                "chat is changing owner, retry",
-                chat_api::TAKEOVER_RETRY,
-            );
-            return self.park_behind(send, error);
+            return self.park_behind(send, changing_owner());
         }
         let url = match self.routes.owner(&chat).await {
             Ok(url) => url,
@@ -158,11 +159,7 @@ impl Dispatcher {
             Err(e) => return self.park(send, e),
         };
         if self.flights.elsewhere(&chat, &url) {
-            let error = ChatError::unavailable_for(
-                "chat is changing owner, retry",
-                chat_api::TAKEOVER_RETRY,
-            );
-            return self.park_behind(send, error);
+            return self.park_behind(send, changing_owner());
         }
         self.flights.start(&chat, &url);
         let pipeline = match self.pipelines.get(&url) {
