@@ -22,6 +22,14 @@ const PRESENCE_CHUNK: usize = 1024;
 /// members of one more message's chat).
 const RECIPIENTS_PER_PASS: usize = 16 * 1024;
 
+/// Who gets `message` of `chat`: every member but its sender.
+fn recipients_of<'a>(chat: &'a Chat, message: &'a Message) -> impl Iterator<Item = &'a UserId> {
+    chat.members
+        .iter()
+        .map(|m| &m.user_id)
+        .filter(move |user| **user != message.sender_id)
+}
+
 /// Dropped push jobs are logged at most this often, with their count.
 static PUSH_DROPS: chat_ops::LogEvery = chat_ops::LogEvery::new(std::time::Duration::from_secs(10));
 
@@ -113,12 +121,7 @@ impl Fanout {
                 if taken > 0 && recipients.len() >= RECIPIENTS_PER_PASS {
                     break;
                 }
-                recipients.extend(
-                    chat.members
-                        .iter()
-                        .map(|m| &m.user_id)
-                        .filter(|user| **user != message.sender_id),
-                );
+                recipients.extend(recipients_of(chat, message));
                 taken += 1;
             }
             let (pass, later) = rest.split_at(taken);
@@ -152,12 +155,9 @@ impl Fanout {
             return;
         }
         for (chat, message) in deliveries {
-            for member in &chat.members {
-                if member.user_id == message.sender_id || !offline.contains(&member.user_id) {
-                    continue;
-                }
+            for user in recipients_of(chat, message).filter(|user| offline.contains(user)) {
                 let job = PushJob {
-                    user_id: member.user_id.clone(),
+                    user_id: user.clone(),
                     chat_id: message.chat_id.clone(),
                     seq: message.seq,
                     sender_id: message.sender_id.clone(),
