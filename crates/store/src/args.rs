@@ -105,6 +105,11 @@ pub struct SqliteArgs {
     /// Write jobs queued for the writer thread before writers wait for room.
     #[arg(long, env = "CHAT_SQLITE_WRITE_QUEUE", default_value_t = 16_384)]
     pub sqlite_write_queue: usize,
+
+    /// Appended messages kept in the recent table (cheap to append to, scanned by reads of
+    /// recent messages) before the writer settles them into the per-chat table.
+    #[arg(long, env = "CHAT_SQLITE_SETTLE_AFTER", default_value_t = 1024)]
+    pub sqlite_settle_after: usize,
 }
 
 impl Default for SqliteArgs {
@@ -120,6 +125,7 @@ impl SqliteArgs {
         config.synchronous = self.sqlite_synchronous;
         config.read_concurrency = self.sqlite_read_concurrency;
         config.write_queue = self.sqlite_write_queue;
+        config.settle_after = self.sqlite_settle_after;
         config
     }
 }

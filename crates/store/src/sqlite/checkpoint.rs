@@ -110,6 +110,7 @@ pub(crate) fn checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sqlite::settle::Settler;
     use crate::sqlite::writer::Writer;
 
     const CADENCE: Cadence = Cadence {
@@ -129,7 +130,15 @@ mod tests {
         conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
             .unwrap();
         let wanted = Arc::new(AtomicBool::new(false));
-        let writer = Arc::new(Writer::start(conn, 16, wanted.clone()).unwrap());
+        let writer = Arc::new(
+            Writer::start(
+                conn,
+                16,
+                wanted.clone(),
+                Settler::new(usize::MAX, 0, "FULL"),
+            )
+            .unwrap(),
+        );
         let checkpointer = Checkpointer::start(&path, wanted, CADENCE)
             .unwrap()
             .unwrap();

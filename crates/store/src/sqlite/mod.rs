@@ -6,6 +6,7 @@ mod checkpoint;
 mod files;
 mod pool;
 mod queries;
+mod settle;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -23,9 +24,23 @@ use crate::types::{Page, PushDevice, SequencerState, UserChatState, Watermarks};
 use crate::MessageStore;
 use checkpoint::{Cadence, Checkpointer};
 use pool::ReadPool;
+use settle::Settler;
 use writer::Writer;
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
+/// The v7 tables are the end of schema.sql, from its first recent table on; the heads of
+/// the chats already stored are then filled in.
+fn recent_tables_step() -> String {
+    let schema = include_str!("schema.sql");
+    let from = schema
+        .find("-- Messages appended since")
+        .expect("schema.sql holds the recent tables");
+    format!(
+        "{} INSERT INTO chat_heads (chat_id, head_seq) \
+         SELECT chat_id, MAX(seq) FROM messages GROUP BY chat_id;",
+        &schema[from..]
+    )
+}
 /// The v6 table, as in schema.sql.
 const PRIVACY_TABLE: &str = "CREATE TABLE IF NOT EXISTS privacy (user_id TEXT PRIMARY KEY, \
     last_seen TEXT NOT NULL) WITHOUT ROWID;";
@@ -70,6 +85,9 @@ pub struct SqliteConfig {
     pub read_concurrency: usize,
     /// Write jobs waiting for the writer thread before writers wait for room.
     pub write_queue: usize,
+    /// Appended messages kept in the recent table before the writer settles them into
+    /// the per-chat one: more makes appends cheaper and reads of recent messages dearer.
+    pub settle_after: usize,
 }
 
 impl SqliteConfig {
@@ -79,6 +97,7 @@ impl SqliteConfig {
             synchronous: Synchronous::Full,
             read_concurrency: 8,
             write_queue: 16_384,
+            settle_after: 1024,
         }
     }
 }
@@ -88,6 +107,7 @@ pub struct SqliteStore {
     writer: Mutex<Option<Arc<Writer>>>,
     checkpointer: Mutex<Option<Checkpointer>>,
     reads: Arc<ReadPool>,
+    settler: Settler,
 }
 
 impl SqliteStore {
@@ -117,9 +137,15 @@ impl SqliteStore {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&conn)?;
+        let settler = Settler::new(config.settle_after, settle::filled_at_open(&conn)?, sync);
         let checkpoint_wanted = Arc::new(AtomicBool::new(false));
-        let writer = Writer::start(conn, config.write_queue, checkpoint_wanted.clone())
-            .map_err(|e| StoreError::Internal(format!("start writer thread: {e}")))?;
+        let writer = Writer::start(
+            conn,
+            config.write_queue,
+            checkpoint_wanted.clone(),
+            settler.clone(),
+        )
+        .map_err(|e| StoreError::Internal(format!("start writer thread: {e}")))?;
         let checkpointer =
             Checkpointer::start(&config.path, checkpoint_wanted, Cadence::default())?
                 .map_err(|e| StoreError::Internal(format!("start checkpoint thread: {e}")))?;
@@ -128,6 +154,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(Arc::new(writer))),
             checkpointer: Mutex::new(Some(checkpointer)),
             reads: Arc::new(ReadPool::new(config.path.clone(), config.read_concurrency)),
+            settler,
         })
     }
 
@@ -203,6 +230,10 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
             if version < 6 {
                 // v5 -> v6: privacy settings.
                 steps.push_str(PRIVACY_TABLE);
+            }
+            if version < 7 {
+                // v6 -> v7: appends go to recent_messages; chat heads are kept.
+                steps.push_str(&recent_tables_step());
             }
             steps
         };
@@ -334,10 +365,14 @@ impl MessageStore for SqliteStore {
             Ok(writer) => {
                 let messages = Arc::new(messages);
                 let checked = messages.clone();
+                let settler = self.settler.clone();
                 writer
                     .write_checked(
                         move |c| queries::check_append(c, &checked),
-                        move |c, plan| queries::insert_checked(c, &messages, plan),
+                        move |c, plan| {
+                            settler.appended(queries::insert_checked(c, &messages, plan)?);
+                            Ok(())
+                        },
                     )
                     .await
             }

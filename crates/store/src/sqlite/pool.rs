@@ -51,7 +51,7 @@ impl ReadPool {
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let conn = pool.take()?;
-            let result = f(&conn).map_err(StoreError::from);
+            let result = in_snapshot(&conn, f).map_err(StoreError::from);
             pool.give_back(conn);
             result
         })
@@ -74,9 +74,28 @@ impl ReadPool {
     }
 
     fn give_back(&self, conn: Connection) {
+        if !conn.is_autocommit() {
+            // Its read transaction could not be ended: a fresh connection replaces it.
+            return;
+        }
         let mut idle = self.idle.lock().expect("pool lock");
         if idle.len() < self.max_idle {
             idle.push(conn);
         }
     }
+}
+
+/// Runs `f` in one read transaction, so every statement of a read sees the same commit:
+/// a read of both message tables never misses messages being settled from one to the other.
+fn in_snapshot<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.execute_batch("BEGIN")?;
+    let result = f(conn);
+    // A read-only transaction has nothing to undo: ending it only lets the snapshot go.
+    let ended = conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let value = result?;
+    ended?;
+    Ok(value)
 }

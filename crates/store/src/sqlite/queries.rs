@@ -8,9 +8,32 @@ use chat_protocol::{Chat, ChatKind, Member, Message, PushPlatform, Role};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::SeqConflict;
-use crate::types::{DedupEntry, Page, PushDevice, SequencerState, UserChatState, Watermarks};
+use crate::types::{
+    DedupEntry, Page, PageFiller, PushDevice, SequencerState, UserChatState, Watermarks,
+};
 
-const MESSAGE_COLUMNS: &str = "chat_id, seq, msg_id, sender_id, client_msg_id, body, ts";
+pub(crate) const MESSAGE_COLUMNS: &str = "chat_id, seq, msg_id, sender_id, client_msg_id, body, ts";
+
+/// Messages settled out of the recent tables in bulk (see `settle`), clustered by chat.
+pub(crate) const SETTLED: &str = "messages";
+/// The two recent tables: appends go to the one `settle_state` names as filling, while
+/// the other is drained into `SETTLED` chat by chat.
+pub(crate) const RECENT: [&str; 2] = ["recent_a", "recent_b"];
+/// A chat's messages not yet settled (?1: the chat, ?2: its settled head). Rows at or
+/// below the settled head are copies of settled ones, in a table still being drained;
+/// the rest are newer than every settled message of the chat, so a read in seq order
+/// takes the settled table and then these.
+const UNSETTLED: &str = "(SELECT chat_id, seq, msg_id, sender_id, client_msg_id, body, ts
+    FROM recent_a WHERE chat_id = ?1 AND seq > ?2
+    UNION ALL SELECT chat_id, seq, msg_id, sender_id, client_msg_id, body, ts
+    FROM recent_b WHERE chat_id = ?1 AND seq > ?2)";
+/// A chat's settled messages, in the shape of `UNSETTLED` and with its parameters.
+const SETTLED_OF_CHAT: &str = "(SELECT chat_id, seq, msg_id, sender_id, client_msg_id, body, ts
+    FROM messages WHERE chat_id = ?1 AND seq <= ?2)";
+/// Where a chat's messages are, oldest first.
+const OLDEST_FIRST: [&str; 2] = [SETTLED_OF_CHAT, UNSETTLED];
+/// Where a chat's messages are, newest first.
+const NEWEST_FIRST: [&str; 2] = [UNSETTLED, SETTLED_OF_CHAT];
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -86,9 +109,11 @@ pub(crate) fn set_role(
 }
 
 pub(crate) fn head_seq(conn: &Connection, chat_id: &str) -> rusqlite::Result<u64> {
-    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE chat_id = ?1")?
+    Ok(conn
+        .prepare_cached("SELECT head_seq FROM chat_heads WHERE chat_id = ?1")?
         .query_row([chat_id], |r| r.get::<_, i64>(0))
-        .map(|v| v as u64)
+        .optional()?
+        .unwrap_or(0) as u64)
 }
 
 pub(crate) fn select_chat(conn: &Connection, chat_id: &str) -> rusqlite::Result<Option<Chat>> {
@@ -195,12 +220,7 @@ pub(crate) fn chats_of_user(
         };
         let watermarks = select_watermarks(conn, &chat_id, user_id, device_id)?;
         let unread = unread_count(conn, &chat_id, user_id, watermarks.read)?;
-        let last_message = conn
-            .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ?1 ORDER BY seq DESC LIMIT 1"
-            ))?
-            .query_row([&chat_id], message_from_row)
-            .optional()?;
+        let last_message = last_message(conn, &chat_id)?;
         states.push(UserChatState {
             chat,
             watermarks,
@@ -211,19 +231,46 @@ pub(crate) fn chats_of_user(
     Ok(states)
 }
 
+/// The newest settled seq of a chat (0 if none is settled).
+fn settled_head(conn: &Connection, chat_id: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE chat_id = ?1")?
+        .query_row([chat_id], |r| r.get(0))
+}
+
+fn last_message(conn: &Connection, chat_id: &str) -> rusqlite::Result<Option<Message>> {
+    let settled = settled_head(conn, chat_id)?;
+    for from in NEWEST_FIRST {
+        let last = conn
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM {from} ORDER BY seq DESC LIMIT 1"
+            ))?
+            .query_row(params![chat_id, settled], message_from_row)
+            .optional()?;
+        if last.is_some() {
+            return Ok(last);
+        }
+    }
+    Ok(None)
+}
+
 fn unread_count(
     conn: &Connection,
     chat_id: &str,
     user_id: &str,
     read: u64,
 ) -> rusqlite::Result<u64> {
-    conn.prepare_cached(
-        "SELECT COUNT(*) FROM messages WHERE chat_id = ?1 AND seq > ?2 AND sender_id <> ?3",
-    )?
-    .query_row(params![chat_id, read as i64, user_id], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map(|n| n as u64)
+    let settled = settled_head(conn, chat_id)?;
+    let mut unread = 0;
+    for from in OLDEST_FIRST {
+        unread += conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM {from} WHERE seq > ?3 AND sender_id <> ?4"
+            ))?
+            .query_row(params![chat_id, settled, read as i64, user_id], |r| {
+                r.get::<_, i64>(0)
+            })? as u64;
+    }
+    Ok(unread)
 }
 
 /// What an append will do, decided before anything is written: the messages that are new
@@ -261,10 +308,7 @@ pub(crate) fn check_append(
         if m.seq > head {
             return Err(conflict(format!("the log ends at {head}")));
         }
-        let existing: Option<String> = conn
-            .prepare_cached("SELECT msg_id FROM messages WHERE chat_id = ?1 AND seq = ?2")?
-            .query_row(params![m.chat_id, m.seq as i64], |r| r.get(0))
-            .optional()?;
+        let existing = stored_msg_id(conn, &m.chat_id, m.seq)?;
         if existing.as_deref() != Some(m.msg_id.as_str()) {
             return Err(conflict(format!(
                 "holds {}, not {}",
@@ -277,16 +321,32 @@ pub(crate) fn check_append(
     Ok(CheckedAppend { new })
 }
 
-/// Writes the new messages of a checked batch; fails only if the database does.
+/// The msg_id stored at a chat's seq, in whichever table holds it (a copy in a table
+/// being drained has the same).
+fn stored_msg_id(conn: &Connection, chat_id: &str, seq: u64) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT msg_id FROM messages WHERE chat_id = ?1 AND seq = ?2
+         UNION ALL SELECT msg_id FROM recent_a WHERE chat_id = ?1 AND seq = ?2
+         UNION ALL SELECT msg_id FROM recent_b WHERE chat_id = ?1 AND seq = ?2
+         LIMIT 1",
+    )?
+    .query_row(params![chat_id, seq as i64], |r| r.get(0))
+    .optional()
+}
+
+/// Writes the new messages of a checked batch, and the new heads of their chats, to the
+/// recent table; fails only if the database does. Returns how many it wrote.
 pub(crate) fn insert_checked(
     conn: &Connection,
     messages: &[Message],
     checked: CheckedAppend,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<usize> {
+    let filling = RECENT[filling_table(conn)?];
     let mut insert = conn.prepare_cached(&format!(
-        "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        "INSERT INTO {filling} ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
     ))?;
-    for m in checked.new.into_iter().map(|i| &messages[i]) {
+    let mut heads: HashMap<&str, u64> = HashMap::new();
+    for m in checked.new.iter().map(|&i| &messages[i]) {
         insert.execute(params![
             m.chat_id,
             m.seq as i64,
@@ -296,8 +356,24 @@ pub(crate) fn insert_checked(
             m.body,
             m.ts
         ])?;
+        // Checked to continue their chats in order: the last one is the head.
+        heads.insert(m.chat_id.as_str(), m.seq);
     }
-    Ok(())
+    let mut set_head = conn.prepare_cached(
+        "INSERT INTO chat_heads (chat_id, head_seq) VALUES (?1, ?2)
+         ON CONFLICT (chat_id) DO UPDATE SET head_seq = excluded.head_seq",
+    )?;
+    for (chat_id, head) in heads {
+        set_head.execute(params![chat_id, head as i64])?;
+    }
+    Ok(checked.new.len())
+}
+
+/// Which of `RECENT` takes appends now.
+pub(crate) fn filling_table(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.prepare_cached("SELECT filling FROM settle_state")?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .map(|i| (i & 1) as usize)
 }
 
 /// The chat's head and its messages since `dedup_since_ms`, newest first: the messages
@@ -308,28 +384,30 @@ pub(crate) fn sequencer_state(
     chat_id: &str,
     dedup_since_ms: i64,
 ) -> rusqlite::Result<SequencerState> {
-    let mut statement = conn.prepare_cached(
-        "SELECT sender_id, client_msg_id, seq, msg_id, ts FROM messages
-         WHERE chat_id = ?1 ORDER BY seq DESC",
-    )?;
-    let rows = statement.query_map(params![chat_id], |r| {
-        Ok(DedupEntry {
-            sender_id: r.get(0)?,
-            client_msg_id: r.get(1)?,
-            seq: r.get::<_, i64>(2)? as u64,
-            msg_id: r.get(3)?,
-            ts: r.get(4)?,
-        })
-    })?;
-    let mut head_seq = 0;
+    let head_seq = head_seq(conn, chat_id)?;
+    let settled = settled_head(conn, chat_id)?;
     let mut recent = Vec::new();
-    for row in rows {
-        let entry = row?;
-        head_seq = head_seq.max(entry.seq);
-        if entry.ts < dedup_since_ms {
-            break;
+    // Newest first: the unsettled messages, then the settled ones.
+    for from in NEWEST_FIRST {
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT sender_id, client_msg_id, seq, msg_id, ts FROM {from} ORDER BY seq DESC"
+        ))?;
+        let rows = statement.query_map(params![chat_id, settled], |r| {
+            Ok(DedupEntry {
+                sender_id: r.get(0)?,
+                client_msg_id: r.get(1)?,
+                seq: r.get::<_, i64>(2)? as u64,
+                msg_id: r.get(3)?,
+                ts: r.get(4)?,
+            })
+        })?;
+        for row in rows {
+            let entry = row?;
+            if entry.ts < dedup_since_ms {
+                return Ok(SequencerState { head_seq, recent });
+            }
+            recent.push(entry);
         }
-        recent.push(entry);
     }
     Ok(SequencerState { head_seq, recent })
 }
@@ -340,15 +418,22 @@ pub(crate) fn messages_after(
     after_seq: u64,
     page: Page,
 ) -> rusqlite::Result<Vec<Message>> {
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ?1 AND seq > ?2
-         ORDER BY seq ASC LIMIT ?3"
-    ))?;
-    let rows = statement.query_map(
-        params![chat_id, after_seq as i64, page.limit as i64],
-        message_from_row,
-    )?;
-    fill(page, rows)
+    let settled = settled_head(conn, chat_id)?;
+    let mut filler = page.filler();
+    for from in OLDEST_FIRST {
+        if filler.is_full() {
+            break;
+        }
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM {from} WHERE seq > ?3 ORDER BY seq ASC LIMIT ?4"
+        ))?;
+        let rows = statement.query_map(
+            params![chat_id, settled, after_seq as i64, sql_limit(filler.room())],
+            message_from_row,
+        )?;
+        fill(&mut filler, rows)?;
+    }
+    Ok(filler.into_messages())
 }
 
 pub(crate) fn messages_before(
@@ -357,35 +442,47 @@ pub(crate) fn messages_before(
     before_seq: u64,
     page: Page,
 ) -> rusqlite::Result<Vec<Message>> {
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ?1 AND seq < ?2
-         ORDER BY seq DESC LIMIT ?3"
-    ))?;
-    let rows = statement.query_map(
-        params![
-            chat_id,
-            before_seq.min(i64::MAX as u64) as i64,
-            page.limit as i64
-        ],
-        message_from_row,
-    )?;
-    let mut messages = fill(page, rows)?;
+    let settled = settled_head(conn, chat_id)?;
+    let mut filler = page.filler();
+    for from in NEWEST_FIRST {
+        if filler.is_full() {
+            break;
+        }
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM {from} WHERE seq < ?3 ORDER BY seq DESC LIMIT ?4"
+        ))?;
+        let rows = statement.query_map(
+            params![
+                chat_id,
+                settled,
+                before_seq.min(i64::MAX as u64) as i64,
+                sql_limit(filler.room())
+            ],
+            message_from_row,
+        )?;
+        fill(&mut filler, rows)?;
+    }
+    let mut messages = filler.into_messages();
     messages.reverse();
     Ok(messages)
 }
 
 /// Reads rows only until the page is full, so a byte-bounded page never loads the rest.
 fn fill(
-    page: Page,
+    filler: &mut PageFiller,
     rows: impl Iterator<Item = rusqlite::Result<Message>>,
-) -> rusqlite::Result<Vec<Message>> {
-    let mut filler = page.filler();
+) -> rusqlite::Result<()> {
     for row in rows {
         if !filler.offer(row?) {
             break;
         }
     }
-    Ok(filler.into_messages())
+    Ok(())
+}
+
+/// A page's remaining count as an SQL LIMIT.
+fn sql_limit(room: usize) -> i64 {
+    room.min(i64::MAX as usize) as i64
 }
 
 pub(crate) fn select_watermarks(

@@ -1,4 +1,4 @@
--- The embedded store's schema, as of v2. Applied by SqliteStore::open to a new database;
+-- The embedded store's schema, as of v7. Applied by SqliteStore::open to a new database;
 -- older ones are brought up to date by the steps in `migrate`.
 CREATE TABLE IF NOT EXISTS chats (
     chat_id    TEXT PRIMARY KEY,
@@ -16,8 +16,9 @@ CREATE TABLE IF NOT EXISTS members (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, chat_id);
 
--- One row per message; the primary key is the chat's order. The rows are also the
--- dedup record of idempotent sends (sender_id, client_msg_id), read back from the head.
+-- One row per settled message; the primary key is the chat's order. With
+-- recent_messages, the rows are also the dedup record of idempotent sends
+-- (sender_id, client_msg_id), read back from the head.
 CREATE TABLE IF NOT EXISTS messages (
     chat_id       TEXT NOT NULL,
     seq           INTEGER NOT NULL,
@@ -86,4 +87,45 @@ CREATE TABLE IF NOT EXISTS hidden_chats (
 CREATE TABLE IF NOT EXISTS privacy (
     user_id   TEXT PRIMARY KEY,
     last_seen TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Messages appended since they were last settled into `messages` (v7), in two tables:
+-- appends go to the one settle_state names as filling while the other is drained into
+-- `messages` chat by chat, then emptied. Rowid tables written only at their end, so a
+-- commit rewrites a page or two however many chats it touches; small by design, so they
+-- have no index. See sqlite/settle.rs.
+CREATE TABLE IF NOT EXISTS recent_a (
+    id            INTEGER PRIMARY KEY,
+    chat_id       TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
+    msg_id        TEXT NOT NULL,
+    sender_id     TEXT NOT NULL,
+    client_msg_id TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    ts            INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recent_b (
+    id            INTEGER PRIMARY KEY,
+    chat_id       TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
+    msg_id        TEXT NOT NULL,
+    sender_id     TEXT NOT NULL,
+    client_msg_id TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    ts            INTEGER NOT NULL
+);
+-- filling: 0 for recent_a, 1 for recent_b. draining_after: NULL when the other table is
+-- empty, else the last chat already copied out of it ('' before the first).
+CREATE TABLE IF NOT EXISTS settle_state (
+    id             INTEGER PRIMARY KEY CHECK (id = 0),
+    filling        INTEGER NOT NULL,
+    draining_after TEXT
+);
+INSERT OR IGNORE INTO settle_state (id, filling, draining_after) VALUES (0, 0, NULL);
+
+-- Each chat's last seq, written with its messages (v7): the append check reads it
+-- instead of looking for the chat's newest message in two tables.
+CREATE TABLE IF NOT EXISTS chat_heads (
+    chat_id  TEXT PRIMARY KEY,
+    head_seq INTEGER NOT NULL
 ) WITHOUT ROWID;

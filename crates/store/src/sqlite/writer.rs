@@ -15,6 +15,7 @@ use std::time::Instant;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::settle::Settler;
 use crate::error::{StoreError, StoreResult};
 
 /// Runs inside the batch transaction; returns what to do once the commit outcome is known.
@@ -39,16 +40,18 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the thread; at most `queue` jobs wait for it.
-    /// Between two commits it finishes a WAL checkpoint whenever `checkpoint_wanted` is set.
+    /// Between two commits it settles recent messages when `settler` says they are due, and
+    /// finishes a WAL checkpoint whenever `checkpoint_wanted` is set.
     pub(crate) fn start(
         conn: Connection,
         queue: usize,
         checkpoint_wanted: Arc<AtomicBool>,
+        settler: Settler,
     ) -> std::io::Result<Self> {
         let (jobs, rx) = mpsc::channel::<Job>(queue.max(1));
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, rx, checkpoint_wanted))?;
+            .spawn(move || run(conn, rx, checkpoint_wanted, settler))?;
         Ok(Writer {
             jobs: Some(jobs),
             thread: Some(thread),
@@ -137,7 +140,12 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, checkpoint_wanted: Arc<AtomicBool>) {
+fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    checkpoint_wanted: Arc<AtomicBool>,
+    settler: Settler,
+) {
     let mut batch = Vec::with_capacity(64);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -185,6 +193,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, checkpoint_wanted: Arc
         for complete in completions {
             complete(&committed);
         }
+        settler.settle_if_due(&mut conn);
         if checkpoint_wanted.swap(false, Ordering::Relaxed) {
             finish_checkpoint(&conn);
         }
@@ -251,7 +260,13 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
             .unwrap();
-        Writer::start(conn, 16, Arc::default()).unwrap()
+        Writer::start(
+            conn,
+            16,
+            Arc::default(),
+            Settler::new(usize::MAX, 0, "FULL"),
+        )
+        .unwrap()
     }
 
     async fn rows(writer: &Writer) -> i64 {

@@ -1,0 +1,391 @@
+//! Settling recent messages. Appends land in a recent table: a rowid table written only at
+//! its end, so a commit rewrites a page or two however many chats it touches. The table
+//! clustered by chat (`messages`) is written in bulk instead, each chat's pages once per
+//! settle rather than once per commit.
+//!
+//! There are two recent tables so that settling never holds up appends for long. Once the
+//! filling one holds `after_rows` messages, appends switch to the other, and the full one
+//! is drained: between two commits the writer copies a few chats' messages from it into
+//! `messages` (one short step: `STEP_ROWS` messages, or twice what was appended since the
+//! last step when appends come faster), and once every chat is copied
+//! the table is emptied whole. Until then readers skip the copies (`queries::UNSETTLED`).
+//! Where the drain stands is in the database (`settle_state`), so processes sharing the
+//! file take turns at it, and a restart carries on where it stopped.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use super::queries::{MESSAGE_COLUMNS, RECENT, SETTLED};
+
+/// Messages copied per drain step at least, roughly (whole chats are copied, so a step of a
+/// busy chat may take more): a step is a stall of every append queued behind it. At 10k
+/// msgs/s steps of 256 took ~1.5 ms, of 64 ~0.8 ms (BENCHMARKS.md).
+const STEP_ROWS: usize = 128;
+/// A step also copies this many times the messages appended since the last one, so the
+/// drain outpaces the appends however large commits get (under saturation one commit
+/// holds hundreds of messages, and a fixed step fell behind).
+const STEP_PACE: usize = 2;
+
+/// When the writer switches tables, and how many appended messages wait for it.
+#[derive(Clone)]
+pub(crate) struct Settler {
+    /// Messages this process appended to the filling table (or found there at open).
+    filled: Arc<AtomicUsize>,
+    /// Messages this process appended since its last drain step.
+    since_step: Arc<AtomicUsize>,
+    after_rows: usize,
+    /// The store's `synchronous` setting, put back after each step.
+    synchronous: &'static str,
+}
+
+/// The drain's progress, as `settle_state` holds it.
+struct State {
+    filling: usize,
+    /// The last chat copied out of the table being drained; `None` when it is empty.
+    draining_after: Option<String>,
+}
+
+impl Settler {
+    /// Switches once `after_rows` messages are filled; `found` were there at open.
+    /// `synchronous` is the store's setting, which steps leave as they found it.
+    pub(crate) fn new(after_rows: usize, found: usize, synchronous: &'static str) -> Self {
+        Settler {
+            filled: Arc::new(AtomicUsize::new(found)),
+            since_step: Arc::default(),
+            after_rows: after_rows.max(1),
+            synchronous,
+        }
+    }
+
+    /// Counts messages an append added to the filling table.
+    pub(crate) fn appended(&self, messages: usize) {
+        self.filled.fetch_add(messages, Ordering::Relaxed);
+        self.since_step.fetch_add(messages, Ordering::Relaxed);
+    }
+
+    /// Takes one step if one is due: a drain step while a table is being drained, else the
+    /// switch once the filling table is full. Runs on the writer thread between two
+    /// commits, in a transaction of its own; a failure leaves every message where it was.
+    pub(crate) fn settle_if_due(&self, conn: &mut Connection) {
+        let full = self.filled.load(Ordering::Relaxed) >= self.after_rows;
+        // A cheap look first (one cached page), so most commits start no transaction.
+        match read_state(conn) {
+            Ok(state) if state.draining_after.is_none() && !full => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the settle state");
+                return;
+            }
+        }
+        let started = Instant::now();
+        // A step moves messages that are durable already, so its commit is not synced: if
+        // the machine loses it, the state row goes back with it and the step is taken
+        // again. The next append's commit syncs the WAL, this step's frames included.
+        let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+        let stepped = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                // Read again under the write lock: another process may have moved it on.
+                let state = read_state(&tx)?;
+                let step = match state.draining_after {
+                    Some(after) => {
+                        let rows =
+                            STEP_ROWS.max(STEP_PACE * self.since_step.load(Ordering::Relaxed));
+                        drain_step(&tx, RECENT[1 - state.filling], &after, rows)?
+                    }
+                    None if full => switch(&tx, state.filling)?,
+                    None => Step::Nothing,
+                };
+                tx.commit()?;
+                Ok(step)
+            });
+        // Appends must never commit less durably than configured: if the setting cannot be
+        // put back, the writer thread stops here and every write fails from now on.
+        conn.pragma_update(None, "synchronous", self.synchronous)
+            .expect("restore the synchronous setting after a settle step");
+        if let Ok(Step::Switched | Step::Copied(_)) = &stepped {
+            self.since_step.store(0, Ordering::Relaxed);
+        }
+        match stepped {
+            Ok(Step::Switched) => {
+                self.filled.store(0, Ordering::Relaxed);
+                metrics::counter!("chat_store_settle_switches_total").increment(1);
+            }
+            Ok(Step::Copied(rows)) => {
+                metrics::counter!("chat_store_settled_messages_total").increment(rows as u64)
+            }
+            Ok(Step::Emptied | Step::Nothing) => {}
+            Err(e) => {
+                metrics::counter!("chat_store_settle_failures_total").increment(1);
+                tracing::error!(error = %e, "a settle step failed; it is tried again after the next commit");
+            }
+        }
+        metrics::histogram!("chat_store_settle_step_seconds")
+            .record(started.elapsed().as_secs_f64());
+    }
+}
+
+enum Step {
+    Nothing,
+    /// Appends now go to the other table; the full one is to be drained.
+    Switched,
+    /// Copied this many messages of a few chats.
+    Copied(usize),
+    /// Every chat was copied: the drained table is empty again.
+    Emptied,
+}
+
+fn read_state(conn: &Connection) -> rusqlite::Result<State> {
+    conn.prepare_cached("SELECT filling, draining_after FROM settle_state")?
+        .query_row([], |r| {
+            Ok(State {
+                filling: (r.get::<_, i64>(0)? & 1) as usize,
+                draining_after: r.get(1)?,
+            })
+        })
+}
+
+/// Appends go to the other table from the next transaction on; the full one drains from
+/// its first chat.
+fn switch(conn: &Connection, filling: usize) -> rusqlite::Result<Step> {
+    conn.prepare_cached("UPDATE settle_state SET filling = ?1, draining_after = ''")?
+        .execute([(1 - filling) as i64])?;
+    Ok(Step::Switched)
+}
+
+/// Copies the chats after `after` in `table`, whole, until about `rows` messages are
+/// copied; empties the table when none are left.
+fn drain_step(conn: &Connection, table: &str, after: &str, rows: usize) -> rusqlite::Result<Step> {
+    let through = last_chat_of_step(conn, table, after, rows)?;
+    let Some(through) = through else {
+        // Without a WHERE clause SQLite frees the table's pages whole.
+        conn.prepare_cached(&format!("DELETE FROM {table}"))?
+            .execute([])?;
+        conn.prepare_cached("UPDATE settle_state SET draining_after = NULL")?
+            .execute([])?;
+        return Ok(Step::Emptied);
+    };
+    // Sorted so each chat's pages are written in one pass.
+    let copied = conn
+        .prepare_cached(&format!(
+            "INSERT INTO {SETTLED} ({MESSAGE_COLUMNS})
+             SELECT {MESSAGE_COLUMNS} FROM {table} WHERE chat_id > ?1 AND chat_id <= ?2
+             ORDER BY chat_id, seq"
+        ))?
+        .execute(params![after, through])?;
+    conn.prepare_cached("UPDATE settle_state SET draining_after = ?1")?
+        .execute([&through])?;
+    Ok(Step::Copied(copied))
+}
+
+/// The last chat of the next step: chats after `after` in order, until their messages add
+/// up to `rows`; `None` when no chat is left.
+fn last_chat_of_step(
+    conn: &Connection,
+    table: &str,
+    after: &str,
+    rows: usize,
+) -> rusqlite::Result<Option<String>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT chat_id, COUNT(*) FROM {table} WHERE chat_id > ?1
+         GROUP BY chat_id ORDER BY chat_id"
+    ))?;
+    let mut chats = statement.query(params![after])?;
+    let (mut last, mut taken) = (None, 0);
+    while let Some(chat) = chats.next()? {
+        last = Some(chat.get(0)?);
+        taken += chat.get::<_, i64>(1)? as usize;
+        if taken >= rows {
+            break;
+        }
+    }
+    Ok(last)
+}
+
+/// Messages in the filling table when the store opens.
+pub(crate) fn filled_at_open(conn: &Connection) -> rusqlite::Result<usize> {
+    let state = read_state(conn)?;
+    conn.query_row(
+        &format!("SELECT COUNT(*) FROM {}", RECENT[state.filling]),
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_protocol::{Chat, ChatKind, Member, Message, Role};
+
+    use super::*;
+    use crate::sqlite::queries;
+    use crate::types::Page;
+
+    fn store() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("schema.sql")).unwrap();
+        let member = |user: &str| Member {
+            user_id: user.into(),
+            role: Role::Member,
+        };
+        for chat_id in ["c1", "c2", "c3"] {
+            let chat = Chat {
+                chat_id: chat_id.into(),
+                kind: ChatKind::Group,
+                title: None,
+                members: vec![member("alice"), member("bob")],
+                created_at: 0,
+                head_seq: 0,
+                version: 0,
+            };
+            queries::insert_chat(&conn, &chat).unwrap();
+        }
+        conn
+    }
+
+    /// Appends alice's messages `seqs` to `chat_id` as the store does.
+    fn append(conn: &Connection, chat_id: &str, seqs: std::ops::RangeInclusive<u64>) {
+        let messages: Vec<Message> = seqs
+            .map(|seq| Message {
+                chat_id: chat_id.into(),
+                seq,
+                msg_id: format!("{chat_id}-{seq}"),
+                sender_id: "alice".into(),
+                client_msg_id: format!("k{seq}"),
+                body: "hello".into(),
+                ts: seq as i64,
+            })
+            .collect();
+        let checked = queries::check_append(conn, &messages).unwrap();
+        queries::insert_checked(conn, &messages, checked).unwrap();
+    }
+
+    fn rows(conn: &Connection, table: &str) -> i64 {
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Every read of `chat_id` sees seqs 1..=head once each, wherever the drain stands.
+    fn assert_reads(conn: &Connection, chat_id: &str, head: u64) {
+        let all: Vec<u64> = (1..=head).collect();
+        let seqs = |messages: Vec<Message>| messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+        let page = Page::count(1000);
+        assert_eq!(
+            seqs(queries::messages_after(conn, chat_id, 0, page).unwrap()),
+            all
+        );
+        assert_eq!(
+            seqs(queries::messages_before(conn, chat_id, u64::MAX, page).unwrap()),
+            all
+        );
+        let state = queries::sequencer_state(conn, chat_id, 0).unwrap();
+        assert_eq!(state.head_seq, head);
+        let mut window: Vec<u64> = state.recent.iter().map(|e| e.seq).collect();
+        window.sort_unstable();
+        assert_eq!(window, all);
+        let list = queries::chats_of_user(conn, "bob", "d").unwrap();
+        let listed = list.iter().find(|s| s.chat.chat_id == chat_id).unwrap();
+        assert_eq!(listed.unread, head);
+        assert_eq!(listed.last_message.as_ref().unwrap().seq, head);
+    }
+
+    /// Messages per chat in these tests: two chats fill a step, one does not.
+    const PER_CHAT: u64 = (STEP_ROWS / 2 + 10) as u64;
+
+    #[test]
+    fn a_drain_copies_whole_chats_step_by_step_and_reads_never_see_a_copy() {
+        let mut conn = store();
+        let total = 3 * PER_CHAT as usize;
+        let settler = Settler::new(total, 0, "FULL");
+        for chat in ["c1", "c2", "c3"] {
+            append(&conn, chat, 1..=PER_CHAT);
+        }
+        settler.appended(total);
+
+        settler.settle_if_due(&mut conn);
+        assert_eq!(read_state(&conn).unwrap().filling, 1, "switched");
+        append(&conn, "c1", PER_CHAT + 1..=PER_CHAT + 10);
+        assert_eq!(rows(&conn, "recent_b"), 10, "appends go to the other table");
+
+        // c1 and c2 make a step; c3 waits for the next one.
+        settler.settle_if_due(&mut conn);
+        assert_eq!(rows(&conn, "messages"), 2 * PER_CHAT as i64);
+        assert_eq!(
+            rows(&conn, "recent_a"),
+            total as i64,
+            "the copies stay until the end"
+        );
+        assert_reads(&conn, "c1", PER_CHAT + 10);
+        assert_reads(&conn, "c3", PER_CHAT);
+
+        settler.settle_if_due(&mut conn);
+        assert_eq!(rows(&conn, "messages"), total as i64);
+        assert_reads(&conn, "c3", PER_CHAT);
+
+        settler.settle_if_due(&mut conn);
+        assert_eq!(rows(&conn, "recent_a"), 0, "emptied");
+        assert!(read_state(&conn).unwrap().draining_after.is_none());
+        assert_reads(&conn, "c1", PER_CHAT + 10);
+
+        // Ten messages in the filling table are below the threshold: nothing to do.
+        settler.settle_if_due(&mut conn);
+        assert_eq!(rows(&conn, "recent_b"), 10);
+        assert_eq!(read_state(&conn).unwrap().filling, 1);
+        let synchronous: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            synchronous, 2,
+            "steps leave the store's FULL setting in place"
+        );
+    }
+
+    /// Under heavy appends a step copies more, so the drain keeps ahead of the filling.
+    #[test]
+    fn a_step_copies_more_when_appends_come_faster() {
+        let mut conn = store();
+        for chat in ["c1", "c2", "c3"] {
+            append(&conn, chat, 1..=PER_CHAT);
+        }
+        let total = 3 * PER_CHAT as usize;
+        let settler = Settler::new(total, total, "FULL");
+        settler.settle_if_due(&mut conn);
+        // As many messages as the whole drained table arrived since the switch.
+        append(&conn, "c1", PER_CHAT + 1..=2 * PER_CHAT);
+        settler.appended(total);
+        settler.settle_if_due(&mut conn);
+        assert_eq!(
+            rows(&conn, "messages"),
+            total as i64,
+            "all three chats in one step"
+        );
+    }
+
+    /// A drain interrupted (a restart) carries on from the chat it stopped after.
+    #[test]
+    fn a_drain_resumes_from_the_state_in_the_database() {
+        let mut conn = store();
+        for chat in ["c1", "c2", "c3"] {
+            append(&conn, chat, 1..=PER_CHAT);
+        }
+        let total = 3 * PER_CHAT as usize;
+        let before_restart = Settler::new(total, total, "FULL");
+        before_restart.settle_if_due(&mut conn);
+        before_restart.settle_if_due(&mut conn);
+        assert_eq!(rows(&conn, "messages"), 2 * PER_CHAT as i64);
+
+        let after_restart = Settler::new(total, 0, "FULL");
+        after_restart.settle_if_due(&mut conn);
+        assert_eq!(
+            rows(&conn, "messages"),
+            total as i64,
+            "c3 only, not c1 and c2 again"
+        );
+        after_restart.settle_if_due(&mut conn);
+        assert_eq!(rows(&conn, "recent_a"), 0);
+        assert_reads(&conn, "c2", PER_CHAT);
+    }
+}
