@@ -36,6 +36,8 @@ fn open_settling_after(path: &std::path::Path, rows: usize) -> SqliteStore {
 /// messages included, while a drained table waits to be emptied).
 fn table_rows(path: &std::path::Path) -> (i64, i64, i64) {
     let conn = rusqlite::Connection::open(path).unwrap();
+    // One snapshot for the three counts: a settle step may commit in between otherwise.
+    conn.execute_batch("BEGIN").unwrap();
     let count = |sql: &str| conn.query_row(sql, [], |r| r.get(0)).unwrap();
     let recent = "(SELECT chat_id, seq FROM recent_a UNION ALL SELECT chat_id, seq FROM recent_b)";
     (
@@ -207,7 +209,21 @@ async fn sqlite_migrates_a_v1_database() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(head, 2, "v7's chat heads start from the stored messages");
+    assert_eq!(
+        head, 2,
+        "a chat's head is kept from its first append after v7"
+    );
+    // A binary from before v7 inserts its appends into messages: refused, loudly.
+    let old_binary_append = conn.execute(
+        "INSERT INTO messages VALUES ('g', 3, 'm3', 'alice', 'c3', 'b', 700)",
+        [],
+    );
+    assert!(
+        old_binary_append
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("chat_store_v7_writer")),
+        "{old_binary_append:?}"
+    );
 }
 
 /// A chat whose older messages are settled and newer ones recent reads as one log, at

@@ -28,18 +28,17 @@ use settle::Settler;
 use writer::Writer;
 
 const SCHEMA_VERSION: i64 = 7;
-/// The v7 tables are the end of schema.sql, from its first recent table on; the heads of
-/// the chats already stored are then filled in.
-fn recent_tables_step() -> String {
+/// The v7 tables, as schema.sql has them between its v7 markers (`chat_heads` starts
+/// empty: a chat's head falls back to its newest settled message).
+fn v7_tables() -> &'static str {
     let schema = include_str!("schema.sql");
     let from = schema
         .find("-- Messages appended since")
-        .expect("schema.sql holds the recent tables");
-    format!(
-        "{} INSERT INTO chat_heads (chat_id, head_seq) \
-         SELECT chat_id, MAX(seq) FROM messages GROUP BY chat_id;",
-        &schema[from..]
-    )
+        .expect("schema.sql marks where the v7 tables start");
+    let to = schema
+        .find("-- End of the v7 tables.")
+        .expect("schema.sql marks where the v7 tables end");
+    &schema[from..to]
 }
 /// The v6 table, as in schema.sql.
 const PRIVACY_TABLE: &str = "CREATE TABLE IF NOT EXISTS privacy (user_id TEXT PRIMARY KEY, \
@@ -136,6 +135,7 @@ impl SqliteStore {
         // than in a temporary file written and closed per job.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.set_prepared_statement_cache_capacity(64);
+        settle::mark_writer(&conn)?;
         migrate(&conn)?;
         let settler = Settler::new(config.settle_after, settle::filled_at_open(&conn)?, sync);
         let checkpoint_wanted = Arc::new(AtomicBool::new(false));
@@ -232,8 +232,8 @@ fn migrate(conn: &Connection) -> StoreResult<()> {
                 steps.push_str(PRIVACY_TABLE);
             }
             if version < 7 {
-                // v6 -> v7: appends go to recent_messages; chat heads are kept.
-                steps.push_str(&recent_tables_step());
+                // v6 -> v7: appends go to the recent tables; chat heads are kept.
+                steps.push_str(v7_tables());
             }
             steps
         };

@@ -109,11 +109,16 @@ pub(crate) fn set_role(
 }
 
 pub(crate) fn head_seq(conn: &Connection, chat_id: &str) -> rusqlite::Result<u64> {
-    Ok(conn
+    let head = conn
         .prepare_cached("SELECT head_seq FROM chat_heads WHERE chat_id = ?1")?
         .query_row([chat_id], |r| r.get::<_, i64>(0))
-        .optional()?
-        .unwrap_or(0) as u64)
+        .optional()?;
+    // A chat last written before schema v7 has its messages settled and no head row yet.
+    let head = match head {
+        Some(head) => head,
+        None => settled_head(conn, chat_id)?,
+    };
+    Ok(head as u64)
 }
 
 pub(crate) fn select_chat(conn: &Connection, chat_id: &str) -> rusqlite::Result<Option<Chat>> {
@@ -238,19 +243,8 @@ fn settled_head(conn: &Connection, chat_id: &str) -> rusqlite::Result<i64> {
 }
 
 fn last_message(conn: &Connection, chat_id: &str) -> rusqlite::Result<Option<Message>> {
-    let settled = settled_head(conn, chat_id)?;
-    for from in NEWEST_FIRST {
-        let last = conn
-            .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM {from} ORDER BY seq DESC LIMIT 1"
-            ))?
-            .query_row(params![chat_id, settled], message_from_row)
-            .optional()?;
-        if last.is_some() {
-            return Ok(last);
-        }
-    }
-    Ok(None)
+    let newest = messages_before(conn, chat_id, u64::MAX, Page::count(1))?;
+    Ok(newest.into_iter().next())
 }
 
 fn unread_count(
@@ -420,19 +414,9 @@ pub(crate) fn messages_after(
 ) -> rusqlite::Result<Vec<Message>> {
     let settled = settled_head(conn, chat_id)?;
     let mut filler = page.filler();
-    for from in OLDEST_FIRST {
-        if filler.is_full() {
-            break;
-        }
-        let mut statement = conn.prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM {from} WHERE seq > ?3 ORDER BY seq ASC LIMIT ?4"
-        ))?;
-        let rows = statement.query_map(
-            params![chat_id, settled, after_seq as i64, sql_limit(filler.room())],
-            message_from_row,
-        )?;
-        fill(&mut filler, rows)?;
-    }
+    let after = Beyond::After(after_seq.min(i64::MAX as u64) as i64);
+    offer_settled(conn, chat_id, settled, after, &mut filler)?;
+    offer_unsettled(conn, chat_id, settled, after, &mut filler)?;
     Ok(filler.into_messages())
 }
 
@@ -444,27 +428,100 @@ pub(crate) fn messages_before(
 ) -> rusqlite::Result<Vec<Message>> {
     let settled = settled_head(conn, chat_id)?;
     let mut filler = page.filler();
-    for from in NEWEST_FIRST {
-        if filler.is_full() {
-            break;
-        }
-        let mut statement = conn.prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM {from} WHERE seq < ?3 ORDER BY seq DESC LIMIT ?4"
-        ))?;
-        let rows = statement.query_map(
-            params![
-                chat_id,
-                settled,
-                before_seq.min(i64::MAX as u64) as i64,
-                sql_limit(filler.room())
-            ],
-            message_from_row,
-        )?;
-        fill(&mut filler, rows)?;
-    }
+    let before = Beyond::Before(before_seq.min(i64::MAX as u64) as i64);
+    offer_unsettled(conn, chat_id, settled, before, &mut filler)?;
+    offer_settled(conn, chat_id, settled, before, &mut filler)?;
     let mut messages = filler.into_messages();
     messages.reverse();
     Ok(messages)
+}
+
+/// Which messages of a chat a page reads, and so in which order.
+#[derive(Clone, Copy)]
+enum Beyond {
+    /// Seqs above this one, oldest first.
+    After(i64),
+    /// Seqs below this one, newest first.
+    Before(i64),
+}
+
+impl Beyond {
+    /// The seq condition on `?3` and the order, as SQL.
+    fn sql(self) -> &'static str {
+        match self {
+            Beyond::After(_) => "seq > ?3 ORDER BY seq ASC",
+            Beyond::Before(_) => "seq < ?3 ORDER BY seq DESC",
+        }
+    }
+
+    fn seq(self) -> i64 {
+        match self {
+            Beyond::After(seq) | Beyond::Before(seq) => seq,
+        }
+    }
+}
+
+/// Offers the chat's settled messages beyond the bound to `filler` until it is full.
+fn offer_settled(
+    conn: &Connection,
+    chat_id: &str,
+    settled: i64,
+    beyond: Beyond,
+    filler: &mut PageFiller,
+) -> rusqlite::Result<()> {
+    if filler.is_full() {
+        return Ok(());
+    }
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM {SETTLED_OF_CHAT} WHERE {} LIMIT ?4",
+        beyond.sql()
+    ))?;
+    let rows = statement.query_map(
+        params![chat_id, settled, beyond.seq(), sql_limit(filler.room())],
+        message_from_row,
+    )?;
+    fill(filler, rows)
+}
+
+/// Offers the chat's unsettled messages beyond the bound to `filler` until it is full.
+/// The recent tables have no index, so this finds the rows by their seq alone first and
+/// then reads only the rows it offers: a scan never reads the bodies of messages it does
+/// not return.
+fn offer_unsettled(
+    conn: &Connection,
+    chat_id: &str,
+    settled: i64,
+    beyond: Beyond,
+    filler: &mut PageFiller,
+) -> rusqlite::Result<()> {
+    if filler.is_full() {
+        return Ok(());
+    }
+    let keys: Vec<(usize, i64)> = conn
+        .prepare_cached(&format!(
+            "SELECT t, id FROM (
+                 SELECT 0 AS t, id, seq FROM recent_a WHERE chat_id = ?1 AND seq > ?2
+                 UNION ALL SELECT 1, id, seq FROM recent_b WHERE chat_id = ?1 AND seq > ?2)
+             WHERE {} LIMIT ?4",
+            beyond.sql()
+        ))?
+        .query_map(
+            params![chat_id, settled, beyond.seq(), sql_limit(filler.room())],
+            |r| Ok((r.get::<_, i64>(0)? as usize & 1, r.get(1)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    for (table, id) in keys {
+        let message = conn
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM {} WHERE id = ?1",
+                RECENT[table]
+            ))?
+            .query_row([id], message_from_row)?;
+        if !filler.offer(message) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Reads rows only until the page is full, so a byte-bounded page never loads the rest.

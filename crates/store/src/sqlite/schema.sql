@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS members (
 CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, chat_id);
 
 -- One row per settled message; the primary key is the chat's order. With
--- recent_messages, the rows are also the dedup record of idempotent sends
+-- the recent tables, the rows are also the dedup record of idempotent sends
 -- (sender_id, client_msg_id), read back from the head.
 CREATE TABLE IF NOT EXISTS messages (
     chat_id       TEXT NOT NULL,
@@ -124,8 +124,18 @@ CREATE TABLE IF NOT EXISTS settle_state (
 INSERT OR IGNORE INTO settle_state (id, filling, draining_after) VALUES (0, 0, NULL);
 
 -- Each chat's last seq, written with its messages (v7): the append check reads it
--- instead of looking for the chat's newest message in two tables.
+-- instead of looking for the chat's newest message in three tables. A chat last written
+-- before v7 has no row until its next append (its head is then its newest settled seq).
 CREATE TABLE IF NOT EXISTS chat_heads (
     chat_id  TEXT PRIMARY KEY,
     head_seq INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Only this store's writer inserts into messages (v7): it registers the function the
+-- trigger calls, so a binary from before v7 still running on the file fails its appends
+-- loudly instead of writing where v7 no longer looks for new messages.
+CREATE TRIGGER IF NOT EXISTS messages_only_by_settling BEFORE INSERT ON messages
+BEGIN
+    SELECT chat_store_v7_writer();
+END;
+-- End of the v7 tables.
