@@ -50,8 +50,7 @@ fn table_rows(path: &std::path::Path) -> (i64, i64, i64) {
     )
 }
 
-/// Settle steps run after a commit, before the writer takes its next job: each write that
-/// returns here means the step after the previous commit is done.
+/// A settle step starts each write batch: each write that returns here took one.
 async fn let_settle_steps_run(store: &SqliteStore, steps: usize) {
     for _ in 0..steps {
         store.set_last_seen(&"nobody".into(), 0).await.unwrap();
@@ -247,19 +246,21 @@ async fn sqlite_reads_one_log_across_settled_and_recent_messages() {
     ];
     store.create_chat(&chat).await.unwrap();
     let all: Vec<_> = (1..=199).map(|s| message("g", s, s as i64)).collect();
-    // The first hundred fill a table (appends switch to the other); the next commit's step
-    // copies them out, and the step after empties the table. (Reads while the copies are
-    // still there are checked step by step in the settle module's tests.)
+    // The first hundred fill a table; the next batch starts by switching appends to the
+    // other one, the one after copies the hundred out, the next empties the table.
     store.append(all[..100].to_vec()).await.unwrap();
     assert_one_log(&store, &all[..100]).await;
     store.append(all[100..].to_vec()).await.unwrap();
     assert_one_log(&store, &all).await;
     let_settle_steps_run(&store, 1).await;
-    let (settled, unsettled, _) = table_rows(&path);
-    assert_eq!((settled, unsettled), (100, 99));
+    assert_eq!(
+        table_rows(&path),
+        (100, 99, 199),
+        "the copies wait in the drained table"
+    );
     assert_one_log(&store, &all).await;
-    let_settle_steps_run(&store, 2).await;
-    assert_eq!(table_rows(&path), (100, 99, 99));
+    let_settle_steps_run(&store, 1).await;
+    assert_eq!(table_rows(&path), (100, 99, 99), "until it is emptied");
     assert_one_log(&store, &all).await;
 
     // Retries of a settled and of a recent message are idempotent; a different message
@@ -392,10 +393,10 @@ async fn sqlite_settles_what_an_earlier_run_left_recent() {
 
     let store = open_settling_after(&path, 3);
     store.append(vec![message("g", 6, 1)]).await.unwrap();
-    // After that commit the full table is switched out; the steps after the next two
-    // commits copy and empty it, and the third write waits for the second step.
-    let_settle_steps_run(&store, 3).await;
-    assert_eq!(table_rows(&path), (6, 0, 0));
+    // That append's batch began by switching the full table out (so seq 6 went to the
+    // other one); the next two batches copy the earlier run's five and empty the table.
+    let_settle_steps_run(&store, 2).await;
+    assert_eq!(table_rows(&path), (5, 1, 1));
     let log = store
         .messages_after(&ChatId::from("g"), 0, Page::count(100))
         .await

@@ -130,15 +130,8 @@ mod tests {
         conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
             .unwrap();
         let wanted = Arc::new(AtomicBool::new(false));
-        let writer = Arc::new(
-            Writer::start(
-                conn,
-                16,
-                wanted.clone(),
-                Settler::new(usize::MAX, 0, "FULL"),
-            )
-            .unwrap(),
-        );
+        let writer =
+            Arc::new(Writer::start(conn, 16, wanted.clone(), Settler::new(usize::MAX, 0)).unwrap());
         let checkpointer = Checkpointer::start(&path, wanted, CADENCE)
             .unwrap()
             .unwrap();

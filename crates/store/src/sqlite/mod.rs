@@ -137,7 +137,7 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(64);
         settle::mark_writer(&conn)?;
         migrate(&conn)?;
-        let settler = Settler::new(config.settle_after, settle::filled_at_open(&conn)?, sync);
+        let settler = Settler::new(config.settle_after, settle::filled_at_open(&conn)?);
         let checkpoint_wanted = Arc::new(AtomicBool::new(false));
         let writer = Writer::start(
             conn,

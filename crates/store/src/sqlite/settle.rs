@@ -5,8 +5,8 @@
 //!
 //! There are two recent tables so that settling never holds up appends for long. Once the
 //! filling one holds `after_rows` messages, appends switch to the other, and the full one
-//! is drained: between two commits the writer copies a few chats' messages from it into
-//! `messages` (one short step: `STEP_ROWS` messages, or twice what was appended since the
+//! is drained: at the start of each batch transaction the writer copies a few chats'
+//! messages from it into `messages` (one short step: `STEP_ROWS` messages, or twice what was appended since the
 //! last step when appends come faster), and once every chat is copied
 //! the table is emptied whole. Until then readers skip the copies (`queries::UNSETTLED`).
 //! Where the drain stands is in the database (`settle_state`), so processes sharing the
@@ -20,9 +20,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::functions::FunctionFlags;
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection};
 
 use super::queries::{MESSAGE_COLUMNS, RECENT, SETTLED};
+use super::writer::in_savepoint;
+use crate::error::StoreResult;
 
 /// Messages copied per drain step at least, roughly (whole chats are copied, so a step of a
 /// busy chat may take more): a step is a stall of every append queued behind it. At 10k
@@ -55,8 +57,6 @@ pub(crate) struct Settler {
     /// Messages this process appended since its last drain step.
     since_step: Arc<AtomicUsize>,
     after_rows: usize,
-    /// The store's `synchronous` setting, put back after each step.
-    synchronous: &'static str,
     /// Set after a failed step: no step before then.
     paused_until: Arc<Mutex<Option<Instant>>>,
 }
@@ -70,13 +70,11 @@ struct State {
 
 impl Settler {
     /// Switches once `after_rows` messages are filled; `found` were there at open.
-    /// `synchronous` is the store's setting, which steps leave as they found it.
-    pub(crate) fn new(after_rows: usize, found: usize, synchronous: &'static str) -> Self {
+    pub(crate) fn new(after_rows: usize, found: usize) -> Self {
         Settler {
             filled: Arc::new(AtomicUsize::new(found)),
             since_step: Arc::default(),
             after_rows: after_rows.max(1),
-            synchronous,
             paused_until: Arc::default(),
         }
     }
@@ -88,63 +86,69 @@ impl Settler {
     }
 
     /// Takes one step if one is due: a drain step while a table is being drained, else the
-    /// switch once the filling table is full. Runs on the writer thread between two
-    /// commits, in a transaction of its own; a failure leaves every message where it was.
-    pub(crate) fn settle_if_due(&self, conn: &mut Connection) {
-        let mut paused = self.paused_until.lock().expect("settle pause lock");
-        if paused.is_some_and(|until| Instant::now() < until) {
-            return;
+    /// switch once the filling table is full. Runs at the start of the writer's batch
+    /// transaction, so it shares that commit and its fsync, and it reads the state under
+    /// the write lock that every process takes in turn. The step runs in a savepoint: a
+    /// failed one is undone alone. The flag is false when the savepoint could not be undone
+    /// and the transaction must not commit (as for a job). Pass the outcome to `finished`.
+    pub(crate) fn step(&self, conn: &Connection) -> (StoreResult<Taken>, bool) {
+        if self
+            .paused_until
+            .lock()
+            .expect("settle pause lock")
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return (Ok(Taken::nothing()), true);
         }
-        *paused = None;
-        drop(paused);
-        let full = self.filled.load(Ordering::Relaxed) >= self.after_rows;
-        // A cheap look first (one cached page), so most commits start no transaction.
-        match read_state(conn) {
-            Ok(state) if state.draining_after.is_none() && !full => return,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the settle state");
-                return;
-            }
+        let state = match read_state(conn) {
+            Ok(state) => state,
+            Err(e) => return (Err(e.into()), true),
+        };
+        let filled = self.filled.load(Ordering::Relaxed);
+        if state.draining_after.is_none() && filled < self.after_rows {
+            return (Ok(Taken::nothing()), true);
         }
         let started = Instant::now();
-        // A step moves messages that are durable already, so its commit is not synced: if
-        // the machine loses it, the state row goes back with it and the step is taken
-        // again. The next append's commit syncs the WAL, this step's frames included.
-        let _ = conn.pragma_update(None, "synchronous", "NORMAL");
-        let stepped = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .and_then(|tx| {
-                // Read again under the write lock: another process may have moved it on.
-                let state = read_state(&tx)?;
-                let step = match state.draining_after {
-                    Some(after) => {
-                        let rows =
-                            STEP_ROWS.max(STEP_PACE * self.since_step.load(Ordering::Relaxed));
-                        drain_step(&tx, RECENT[1 - state.filling], &after, rows)?
-                    }
-                    None if full => switch(&tx, state.filling)?,
-                    None => Step::Nothing,
-                };
-                tx.commit()?;
-                Ok(step)
-            });
-        // Appends must never commit less durably than configured: if the setting cannot be
-        // put back, the writer thread stops here and every write fails from now on.
-        conn.pragma_update(None, "synchronous", self.synchronous)
-            .expect("restore the synchronous setting after a settle step");
-        if let Ok(Step::Switched | Step::Copied(_)) = &stepped {
-            self.since_step.store(0, Ordering::Relaxed);
-        }
-        match stepped {
-            Ok(Step::Switched) => {
-                self.filled.store(0, Ordering::Relaxed);
-                metrics::counter!("chat_store_settle_switches_total").increment(1);
+        let since = self.since_step.load(Ordering::Relaxed);
+        let (stepped, sound) = in_savepoint(conn, |c| match &state.draining_after {
+            Some(after) => {
+                let rows = STEP_ROWS.max(STEP_PACE * since);
+                drain_step(c, RECENT[1 - state.filling], after, rows)
             }
-            Ok(Step::Copied(rows)) => {
-                metrics::counter!("chat_store_settled_messages_total").increment(rows as u64)
-            }
-            Ok(Step::Emptied | Step::Nothing) => {}
+            None => switch(c, state.filling),
+        });
+        let taken = stepped.map(|step| Taken {
+            step,
+            filled,
+            since,
+        });
+        metrics::histogram!("chat_store_settle_step_seconds")
+            .record(started.elapsed().as_secs_f64());
+        (taken, sound)
+    }
+
+    /// Accounts for a step once its batch committed (or did not: then it is taken again).
+    /// The counts the step saw are taken off, not zeroed: the appends of the batch the step
+    /// started came after it.
+    pub(crate) fn finished(&self, taken: StoreResult<Taken>, committed: bool) {
+        match taken {
+            Ok(_) if !committed => {}
+            Ok(Taken {
+                step,
+                filled,
+                since,
+            }) => match step {
+                Step::Switched => {
+                    self.filled.fetch_sub(filled, Ordering::Relaxed);
+                    self.since_step.fetch_sub(since, Ordering::Relaxed);
+                    metrics::counter!("chat_store_settle_switches_total").increment(1);
+                }
+                Step::Copied(rows) => {
+                    self.since_step.fetch_sub(since, Ordering::Relaxed);
+                    metrics::counter!("chat_store_settled_messages_total").increment(rows as u64);
+                }
+                Step::Emptied | Step::Nothing => {}
+            },
             Err(e) => {
                 metrics::counter!("chat_store_settle_failures_total").increment(1);
                 tracing::error!(error = %e, "a settle step failed; tried again in a second");
@@ -152,12 +156,30 @@ impl Settler {
                     Some(Instant::now() + RETRY_AFTER);
             }
         }
-        metrics::histogram!("chat_store_settle_step_seconds")
-            .record(started.elapsed().as_secs_f64());
     }
 }
 
-enum Step {
+/// A step and the counts it was taken with.
+pub(crate) struct Taken {
+    step: Step,
+    /// This process's messages in the filling table when the step began.
+    filled: usize,
+    /// Its messages appended since the step before.
+    since: usize,
+}
+
+impl Taken {
+    fn nothing() -> Self {
+        Taken {
+            step: Step::Nothing,
+            filled: 0,
+            since: 0,
+        }
+    }
+}
+
+/// What a step did.
+pub(crate) enum Step {
     Nothing,
     /// Appends now go to the other table; the full one is to be drained.
     Switched,
@@ -322,6 +344,15 @@ mod tests {
         assert_eq!(listed.last_message.as_ref().unwrap().seq, head);
     }
 
+    /// One batch transaction with nothing in it but the step, as the writer runs it.
+    fn take_step(settler: &Settler, conn: &mut Connection) {
+        let tx = conn.transaction().unwrap();
+        let (step, sound) = settler.step(&tx);
+        assert!(sound);
+        tx.commit().unwrap();
+        settler.finished(step, true);
+    }
+
     /// Messages per chat in these tests: two chats fill a step, one does not.
     const PER_CHAT: u64 = (STEP_ROWS / 2 + 10) as u64;
 
@@ -329,13 +360,13 @@ mod tests {
     fn a_drain_copies_whole_chats_step_by_step_and_reads_never_see_a_copy() {
         let mut conn = store();
         let total = 3 * PER_CHAT as usize;
-        let settler = Settler::new(total, 0, "FULL");
+        let settler = Settler::new(total, 0);
         for chat in ["c1", "c2", "c3"] {
             append(&conn, chat, 1..=PER_CHAT);
         }
         settler.appended(total);
 
-        settler.settle_if_due(&mut conn);
+        take_step(&settler, &mut conn);
         assert_eq!(read_state(&conn).unwrap().filling, 1, "switched");
         append(&conn, "c1", PER_CHAT + 1..=PER_CHAT + 10);
         // c3 has older messages in the drained table and newer ones in the filling table.
@@ -344,7 +375,7 @@ mod tests {
         assert_reads(&conn, "c3", PER_CHAT + 5);
 
         // c1 and c2 make a step; c3 waits for the next one.
-        settler.settle_if_due(&mut conn);
+        take_step(&settler, &mut conn);
         assert_eq!(rows(&conn, "messages"), 2 * PER_CHAT as i64);
         assert_eq!(
             rows(&conn, "recent_a"),
@@ -354,25 +385,65 @@ mod tests {
         assert_reads(&conn, "c1", PER_CHAT + 10);
         assert_reads(&conn, "c3", PER_CHAT + 5);
 
-        settler.settle_if_due(&mut conn);
+        take_step(&settler, &mut conn);
         assert_eq!(rows(&conn, "messages"), total as i64);
         assert_reads(&conn, "c3", PER_CHAT + 5);
 
-        settler.settle_if_due(&mut conn);
+        take_step(&settler, &mut conn);
         assert_eq!(rows(&conn, "recent_a"), 0, "emptied");
         assert!(read_state(&conn).unwrap().draining_after.is_none());
         assert_reads(&conn, "c1", PER_CHAT + 10);
 
         // Fifteen messages in the filling table are below the threshold: nothing to do.
-        settler.settle_if_due(&mut conn);
+        take_step(&settler, &mut conn);
         assert_eq!(rows(&conn, "recent_b"), 15);
         assert_eq!(read_state(&conn).unwrap().filling, 1);
-        let synchronous: i64 = conn
-            .pragma_query_value(None, "synchronous", |r| r.get(0))
-            .unwrap();
+    }
+
+    /// A step that fails is undone alone: the batch it starts still commits, and the drain
+    /// waits before trying again.
+    #[test]
+    fn a_failed_step_is_undone_alone_and_waits() {
+        let mut conn = store();
+        append(&conn, "c1", 1..=5);
+        let settler = Settler::new(5, 5);
+        take_step(&settler, &mut conn);
         assert_eq!(
-            synchronous, 2,
-            "steps leave the store's FULL setting in place"
+            read_state(&conn).unwrap().draining_after.as_deref(),
+            Some("")
+        );
+        // A row already settled at c1's first seq makes the copy fail (primary key).
+        conn.execute(
+            "INSERT INTO messages (chat_id, seq, msg_id, sender_id, client_msg_id, body, ts)
+             VALUES ('c1', 1, 'x', 'alice', 'k', 'b', 0)",
+            [],
+        )
+        .unwrap();
+        let tx = conn.transaction().unwrap();
+        let (step, sound) = settler.step(&tx);
+        assert!(step.is_err() && sound, "undone alone");
+        tx.execute("INSERT INTO last_seen (user_id, ts) VALUES ('u', 1)", [])
+            .unwrap();
+        tx.commit().unwrap();
+        settler.finished(step, true);
+        assert_eq!(rows(&conn, "last_seen"), 1, "the batch committed");
+        assert_eq!(rows(&conn, "messages"), 1, "the step did not");
+        assert_eq!(
+            read_state(&conn).unwrap().draining_after.as_deref(),
+            Some("")
+        );
+
+        let tx = conn.transaction().unwrap();
+        let (step, _) = settler.step(&tx);
+        assert!(
+            matches!(
+                step,
+                Ok(Taken {
+                    step: Step::Nothing,
+                    ..
+                })
+            ),
+            "paused after the failure"
         );
     }
 
@@ -384,12 +455,12 @@ mod tests {
             append(&conn, chat, 1..=PER_CHAT);
         }
         let total = 3 * PER_CHAT as usize;
-        let settler = Settler::new(total, total, "FULL");
-        settler.settle_if_due(&mut conn);
+        let settler = Settler::new(total, total);
+        take_step(&settler, &mut conn);
         // As many messages as the whole drained table arrived since the switch.
         append(&conn, "c1", PER_CHAT + 1..=2 * PER_CHAT);
         settler.appended(total);
-        settler.settle_if_due(&mut conn);
+        take_step(&settler, &mut conn);
         assert_eq!(
             rows(&conn, "messages"),
             total as i64,
@@ -405,19 +476,19 @@ mod tests {
             append(&conn, chat, 1..=PER_CHAT);
         }
         let total = 3 * PER_CHAT as usize;
-        let before_restart = Settler::new(total, total, "FULL");
-        before_restart.settle_if_due(&mut conn);
-        before_restart.settle_if_due(&mut conn);
+        let before_restart = Settler::new(total, total);
+        take_step(&before_restart, &mut conn);
+        take_step(&before_restart, &mut conn);
         assert_eq!(rows(&conn, "messages"), 2 * PER_CHAT as i64);
 
-        let after_restart = Settler::new(total, 0, "FULL");
-        after_restart.settle_if_due(&mut conn);
+        let after_restart = Settler::new(total, 0);
+        take_step(&after_restart, &mut conn);
         assert_eq!(
             rows(&conn, "messages"),
             total as i64,
             "c3 only, not c1 and c2 again"
         );
-        after_restart.settle_if_due(&mut conn);
+        take_step(&after_restart, &mut conn);
         assert_eq!(rows(&conn, "recent_a"), 0);
         assert_reads(&conn, "c2", PER_CHAT);
     }

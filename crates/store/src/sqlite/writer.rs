@@ -39,8 +39,8 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the thread; at most `queue` jobs wait for it.
-    /// Between two commits it settles recent messages when `settler` says they are due, and
+    /// Starts the thread; at most `queue` jobs wait for it. Each batch transaction starts
+    /// with a settle step when `settler` has one due; between two commits the thread
     /// finishes a WAL checkpoint whenever `checkpoint_wanted` is set.
     pub(crate) fn start(
         conn: Connection,
@@ -166,7 +166,9 @@ fn run(
             }
         };
         let mut completions: Vec<Completion> = Vec::with_capacity(size);
-        let mut sound = true;
+        // A settle step, when one is due, goes first: it shares the batch's commit, fsync
+        // and (between processes on one file) its turn at the write lock.
+        let (step, mut sound) = settler.step(&tx);
         for job in batch.drain(..) {
             if !sound {
                 // Dropped unrun: its caller hears the write was not applied.
@@ -193,7 +195,7 @@ fn run(
         for complete in completions {
             complete(&committed);
         }
-        settler.settle_if_due(&mut conn);
+        settler.finished(step, committed.is_ok());
         if checkpoint_wanted.swap(false, Ordering::Relaxed) {
             finish_checkpoint(&conn);
         }
@@ -233,7 +235,7 @@ fn answer_after_commit<T: Send + 'static>(
 
 /// Runs `f` in a savepoint; the flag is false when the savepoint itself could not be
 /// opened, released or rolled back, leaving the transaction in an unknown state.
-fn in_savepoint<T>(
+pub(super) fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) -> (StoreResult<T>, bool) {
@@ -260,13 +262,7 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
             .unwrap();
-        Writer::start(
-            conn,
-            16,
-            Arc::default(),
-            Settler::new(usize::MAX, 0, "FULL"),
-        )
-        .unwrap()
+        Writer::start(conn, 16, Arc::default(), Settler::new(usize::MAX, 0)).unwrap()
     }
 
     async fn rows(writer: &Writer) -> i64 {
