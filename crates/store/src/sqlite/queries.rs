@@ -335,7 +335,7 @@ pub(crate) fn insert_checked(
     messages: &[Message],
     checked: CheckedAppend,
 ) -> rusqlite::Result<usize> {
-    let filling = RECENT[filling_table(conn)?];
+    let filling = RECENT[super::settle::filling_table(conn)?];
     let mut insert = conn.prepare_cached(&format!(
         "INSERT INTO {filling} ({MESSAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
     ))?;
@@ -361,13 +361,6 @@ pub(crate) fn insert_checked(
         set_head.execute(params![chat_id, head as i64])?;
     }
     Ok(checked.new.len())
-}
-
-/// Which of `RECENT` takes appends now.
-pub(crate) fn filling_table(conn: &Connection) -> rusqlite::Result<usize> {
-    conn.prepare_cached("SELECT filling FROM settle_state")?
-        .query_row([], |r| r.get::<_, i64>(0))
-        .map(|i| (i & 1) as usize)
 }
 
 /// The chat's head and its messages since `dedup_since_ms`, newest first: the messages

@@ -189,6 +189,11 @@ pub(crate) enum Step {
     Emptied,
 }
 
+/// Which of `RECENT` takes appends now.
+pub(crate) fn filling_table(conn: &Connection) -> rusqlite::Result<usize> {
+    read_state(conn).map(|state| state.filling)
+}
+
 fn read_state(conn: &Connection) -> rusqlite::Result<State> {
     conn.prepare_cached("SELECT filling, draining_after FROM settle_state")?
         .query_row([], |r| {
