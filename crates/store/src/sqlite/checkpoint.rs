@@ -131,7 +131,7 @@ mod tests {
             .unwrap();
         let wanted = Arc::new(AtomicBool::new(false));
         let writer =
-            Arc::new(Writer::start(conn, 16, wanted.clone(), Settler::new(usize::MAX, 0)).unwrap());
+            Arc::new(Writer::start(conn, 16, wanted.clone(), Settler::new(usize::MAX)).unwrap());
         let checkpointer = Checkpointer::start(&path, wanted, CADENCE)
             .unwrap()
             .unwrap();

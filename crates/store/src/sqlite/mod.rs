@@ -135,9 +135,9 @@ impl SqliteStore {
         // than in a temporary file written and closed per job.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.set_prepared_statement_cache_capacity(64);
-        settle::mark_writer(&conn)?;
+        settle::ready_writer(&conn)?;
         migrate(&conn)?;
-        let settler = Settler::new(config.settle_after, settle::filled_at_open(&conn)?);
+        let settler = Settler::new(config.settle_after);
         let checkpoint_wanted = Arc::new(AtomicBool::new(false));
         let writer = Writer::start(
             conn,

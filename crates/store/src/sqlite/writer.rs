@@ -262,7 +262,7 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
             .unwrap();
-        Writer::start(conn, 16, Arc::default(), Settler::new(usize::MAX, 0)).unwrap()
+        Writer::start(conn, 16, Arc::default(), Settler::new(usize::MAX)).unwrap()
     }
 
     async fn rows(writer: &Writer) -> i64 {
