@@ -12,15 +12,17 @@
 //! (`queries::UNSETTLED`). Where the drain stands is in the database (`settle_state`), so
 //! processes sharing the file take turns at it, and a restart carries on where it stopped.
 //!
-//! Nothing appends to a table being drained, so each process reads its order (rowids by
-//! chat and seq) once per drain, a `DrainPlan`, and its steps copy rows by rowid instead
-//! of scanning and sorting the whole table twice each (a third of a step's time).
+//! Nothing appends to a table being drained, so each process reads its order (row ids by
+//! chat and seq) once per drain, a `DrainPlan`, and its steps copy rows by id instead of
+//! scanning and sorting the whole table twice each (a third of a step's time in `chatd`;
+//! with two processes on one file a step's cold page reads dominate and it cost the same).
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rusqlite::ffi;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension};
@@ -43,7 +45,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Readies the writer's connection for settling. It may insert into `messages`: schema
 /// v7's trigger calls `chat_store_v7_writer`, which only this store's writers register
-/// (see schema.sql). And a step passes the rowids it copies as one `rarray` parameter.
+/// (see schema.sql). And a step passes the row ids it copies as one `rarray` parameter.
 pub(crate) fn ready_writer(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function(
         "chat_store_v7_writer",
@@ -109,6 +111,8 @@ impl Settler {
             Err(e) => return (Err(e.into()), true),
         };
         if state.draining_after.is_none() {
+            // A plan kept from a drain another process finished is of no more use.
+            *self.plan.lock().expect("drain plan lock") = None;
             match appended_to(conn, RECENT[state.filling]) {
                 Ok(rows) if rows < self.after_rows => return (Ok(Taken::nothing()), true),
                 Ok(_) => {}
@@ -120,7 +124,7 @@ impl Settler {
         let (stepped, sound) = in_savepoint(conn, |c| match &state.draining_after {
             Some(after) => {
                 let rows = STEP_ROWS.max(STEP_PACE * since);
-                self.drain_step(c, &state, after, rows)
+                self.drain_step(c, RECENT[1 - state.filling], after, rows)
             }
             None => switch(c, state.filling),
         });
@@ -161,22 +165,16 @@ impl Settler {
     fn drain_step(
         &self,
         conn: &Connection,
-        state: &State,
+        table: &'static str,
         after: &str,
         rows: usize,
     ) -> rusqlite::Result<Step> {
-        let table = RECENT[1 - state.filling];
-        let mut plan = self.plan.lock().expect("drain plan lock");
-        let current = match plan.as_ref() {
-            Some(plan) => plan.is_of(conn, table)?,
-            None => false,
+        let mut kept = self.plan.lock().expect("drain plan lock");
+        let plan = match kept.take() {
+            Some(plan) if plan.is_of(conn, table)? => plan,
+            _ => DrainPlan::read(conn, table)?,
         };
-        if !current {
-            *plan = Some(DrainPlan::read(conn, table)?);
-        }
-        let chats = plan.as_ref().map_or(&[][..], |p| p.chats_after(after));
-        if chats.is_empty() {
-            *plan = None;
+        if plan.chats_after(after).is_empty() {
             // Without a WHERE clause SQLite frees the table's pages whole.
             conn.prepare_cached(&format!("DELETE FROM {table}"))?
                 .execute([])?;
@@ -184,15 +182,22 @@ impl Settler {
                 .execute([])?;
             return Ok(Step::Emptied);
         }
-        let copied = copy_chats(conn, table, chats, rows).map(|(n, last)| (n, last.to_owned()));
-        if copied.is_err() {
-            // Read afresh on the next try rather than trusted.
-            *plan = None;
+        let (copied, through) = match plan.copy_chats_after(conn, after, rows) {
+            Ok(copied) => copied,
+            Err(e) => {
+                // The table did not change: keep the plan rather than sort it all again.
+                *kept = Some(plan);
+                return Err(e);
+            }
+        };
+        if copied.rows != copied.planned {
+            // Not kept: read afresh on the next try rather than trusted.
+            return Err(plan_mismatch(table, copied));
         }
-        let (copied, through) = copied?;
+        *kept = Some(plan);
         conn.prepare_cached("UPDATE settle_state SET draining_after = ?1")?
             .execute([through])?;
-        Ok(Step::Copied(copied))
+        Ok(Step::Copied(copied.rows))
     }
 }
 
@@ -224,114 +229,141 @@ pub(crate) enum Step {
 }
 
 /// The rows of a table being drained, chat by chat in the order steps copy them. Memory:
-/// 8 bytes a row and each chat's id once, for a table that holds about
-/// `CHAT_SQLITE_SETTLE_AFTER` messages.
+/// 8 bytes a row of the draining table and each of its chats' ids once. That table holds
+/// about `CHAT_SQLITE_SETTLE_AFTER` messages, more only if it kept filling while the drain
+/// before it was failing.
 struct DrainPlan {
     table: &'static str,
-    /// The table's newest row when the plan was read, by rowid and message id. A message
-    /// is appended once, to one filling of one table, and nothing is added to or taken
-    /// from a table while it drains: while that row is still there the plan holds, and
-    /// once the table was emptied (maybe by another process) and filled again, it is not.
-    newest: Option<(i64, String)>,
-    /// Sorted by chat id as SQLite compares text (bytes), each chat's rowids in seq order.
-    chats: Vec<PlannedChat>,
+    /// The table's newest row when the plan was read: its id, chat and seq. A chat's seq is
+    /// appended once, to one filling of one table, and nothing is added to or taken from a
+    /// table while it drains: while that row is still there the plan holds, and once the
+    /// table was emptied (maybe by another process) and filled again, it is not.
+    newest: Option<(i64, String, i64)>,
+    /// Row ids, by chat id as SQLite compares text (bytes), each chat's in seq order.
+    ids: Vec<i64>,
+    /// Each chat and where its ids end in `ids`.
+    chats: Vec<(String, usize)>,
 }
 
-struct PlannedChat {
-    chat_id: String,
-    rowids: Vec<i64>,
+/// What a step copied, against what its plan said it would.
+#[derive(Default)]
+struct Copied {
+    rows: usize,
+    planned: usize,
 }
 
 impl DrainPlan {
     fn read(conn: &Connection, table: &'static str) -> rusqlite::Result<Self> {
+        // `id` is the table's rowid, so it keeps its value for as long as the row exists.
         let newest = conn
             .prepare_cached(&format!(
-                "SELECT rowid, msg_id FROM {table} ORDER BY rowid DESC LIMIT 1"
+                "SELECT id, chat_id, seq FROM {table} ORDER BY id DESC LIMIT 1"
             ))?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let mut statement = conn.prepare_cached(&format!(
-            "SELECT chat_id, rowid FROM {table} ORDER BY chat_id, seq"
+            "SELECT chat_id, id FROM {table} ORDER BY chat_id, seq"
         ))?;
         let mut rows = statement.query([])?;
-        let mut chats: Vec<PlannedChat> = Vec::new();
+        let (mut ids, mut chats) = (Vec::new(), Vec::<(String, usize)>::new());
         while let Some(row) = rows.next()? {
             let chat_id = row.get_ref(0)?.as_str()?;
-            let rowid = row.get(1)?;
+            ids.push(row.get(1)?);
             match chats.last_mut() {
-                Some(chat) if chat.chat_id == chat_id => chat.rowids.push(rowid),
-                _ => chats.push(PlannedChat {
-                    chat_id: chat_id.to_owned(),
-                    rowids: vec![rowid],
-                }),
+                Some((chat, end)) if chat == chat_id => *end = ids.len(),
+                _ => chats.push((chat_id.to_owned(), ids.len())),
             }
         }
         Ok(DrainPlan {
             table,
             newest,
+            ids,
             chats,
         })
     }
 
     /// Whether this is still the plan of `table` as it is now.
     fn is_of(&self, conn: &Connection, table: &str) -> rusqlite::Result<bool> {
-        let Some((rowid, msg_id)) = &self.newest else {
+        let Some((id, chat_id, seq)) = &self.newest else {
             return Ok(false);
         };
         if self.table != table {
             return Ok(false);
         }
-        let found: Option<String> = conn
-            .prepare_cached(&format!("SELECT msg_id FROM {table} WHERE rowid = ?1"))?
-            .query_row([rowid], |r| r.get(0))
+        let found: Option<(String, i64)> = conn
+            .prepare_cached(&format!("SELECT chat_id, seq FROM {table} WHERE id = ?1"))?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        Ok(found.as_ref() == Some(msg_id))
+        Ok(found.is_some_and(|(c, s)| c == *chat_id && s == *seq))
     }
 
-    /// The chats left once every chat up to `after` is copied.
-    fn chats_after(&self, after: &str) -> &[PlannedChat] {
+    /// The chats left once every chat up to `after` is copied, each with where its ids end.
+    fn chats_after(&self, after: &str) -> &[(String, usize)] {
         let first = self
             .chats
-            .partition_point(|chat| chat.chat_id.as_str() <= after);
+            .partition_point(|(chat, _)| chat.as_str() <= after);
         &self.chats[first..]
+    }
+
+    /// Copies whole chats after `after` until about `rows` messages are copied, in the
+    /// plan's order (by chat) so each chat's pages are written in one pass. Returns what
+    /// was copied and the last chat. One statement: inside the batch's savepoint each
+    /// statement that writes opens and releases a statement journal of its own, which a
+    /// statement per row made most of a step's cost.
+    fn copy_chats_after(
+        &self,
+        conn: &Connection,
+        after: &str,
+        rows: usize,
+    ) -> rusqlite::Result<(Copied, String)> {
+        let chats = self.chats_after(after);
+        let start = self.chats.len() - chats.len();
+        let first_id = match start {
+            0 => 0,
+            n => self.chats[n - 1].1,
+        };
+        let Some((through, end)) = chats
+            .iter()
+            .find(|(_, end)| end - first_id >= rows)
+            .or(chats.last())
+        else {
+            return Ok((Copied::default(), after.to_owned()));
+        };
+        let ids: Vec<Value> = self.ids[first_id..*end]
+            .iter()
+            .map(|&id| Value::Integer(id))
+            .collect();
+        let planned = ids.len();
+        // Driven by the array, in its order: a lookup by id per row and no sort (`id IN
+        // rarray(?1)` would collect the ids in a temporary index and sort the rows again).
+        let copied = conn
+            .prepare_cached(&format!(
+                "INSERT INTO {SETTLED} ({MESSAGE_COLUMNS})
+                 SELECT {COPIED_COLUMNS} FROM rarray(?1) AS planned
+                 JOIN {table} AS recent ON recent.id = planned.value",
+                table = self.table
+            ))?
+            .execute([Rc::new(ids)])?;
+        Ok((
+            Copied {
+                rows: copied,
+                planned,
+            },
+            through.clone(),
+        ))
     }
 }
 
-/// Copies whole chats from the front of `chats` until about `rows` messages are copied, in
-/// the plan's order (by chat) so each chat's pages are written in one pass. Returns how
-/// many were copied and the last chat copied. One statement: inside the batch's savepoint
-/// each statement that writes opens and releases a statement journal of its own, which a
-/// statement per row made most of a step's cost.
-fn copy_chats<'a>(
-    conn: &Connection,
-    table: &str,
-    chats: &'a [PlannedChat],
-    rows: usize,
-) -> rusqlite::Result<(usize, &'a str)> {
-    let mut rowids = Vec::new();
-    let mut through = "";
-    for chat in chats {
-        rowids.extend(chat.rowids.iter().map(|&rowid| Value::Integer(rowid)));
-        through = &chat.chat_id;
-        if rowids.len() >= rows {
-            break;
-        }
-    }
-    let planned = rowids.len();
-    // Driven by the array, in its order: a rowid lookup per row and no sort (`rowid IN
-    // rarray(?1)` would collect the rowids in a temporary index and sort the rows again).
-    let copied = conn
-        .prepare_cached(&format!(
-            "INSERT INTO {SETTLED} ({MESSAGE_COLUMNS})
-             SELECT {COPIED_COLUMNS} FROM rarray(?1) AS planned
-             JOIN {table} AS recent ON recent.rowid = planned.value"
-        ))?
-        .execute([Rc::new(rowids)])?;
-    if copied != planned {
-        // The plan no longer matches the table: undo the step rather than skip a message.
-        return Err(rusqlite::Error::StatementChangedRows(copied));
-    }
-    Ok((copied, through))
+/// The error of a step whose copy did not match its plan: the step is undone rather than
+/// a message skipped.
+fn plan_mismatch(table: &str, copied: Copied) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        ffi::Error::new(ffi::SQLITE_ABORT),
+        Some(format!(
+            "settling {table}: planned to copy {} messages, copied {}; the table is read again",
+            copied.planned, copied.rows
+        )),
+    )
 }
 
 /// `MESSAGE_COLUMNS` of the recent table in a step's copy.
@@ -353,10 +385,11 @@ fn read_state(conn: &Connection) -> rusqlite::Result<State> {
         })
 }
 
-/// Messages appended to `table` since it was last emptied: a rowid table given rowids one
-/// past its largest, and only emptied whole, numbers its rows 1, 2, 3, ...
+/// Messages appended to `table` since it was last emptied: a rowid table (`id` is the
+/// rowid) gives a new row the id one past its largest, and this one is only emptied whole,
+/// so its rows are numbered 1, 2, 3, ...
 fn appended_to(conn: &Connection, table: &str) -> rusqlite::Result<usize> {
-    conn.prepare_cached(&format!("SELECT COALESCE(MAX(rowid), 0) FROM {table}"))?
+    conn.prepare_cached(&format!("SELECT COALESCE(MAX(id), 0) FROM {table}"))?
         .query_row([], |r| r.get::<_, i64>(0))
         .map(|n| n as usize)
 }
@@ -628,10 +661,44 @@ mod tests {
             2 * PER_CHAT as i64,
             "no part of c3"
         );
+
+        // Once the pause is over, the table is read afresh and the rest of c3 copied.
+        *settler.paused_until.lock().unwrap() = None;
+        take_step(&settler, &mut conn);
+        assert_eq!(rows(&conn, "messages"), total as i64 - 1);
+    }
+
+    /// The switch counts the rows in the filling table, whichever process appended them,
+    /// and starts again from nothing once the table was emptied.
+    #[test]
+    fn the_switch_counts_the_table_not_this_process() {
+        let (mut conn, total) = three_chats_of_a_step_and_a_half();
+        let this = Settler::new(total + 10);
+        take_step(&this, &mut conn);
+        assert_eq!(read_state(&conn).unwrap().filling, 0, "not full yet");
+        // Another process appends the last ten; this one appended nothing.
+        append(&conn, "c1", PER_CHAT + 1..=PER_CHAT + 10);
+        take_step(&this, &mut conn);
+        assert_eq!(read_state(&conn).unwrap().filling, 1, "full: switched");
+        for _ in 0..3 {
+            take_step(&this, &mut conn);
+        }
         assert!(
-            settler.plan.lock().unwrap().is_none(),
-            "read afresh next time"
+            read_state(&conn).unwrap().draining_after.is_none(),
+            "drained"
         );
+
+        // recent_b fills up to the threshold again, from its first row.
+        append(&conn, "c2", PER_CHAT + 1..=PER_CHAT + total as u64);
+        take_step(&this, &mut conn);
+        assert_eq!(read_state(&conn).unwrap().filling, 1, "one short");
+        append(
+            &conn,
+            "c2",
+            PER_CHAT + total as u64 + 1..=PER_CHAT + total as u64 + 10,
+        );
+        take_step(&this, &mut conn);
+        assert_eq!(read_state(&conn).unwrap().filling, 0, "switched back");
     }
 
     /// A drain interrupted (a restart) carries on from the chat it stopped after.
