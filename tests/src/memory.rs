@@ -7,6 +7,11 @@ pub struct Usage {
     pub rss_kib: u64,
     /// The highest resident set size so far, in KiB.
     pub peak_rss_kib: u64,
+    /// Resident pages the process holds itself (anonymous and shared memory), in KiB: the
+    /// resident set without the file pages it maps. chatd maps its database once per
+    /// connection, and each mapping's pages count in the resident set again, although
+    /// they are the kernel's page cache, shared and given back under pressure.
+    pub held_kib: u64,
     pub threads: u64,
 }
 
@@ -25,6 +30,7 @@ impl Usage {
         Usage {
             rss_kib: field("VmRSS:"),
             peak_rss_kib: field("VmHWM:"),
+            held_kib: field("RssAnon:") + field("RssShmem:"),
             threads: field("Threads:"),
         }
     }
@@ -35,5 +41,9 @@ impl Usage {
 
     pub fn peak_rss_mib(&self) -> u64 {
         self.peak_rss_kib / 1024
+    }
+
+    pub fn held_mib(&self) -> u64 {
+        self.held_kib / 1024
     }
 }
