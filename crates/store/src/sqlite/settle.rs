@@ -174,16 +174,17 @@ impl Settler {
             Some(plan) if plan.is_of(conn, table)? => plan,
             _ => DrainPlan::read(conn, table)?,
         };
-        if plan.chats_after(after).is_empty() {
-            // Without a WHERE clause SQLite frees the table's pages whole.
-            conn.prepare_cached(&format!("DELETE FROM {table}"))?
-                .execute([])?;
-            conn.prepare_cached("UPDATE settle_state SET draining_after = NULL")?
-                .execute([])?;
-            return Ok(Step::Emptied);
-        }
         let (copied, through) = match plan.copy_chats_after(conn, after, rows) {
-            Ok(copied) => copied,
+            Ok(Some(copied)) => copied,
+            Ok(None) => {
+                // Every chat is copied. Without a WHERE clause SQLite frees the table's
+                // pages whole.
+                conn.prepare_cached(&format!("DELETE FROM {table}"))?
+                    .execute([])?;
+                conn.prepare_cached("UPDATE settle_state SET draining_after = NULL")?
+                    .execute([])?;
+                return Ok(Step::Emptied);
+            }
             Err(e) => {
                 // The table did not change: keep the plan rather than sort it all again.
                 *kept = Some(plan);
@@ -246,7 +247,6 @@ struct DrainPlan {
 }
 
 /// What a step copied, against what its plan said it would.
-#[derive(Default)]
 struct Copied {
     rows: usize,
     planned: usize,
@@ -307,7 +307,7 @@ impl DrainPlan {
 
     /// Copies whole chats after `after` until about `rows` messages are copied, in the
     /// plan's order (by chat) so each chat's pages are written in one pass. Returns what
-    /// was copied and the last chat. One statement: inside the batch's savepoint each
+    /// was copied and the last chat, or `None` when no chat is left. One statement: inside the batch's savepoint each
     /// statement that writes opens and releases a statement journal of its own, which a
     /// statement per row made most of a step's cost.
     fn copy_chats_after(
@@ -315,19 +315,18 @@ impl DrainPlan {
         conn: &Connection,
         after: &str,
         rows: usize,
-    ) -> rusqlite::Result<(Copied, String)> {
+    ) -> rusqlite::Result<Option<(Copied, String)>> {
         let chats = self.chats_after(after);
-        let start = self.chats.len() - chats.len();
-        let first_id = match start {
-            0 => 0,
-            n => self.chats[n - 1].1,
-        };
+        let copied_before = self.chats.len() - chats.len();
+        let first_id = self.chats[..copied_before]
+            .last()
+            .map_or(0, |(_, end)| *end);
         let Some((through, end)) = chats
             .iter()
             .find(|(_, end)| end - first_id >= rows)
             .or(chats.last())
         else {
-            return Ok((Copied::default(), after.to_owned()));
+            return Ok(None);
         };
         let ids: Vec<Value> = self.ids[first_id..*end]
             .iter()
@@ -344,13 +343,13 @@ impl DrainPlan {
                 table = self.table
             ))?
             .execute([Rc::new(ids)])?;
-        Ok((
+        Ok(Some((
             Copied {
                 rows: copied,
                 planned,
             },
             through.clone(),
-        ))
+        )))
     }
 }
 
