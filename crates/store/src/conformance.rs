@@ -43,7 +43,8 @@ fn member(user: &str, role: Role) -> Member {
     }
 }
 
-fn group(chat_id: &str, members: &[(&str, Role)]) -> Chat {
+/// A group chat with these members, as the suite and the backends' own tests create it.
+pub fn group(chat_id: &str, members: &[(&str, Role)]) -> Chat {
     Chat {
         chat_id: chat_id.into(),
         kind: ChatKind::Group,

@@ -3,6 +3,8 @@
 use chat_protocol::ids::ChatId;
 use std::sync::Arc;
 
+use chat_protocol::Role;
+use chat_store::conformance::group;
 use chat_store::{MessageStore, Page, SqliteConfig, SqliteStore};
 
 async fn sqlite_store() -> Option<Arc<dyn MessageStore>> {
@@ -57,18 +59,6 @@ async fn let_settle_steps_run(store: &SqliteStore, steps: usize) {
     }
 }
 
-fn group_chat(chat_id: &str) -> chat_protocol::Chat {
-    chat_protocol::Chat {
-        chat_id: chat_id.into(),
-        kind: chat_protocol::ChatKind::Group,
-        title: None,
-        members: vec![],
-        created_at: 0,
-        head_seq: 0,
-        version: 0,
-    }
-}
-
 fn message(chat_id: &str, seq: u64, ts: i64) -> chat_protocol::Message {
     chat_protocol::Message {
         chat_id: chat_id.into(),
@@ -86,7 +76,7 @@ fn message(chat_id: &str, seq: u64, ts: i64) -> chat_protocol::Message {
 #[tokio::test]
 async fn sqlite_reads_the_dedup_window_from_the_messages() {
     let store = sqlite_store().await.unwrap();
-    store.create_chat(&group_chat("g")).await.unwrap();
+    store.create_chat(&group("g", &[])).await.unwrap();
     store
         .append(vec![
             message("g", 1, 100),
@@ -114,8 +104,8 @@ async fn sqlite_reads_the_dedup_window_from_the_messages() {
 async fn sqlite_refuses_an_append_that_would_leave_a_gap() {
     let store = sqlite_store().await.unwrap();
     assert!(store.appends_in_flight() > 1);
-    store.create_chat(&group_chat("g")).await.unwrap();
-    store.create_chat(&group_chat("h")).await.unwrap();
+    store.create_chat(&group("g", &[])).await.unwrap();
+    store.create_chat(&group("h", &[])).await.unwrap();
     store.append(vec![message("g", 1, 1)]).await.unwrap();
     // Seq 2 of g was in a batch that failed; seq 3 must not land after it, nor the
     // message of h that shares its batch.
@@ -233,17 +223,7 @@ async fn sqlite_reads_one_log_across_settled_and_recent_messages() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     let store = open_settling_after(&path, 100);
-    let mut chat = group_chat("g");
-    chat.members = vec![
-        chat_protocol::Member {
-            user_id: "alice".into(),
-            role: chat_protocol::Role::Admin,
-        },
-        chat_protocol::Member {
-            user_id: "bob".into(),
-            role: chat_protocol::Role::Member,
-        },
-    ];
+    let chat = group("g", &[("alice", Role::Admin), ("bob", Role::Member)]);
     store.create_chat(&chat).await.unwrap();
     let all: Vec<_> = (1..=199).map(|s| message("g", s, s as i64)).collect();
     // The first hundred fill a table; the next batch starts by switching appends to the
@@ -344,7 +324,7 @@ async fn sqlite_stores_sharing_a_file_keep_one_log() {
     let path = dir.path().join("chat.db");
     let first = open_settling_after(&path, 2);
     let second = open_settling_after(&path, 2);
-    first.create_chat(&group_chat("g")).await.unwrap();
+    first.create_chat(&group("g", &[])).await.unwrap();
     for round in 0..5u64 {
         let writer = if round % 2 == 0 { &first } else { &second };
         let seq = round * 2 + 1;
@@ -384,7 +364,7 @@ async fn sqlite_settles_what_an_earlier_run_left_recent() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chat.db");
     let store = open_settling_after(&path, 1000);
-    store.create_chat(&group_chat("g")).await.unwrap();
+    store.create_chat(&group("g", &[])).await.unwrap();
     let first: Vec<_> = (1..=5).map(|s| message("g", s, 1)).collect();
     store.append(first).await.unwrap();
     store.close();
