@@ -56,15 +56,55 @@ async fn direct_bench_reports_throughput_and_percentiles() {
     }
     assert!(latency["p50_us"].as_u64() <= latency["p99_us"].as_u64());
 
-    let open = bench(&server, &["direct", "--pairs", "4", "--rate", "200"]).await;
+    let timeline = data.path().join("timeline.csv");
+    let open = bench(
+        &server,
+        &[
+            "direct",
+            "--pairs",
+            "4",
+            "--rate",
+            "200",
+            "--timeline",
+            timeline.to_str().unwrap(),
+        ],
+    )
+    .await;
     let sent = open["sent"].as_u64().unwrap();
     assert!(
         (150..=250).contains(&sent),
         "about 200 msgs in 1 s at 200/s: {open}"
     );
     assert_eq!(open["extra"]["mode"], "open");
+    assert_timeline_covers(&timeline, &open);
 
     let group = bench(&server, &["group", "--members", "20", "--rate", "50"]).await;
     assert_eq!(group["extra"]["delivered_fraction"], 1.0, "{group}");
     server.kill().await;
+}
+
+/// The timeline counts every received message once, in 10 ms windows spanning the ~1 s run,
+/// each with a worst latency when it has messages.
+fn assert_timeline_covers(path: &std::path::Path, report: &serde_json::Value) {
+    let csv = std::fs::read_to_string(path).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("ms,messages,worst_us"));
+    let windows: Vec<(u64, u64, u64)> = lines
+        .map(|line| {
+            let mut fields = line.split(',').map(|f| f.parse::<u64>().unwrap());
+            let mut next = || fields.next().unwrap();
+            (next(), next(), next())
+        })
+        .collect();
+    let counted: u64 = windows.iter().map(|w| w.1).sum();
+    assert_eq!(counted, report["received"].as_u64().unwrap(), "{csv}");
+    assert!(
+        (90..=110).contains(&windows.len()),
+        "{} windows",
+        windows.len()
+    );
+    assert!(
+        windows.iter().all(|&(_, n, worst)| (n > 0) == (worst > 0)),
+        "{csv}"
+    );
 }

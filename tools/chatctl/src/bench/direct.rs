@@ -40,7 +40,7 @@ pub(super) async fn run(args: &BenchArgs, pairs: usize, inflight: usize) -> anyh
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
 
-    let stats = Arc::new(Stats::new());
+    let stats = Arc::new(super::stats_for(args));
     let (stop, stopped) = watch::channel(false);
     let mut listening = Vec::new();
     for i in 0..pairs {
@@ -105,6 +105,7 @@ pub(super) async fn run(args: &BenchArgs, pairs: usize, inflight: usize) -> anyh
         eprintln!();
     }
     let secs = elapsed.as_secs_f64();
+    super::write_timeline(args, &stats)?;
     Ok(Report {
         scenario: "direct".into(),
         duration_s: secs,

@@ -34,7 +34,7 @@ pub(super) async fn run(
     )
     .await?;
 
-    let stats = Arc::new(Stats::new());
+    let stats = Arc::new(super::stats_for(args));
     let (stop, stopped) = watch::channel(false);
     let mut listening = Vec::new();
     for (i, name) in names.iter().enumerate().skip(senders) {
@@ -100,6 +100,7 @@ pub(super) async fn run(
     let acked = Stats::count(&stats.acked);
     let received = Stats::count(&stats.received);
     let expected = acked * (members - senders) as u64;
+    super::write_timeline(args, &stats)?;
     Ok(Report {
         scenario: "group".into(),
         duration_s: secs,

@@ -9,7 +9,9 @@ mod receivers;
 mod reconnect;
 mod report;
 mod stats;
+mod timeline;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -56,6 +58,11 @@ pub struct BenchArgs {
     /// Loopback source addresses to spread connections over (127.0.0.1 ..).
     #[arg(long, global = true, default_value_t = 16)]
     pub sources: usize,
+
+    /// Write a latency timeline to this CSV file: per 10 ms of scheduled send time, the
+    /// messages sent and the worst latency among them (direct and group scenarios).
+    #[arg(long, global = true)]
+    pub timeline: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +110,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.human());
+    }
+    Ok(())
+}
+
+/// The scenario's stats, with a timeline when `--timeline` asks for one.
+fn stats_for(args: &BenchArgs) -> stats::Stats {
+    stats::Stats::new(
+        args.timeline
+            .as_ref()
+            .map(|_| timeline::Timeline::new(args.duration)),
+    )
+}
+
+/// Writes the timeline, when `--timeline` asked for one.
+fn write_timeline(args: &BenchArgs, stats: &stats::Stats) -> anyhow::Result<()> {
+    if let (Some(path), Some(timeline)) = (&args.timeline, stats.timeline()) {
+        timeline
+            .write_csv(path)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     }
     Ok(())
 }

@@ -49,7 +49,9 @@ async fn receive(mut ws: Ws, stats: Arc<Stats>, mut stopped: watch::Receiver<boo
             continue;
         };
         let now = stats.now_us();
-        let _ = latency.record(now.saturating_sub(sent_at).max(1));
+        let took = now.saturating_sub(sent_at).max(1);
+        let _ = latency.record(took);
+        stats.observe(sent_at, took);
         stats.received.fetch_add(1, Ordering::Relaxed);
         since_ack += 1;
         if since_ack >= ACK_EVERY {

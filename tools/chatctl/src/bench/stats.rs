@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::timeline::Timeline;
+
 pub(crate) struct Stats {
     pub(crate) started: Instant,
     pub(crate) sent: AtomicU64,
@@ -15,6 +17,7 @@ pub(crate) struct Stats {
     pub(crate) received: AtomicU64,
     pub(crate) errors: AtomicU64,
     latency: Mutex<Histogram<u64>>,
+    timeline: Option<Timeline>,
 }
 
 /// Microseconds, 1 µs to 60 s, 3 significant digits.
@@ -23,7 +26,8 @@ pub fn histogram() -> Histogram<u64> {
 }
 
 impl Stats {
-    pub(crate) fn new() -> Self {
+    /// Stats, with a latency timeline when one is given (see `timeline`).
+    pub(crate) fn new(timeline: Option<Timeline>) -> Self {
         Stats {
             started: Instant::now(),
             sent: AtomicU64::new(0),
@@ -31,12 +35,24 @@ impl Stats {
             received: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             latency: Mutex::new(histogram()),
+            timeline,
         }
     }
 
     /// Microseconds since the run started: the clock message bodies carry.
     pub(crate) fn now_us(&self) -> u64 {
         self.started.elapsed().as_micros() as u64
+    }
+
+    /// Notes one message on the timeline, when there is one.
+    pub(crate) fn observe(&self, sent_at_us: u64, latency_us: u64) {
+        if let Some(timeline) = &self.timeline {
+            timeline.observe(sent_at_us, latency_us);
+        }
+    }
+
+    pub(crate) fn timeline(&self) -> Option<&Timeline> {
+        self.timeline.as_ref()
     }
 
     pub(crate) fn merge(&self, local: &Histogram<u64>) {
