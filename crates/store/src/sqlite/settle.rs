@@ -32,9 +32,12 @@ use super::writer::in_savepoint;
 use crate::error::StoreResult;
 
 /// Messages copied per drain step at least, roughly (whole chats are copied, so a step of a
-/// busy chat may take more): a step is a stall of every append queued behind it. At 10k
-/// msgs/s steps of 256 took ~1.5 ms, of 64 ~0.8 ms (BENCHMARKS.md).
-const STEP_ROWS: usize = 128;
+/// busy chat may take more): a step is a stall of every append queued behind it, so steps
+/// are small and the drain is spread over many batches. With 128 a drain at 10k msgs/s was
+/// eight back-to-back steps, ~6 ms of writer time in ~10 ms, and the latency timeline
+/// showed a burst of 10–15 ms at every switch; with 16 the bursts mostly went, for ~30 µs
+/// of fixed work per extra step (BENCHMARKS.md, "Where the tail at 10k msgs/s came from").
+const STEP_ROWS: usize = 16;
 /// A step also copies this many times the messages appended since the last one, so the
 /// drain outpaces the appends however large commits get (under saturation one commit
 /// holds hundreds of messages, and a fixed step fell behind).
@@ -488,7 +491,7 @@ mod tests {
     }
 
     /// Messages per chat in these tests: two chats fill a step, one does not.
-    const PER_CHAT: u64 = (STEP_ROWS / 2 + 10) as u64;
+    const PER_CHAT: u64 = (STEP_ROWS * 3 / 4) as u64;
 
     /// A store with `PER_CHAT` messages in each of c1, c2 and c3, in the filling table;
     /// and how many that is.
