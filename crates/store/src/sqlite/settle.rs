@@ -34,9 +34,9 @@ use crate::error::StoreResult;
 /// Messages copied per drain step at least, roughly (whole chats are copied, so a step of a
 /// busy chat may take more): a step is a stall of every append queued behind it, so steps
 /// are small and the drain is spread over many batches. With 128 a drain at 10k msgs/s was
-/// eight back-to-back steps, ~6 ms of writer time in ~10 ms, and the latency timeline
+/// eight back-to-back steps, ~6 ms of steps in ~10 ms, and the latency timeline
 /// showed a burst of 10–15 ms at every switch; with 16 the bursts mostly went, for ~30 µs
-/// of fixed work per extra step (BENCHMARKS.md, "Where the tail at 10k msgs/s came from").
+/// of fixed work per extra step (BENCHMARKS.md, "The 100 ms rhythm at 10k msgs/s").
 const STEP_ROWS: usize = 16;
 /// A step also copies this many times the messages appended since the last one, so the
 /// drain outpaces the appends however large commits get (under saturation one commit
@@ -495,7 +495,7 @@ mod tests {
 
     /// A store with `PER_CHAT` messages in each of c1, c2 and c3, in the filling table;
     /// and how many that is.
-    fn three_chats_of_a_step_and_a_half() -> (Connection, usize) {
+    fn three_chats_two_to_a_step() -> (Connection, usize) {
         let conn = store();
         for chat in ["c1", "c2", "c3"] {
             append(&conn, chat, 1..=PER_CHAT);
@@ -505,7 +505,7 @@ mod tests {
 
     #[test]
     fn a_drain_copies_whole_chats_step_by_step_and_reads_never_see_a_copy() {
-        let (mut conn, total) = three_chats_of_a_step_and_a_half();
+        let (mut conn, total) = three_chats_two_to_a_step();
         let settler = Settler::new(total);
         settler.appended(total);
 
@@ -593,7 +593,7 @@ mod tests {
     /// Under heavy appends a step copies more, so the drain keeps ahead of the filling.
     #[test]
     fn a_step_copies_more_when_appends_come_faster() {
-        let (mut conn, total) = three_chats_of_a_step_and_a_half();
+        let (mut conn, total) = three_chats_two_to_a_step();
         let settler = Settler::new(total);
         take_step(&settler, &mut conn);
         // As many messages as the whole drained table arrived since the switch.
@@ -612,7 +612,7 @@ mod tests {
     /// for the first drain is not used for the second.
     #[test]
     fn a_drain_order_read_for_one_drain_is_not_used_for_the_next() {
-        let (mut conn, total) = three_chats_of_a_step_and_a_half();
+        let (mut conn, total) = three_chats_two_to_a_step();
         let (this, other) = (Settler::new(total), Settler::new(1));
         take_step(&this, &mut conn);
         take_step(&this, &mut conn);
@@ -646,7 +646,7 @@ mod tests {
     /// message; the order is read afresh for the next try.
     #[test]
     fn a_step_stops_where_its_order_misses_a_row() {
-        let (mut conn, total) = three_chats_of_a_step_and_a_half();
+        let (mut conn, total) = three_chats_two_to_a_step();
         let settler = Settler::new(total);
         take_step(&settler, &mut conn);
         take_step(&settler, &mut conn);
@@ -674,7 +674,7 @@ mod tests {
     /// and starts again from nothing once the table was emptied.
     #[test]
     fn the_switch_counts_the_table_not_this_process() {
-        let (mut conn, total) = three_chats_of_a_step_and_a_half();
+        let (mut conn, total) = three_chats_two_to_a_step();
         let this = Settler::new(total + 10);
         take_step(&this, &mut conn);
         assert_eq!(read_state(&conn).unwrap().filling, 0, "not full yet");
@@ -706,7 +706,7 @@ mod tests {
     /// A drain interrupted (a restart) carries on from the chat it stopped after.
     #[test]
     fn a_drain_resumes_from_the_state_in_the_database() {
-        let (mut conn, total) = three_chats_of_a_step_and_a_half();
+        let (mut conn, total) = three_chats_two_to_a_step();
         let before_restart = Settler::new(total);
         take_step(&before_restart, &mut conn);
         take_step(&before_restart, &mut conn);

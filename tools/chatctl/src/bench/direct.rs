@@ -40,7 +40,7 @@ pub(super) async fn run(args: &BenchArgs, pairs: usize, inflight: usize) -> anyh
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
 
-    let stats = Arc::new(super::stats_for(args));
+    let stats = Arc::new(super::stats_for(args)?);
     let (stop, stopped) = watch::channel(false);
     let mut listening = Vec::new();
     for i in 0..pairs {
@@ -71,6 +71,7 @@ pub(super) async fn run(args: &BenchArgs, pairs: usize, inflight: usize) -> anyh
     let started = Instant::now();
     let deadline = started + args.duration;
     let start_us = stats.now_us();
+    stats.sending_starts(start_us);
     let interval = args
         .rate
         .map(|r| Duration::from_secs_f64(pairs as f64 / r.max(1) as f64));

@@ -34,7 +34,7 @@ pub(super) async fn run(
     )
     .await?;
 
-    let stats = Arc::new(super::stats_for(args));
+    let stats = Arc::new(super::stats_for(args)?);
     let (stop, stopped) = watch::channel(false);
     let mut listening = Vec::new();
     for (i, name) in names.iter().enumerate().skip(senders) {
@@ -64,6 +64,7 @@ pub(super) async fn run(
     let started = Instant::now();
     let deadline = started + args.duration;
     let start_us = stats.now_us();
+    stats.sending_starts(start_us);
     let rate = args.rate.unwrap_or(100).max(1);
     let every = Duration::from_secs_f64(senders as f64 / rate as f64);
     let mut tasks = Vec::new();

@@ -59,8 +59,9 @@ pub struct BenchArgs {
     #[arg(long, global = true, default_value_t = 16)]
     pub sources: usize,
 
-    /// Write a latency timeline to this CSV file: per 10 ms of scheduled send time, the
-    /// messages sent and the worst latency among them (direct and group scenarios).
+    /// Write a latency timeline to this CSV file: per 10 ms of send time (the scheduled
+    /// time with --rate), the messages received (in a group, one per receiver) and the
+    /// worst latency among them. Direct and group scenarios only.
     #[arg(long, global = true)]
     pub timeline: Option<PathBuf>,
 }
@@ -100,6 +101,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.jwt_secret.is_empty() {
         anyhow::bail!("set CHAT_JWT_SECRET (or --jwt-secret) to the gateways' secret");
     }
+    if args.timeline.is_some()
+        && matches!(
+            args.scenario,
+            Scenario::Idle { .. } | Scenario::Reconnect { .. }
+        )
+    {
+        anyhow::bail!("--timeline applies to the direct and group scenarios");
+    }
     let report = match args.scenario {
         Scenario::Direct { pairs, inflight } => direct::run(&args, pairs, inflight).await?,
         Scenario::Group { members, senders } => group::run(&args, members, senders).await?,
@@ -114,20 +123,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The scenario's stats, with a timeline when `--timeline` asks for one.
-fn stats_for(args: &BenchArgs) -> stats::Stats {
-    stats::Stats::new(
-        args.timeline
-            .as_ref()
-            .map(|_| timeline::Timeline::new(args.duration)),
-    )
+/// The scenario's stats, with a timeline when `--timeline` asks for one (its file is
+/// created here, before the run).
+fn stats_for(args: &BenchArgs) -> anyhow::Result<stats::Stats> {
+    let timeline = match &args.timeline {
+        None => None,
+        Some(path) => {
+            let out = std::fs::File::create(path)
+                .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
+            Some(timeline::Timeline::new(args.duration, out))
+        }
+    };
+    Ok(stats::Stats::new(timeline))
 }
 
 /// Writes the timeline, when `--timeline` asked for one.
 fn write_timeline(args: &BenchArgs, stats: &stats::Stats) -> anyhow::Result<()> {
     if let (Some(path), Some(timeline)) = (&args.timeline, stats.timeline()) {
         timeline
-            .write_csv(path)
+            .write()
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     }
     Ok(())

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::stats::{histogram, Stats};
+use super::timeline::Timeline;
 use crate::client::Ws;
 
 /// Receivers ack (`recv`) every this many messages per connection, as real clients do.
@@ -34,6 +35,7 @@ pub(super) fn spawn(
 
 async fn receive(mut ws: Ws, stats: Arc<Stats>, mut stopped: watch::Receiver<bool>) {
     let mut latency = histogram();
+    let mut timeline = stats.timeline().map(Timeline::local);
     let mut since_ack = 0;
     loop {
         let next = tokio::select! {
@@ -51,7 +53,9 @@ async fn receive(mut ws: Ws, stats: Arc<Stats>, mut stopped: watch::Receiver<boo
         let now = stats.now_us();
         let took = now.saturating_sub(sent_at).max(1);
         let _ = latency.record(took);
-        stats.observe(sent_at, took);
+        if let (Some(shared), Some(local)) = (stats.timeline(), timeline.as_mut()) {
+            shared.observe(local, sent_at, took);
+        }
         stats.received.fetch_add(1, Ordering::Relaxed);
         since_ack += 1;
         if since_ack >= ACK_EVERY {
@@ -63,6 +67,9 @@ async fn receive(mut ws: Ws, stats: Arc<Stats>, mut stopped: watch::Receiver<boo
         }
     }
     stats.merge(&latency);
+    if let (Some(shared), Some(local)) = (stats.timeline(), &timeline) {
+        shared.merge(local);
+    }
 }
 
 /// The send time a `msg` frame's body carries (`"body":"t=<us> ..."`); None for any other

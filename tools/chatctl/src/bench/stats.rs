@@ -1,5 +1,6 @@
 //! What a running scenario counts: messages sent, acked, received, errors, and latency
-//! histograms (one per receiver task, merged at the end), plus a progress bar.
+//! histograms (one per receiver task, merged at the end) and, when asked for, a latency
+//! timeline; plus a progress bar.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -44,15 +45,15 @@ impl Stats {
         self.started.elapsed().as_micros() as u64
     }
 
-    /// Notes one message on the timeline, when there is one.
-    pub(crate) fn observe(&self, sent_at_us: u64, latency_us: u64) {
-        if let Some(timeline) = &self.timeline {
-            timeline.observe(sent_at_us, latency_us);
-        }
-    }
-
     pub(crate) fn timeline(&self) -> Option<&Timeline> {
         self.timeline.as_ref()
+    }
+
+    /// The first send goes out at `at_us`: the timeline's windows count from there.
+    pub(crate) fn sending_starts(&self, at_us: u64) {
+        if let Some(timeline) = &self.timeline {
+            timeline.start_at(at_us);
+        }
     }
 
     pub(crate) fn merge(&self, local: &Histogram<u64>) {

@@ -1,84 +1,151 @@
 //! Latency over the course of a run, for telling a tail made of a few stalls from one
-//! spread evenly over the run: per 10 ms window of *scheduled* send time, how many
-//! messages were sent then and the worst latency among them.
+//! spread evenly over the run: per 10 ms window of send time (from the first send on), how
+//! many messages were received and the worst latency among them. Each receiver counts
+//! into its own windows and merges them at the end, as it does its histogram: shared
+//! counters would be one more contended write per frame in a fan-out run.
 
 use std::io::Write;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 const WINDOW_US: u64 = 10_000;
-/// Windows kept beyond the run's duration, for the set-up before the first send.
-const SETUP_ALLOWANCE: Duration = Duration::from_secs(120);
+/// Windows kept past the run's duration, for messages still arriving after it.
+const AFTER_RUN: Duration = Duration::from_secs(10);
+/// A timeline covers at most a day; later messages count in its last window.
+const MOST_WINDOWS: u64 = 24 * 3600 * 1_000_000 / WINDOW_US;
 
-#[derive(Default)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 struct Window {
-    messages: AtomicU64,
-    worst_us: AtomicU64,
+    messages: u64,
+    worst_us: u64,
 }
 
 pub(crate) struct Timeline {
-    windows: Vec<Window>,
+    /// The first send's time (µs since the run's clock started): window 0 starts there.
+    origin_us: AtomicU64,
+    windows: usize,
+    merged: Mutex<Vec<Window>>,
+    /// Opened before the run, so a bad path fails before the load rather than after it.
+    out: Mutex<Option<std::fs::File>>,
 }
 
 impl Timeline {
-    /// Enough windows for a run of `duration` plus its set-up; later messages count in
-    /// the last window.
-    pub(crate) fn new(duration: Duration) -> Self {
-        let span = (duration + SETUP_ALLOWANCE).as_micros() as u64;
+    /// A timeline for a run of `duration`, to be written to `out`.
+    pub(crate) fn new(duration: Duration, out: std::fs::File) -> Self {
+        let span_us = duration.saturating_add(AFTER_RUN).as_micros();
+        let windows = (span_us / WINDOW_US as u128).min(MOST_WINDOWS as u128) as usize + 1;
         Timeline {
-            windows: (0..span / WINDOW_US + 1)
-                .map(|_| Window::default())
-                .collect(),
+            origin_us: AtomicU64::new(0),
+            windows,
+            merged: Mutex::new(Vec::new()),
+            out: Mutex::new(Some(out)),
         }
     }
 
-    pub(crate) fn observe(&self, sent_at_us: u64, latency_us: u64) {
-        let index = ((sent_at_us / WINDOW_US) as usize).min(self.windows.len() - 1);
-        let window = &self.windows[index];
-        window.messages.fetch_add(1, Ordering::Relaxed);
-        window.worst_us.fetch_max(latency_us, Ordering::Relaxed);
+    /// Sets where window 0 starts; call before the first send.
+    pub(crate) fn start_at(&self, origin_us: u64) {
+        self.origin_us.store(origin_us, Ordering::Relaxed);
     }
 
-    /// CSV: `ms` (window start, from the first window with a message), `messages`,
-    /// `worst_us`; windows without messages inside the run are written with zeros.
-    pub(crate) fn write_csv(&self, path: &Path) -> std::io::Result<()> {
-        let counts: Vec<(u64, u64)> = self
-            .windows
-            .iter()
-            .map(|w| {
-                (
-                    w.messages.load(Ordering::Relaxed),
-                    w.worst_us.load(Ordering::Relaxed),
-                )
-            })
-            .collect();
-        let first = counts.iter().position(|(n, _)| *n > 0).unwrap_or(0);
-        let last = counts.iter().rposition(|(n, _)| *n > 0).unwrap_or(0);
-        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    /// One receiver's windows, to count into without sharing.
+    pub(crate) fn local(&self) -> LocalTimeline {
+        LocalTimeline {
+            windows: Vec::new(),
+        }
+    }
+
+    pub(crate) fn observe(&self, local: &mut LocalTimeline, sent_at_us: u64, latency_us: u64) {
+        let since_origin = sent_at_us.saturating_sub(self.origin_us.load(Ordering::Relaxed));
+        let index = ((since_origin / WINDOW_US) as usize).min(self.windows - 1);
+        if local.windows.len() <= index {
+            local.windows.resize(index + 1, Window::default());
+        }
+        let window = &mut local.windows[index];
+        window.messages += 1;
+        window.worst_us = window.worst_us.max(latency_us);
+    }
+
+    pub(crate) fn merge(&self, local: &LocalTimeline) {
+        let mut merged = self.merged.lock().expect("timeline lock");
+        if merged.len() < local.windows.len() {
+            merged.resize(local.windows.len(), Window::default());
+        }
+        for (into, from) in merged.iter_mut().zip(&local.windows) {
+            into.messages += from.messages;
+            into.worst_us = into.worst_us.max(from.worst_us);
+        }
+    }
+
+    /// Writes the CSV: `ms` (the window's start from the first send), `messages`,
+    /// `worst_us`; every window up to the last with a message, empty ones as zeros. Only
+    /// the header when nothing was received.
+    pub(crate) fn write(&self) -> std::io::Result<()> {
+        let Some(file) = self.out.lock().expect("timeline lock").take() else {
+            return Ok(());
+        };
+        let merged = self.merged.lock().expect("timeline lock");
+        let mut out = std::io::BufWriter::new(file);
         writeln!(out, "ms,messages,worst_us")?;
-        for (i, (messages, worst)) in counts.iter().enumerate().take(last + 1).skip(first) {
-            let ms = (i - first) as u64 * WINDOW_US / 1000;
-            writeln!(out, "{ms},{messages},{worst}")?;
+        let last = merged.iter().rposition(|w| w.messages > 0);
+        for (i, window) in merged.iter().enumerate().take(last.map_or(0, |l| l + 1)) {
+            let ms = i as u64 * WINDOW_US / 1000;
+            writeln!(out, "{ms},{},{}", window.messages, window.worst_us)?;
         }
         out.flush()
     }
+}
+
+/// A receiver's own windows (see `Timeline::local`).
+pub(crate) struct LocalTimeline {
+    windows: Vec<Window>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn written(timeline: &Timeline, path: &std::path::Path) -> String {
+        timeline.write().unwrap();
+        std::fs::read_to_string(path).unwrap()
+    }
+
     #[test]
-    fn windows_keep_counts_and_the_worst_latency_from_the_first_message_on() {
-        let timeline = Timeline::new(Duration::from_secs(1));
-        timeline.observe(25_000, 300);
-        timeline.observe(29_999, 900);
-        timeline.observe(45_000, 50);
-        let path = std::env::temp_dir().join(format!("timeline-{}.csv", std::process::id()));
-        timeline.write_csv(&path).unwrap();
-        let csv = std::fs::read_to_string(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        assert_eq!(csv, "ms,messages,worst_us\n0,2,900\n10,0,0\n20,1,50\n");
+    fn windows_count_from_the_first_send_and_merge_receivers_by_count_and_worst() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timeline.csv");
+        let timeline = Timeline::new(
+            Duration::from_secs(1),
+            std::fs::File::create(&path).unwrap(),
+        );
+        timeline.start_at(5_000);
+        let (mut one, mut other) = (timeline.local(), timeline.local());
+        timeline.observe(&mut one, 5_000, 300);
+        timeline.observe(&mut other, 14_999, 900);
+        timeline.observe(&mut one, 25_000, 50);
+        timeline.merge(&one);
+        timeline.merge(&other);
+        assert_eq!(
+            written(&timeline, &path),
+            "ms,messages,worst_us\n0,2,900\n10,0,0\n20,1,50\n"
+        );
+    }
+
+    #[test]
+    fn late_messages_count_in_the_last_window_and_an_empty_run_writes_only_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timeline.csv");
+        let timeline = Timeline::new(
+            Duration::from_millis(20),
+            std::fs::File::create(&path).unwrap(),
+        );
+        let mut local = timeline.local();
+        timeline.observe(&mut local, 3_600_000_000, 7);
+        assert_eq!(local.windows.len(), timeline.windows);
+        assert_eq!(local.windows.last().unwrap().messages, 1);
+
+        let empty = Timeline::new(Duration::MAX, std::fs::File::create(&path).unwrap());
+        assert_eq!(empty.windows as u64, MOST_WINDOWS + 1);
+        assert_eq!(written(&empty, &path), "ms,messages,worst_us\n");
     }
 }
