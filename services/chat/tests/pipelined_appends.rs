@@ -1,6 +1,8 @@
 //! The sequencer keeps several appends in flight. When one fails, the batches sequenced
 //! after it must not leave a gap: every send is answered (acked or refused), retries with
 //! the same client_msg_id converge, and the log ends up gap-free with each message once.
+//! And the state of a batch's cold chats is read several chats at a time, but only for
+//! chats the sender belongs to.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,6 +29,26 @@ struct FlakyStore {
     fail_next: AtomicBool,
     appending: AtomicUsize,
     most_appending: AtomicUsize,
+    /// Sequencer state reads take a while (so overlapping ones can be seen), and are counted.
+    slow_state_reads: AtomicBool,
+    state_reads: AtomicUsize,
+    reading_state: AtomicUsize,
+    most_reading_state: AtomicUsize,
+}
+
+impl FlakyStore {
+    fn open(dir: &std::path::Path) -> Arc<Self> {
+        Arc::new(FlakyStore {
+            inner: SqliteStore::open(&SqliteConfig::new(dir.join("chat.db"))).unwrap(),
+            fail_next: AtomicBool::new(false),
+            appending: AtomicUsize::new(0),
+            most_appending: AtomicUsize::new(0),
+            slow_state_reads: AtomicBool::new(false),
+            state_reads: AtomicUsize::new(0),
+            reading_state: AtomicUsize::new(0),
+            most_reading_state: AtomicUsize::new(0),
+        })
+    }
 }
 
 #[async_trait]
@@ -115,7 +137,15 @@ impl MessageStore for FlakyStore {
         self.inner.large_groups_of(user_id, more_than).await
     }
     async fn sequencer_state(&self, chat_id: &ChatId, since: i64) -> StoreResult<SequencerState> {
-        self.inner.sequencer_state(chat_id, since).await
+        self.state_reads.fetch_add(1, Ordering::SeqCst);
+        let now = self.reading_state.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_reading_state.fetch_max(now, Ordering::SeqCst);
+        if self.slow_state_reads.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let state = self.inner.sequencer_state(chat_id, since).await;
+        self.reading_state.fetch_sub(1, Ordering::SeqCst);
+        state
     }
     async fn messages_after(
         &self,
@@ -184,6 +214,19 @@ impl MessageStore for FlakyStore {
     }
 }
 
+fn start(store: &Arc<FlakyStore>) -> Arc<ChatService> {
+    let bus = Arc::new(LocalBus::new());
+    let presence = Arc::new(LocalPresence::new(store.clone(), bus.clone()));
+    ChatService::start(
+        ChatConfig::default(),
+        store.clone(),
+        bus,
+        presence,
+        Arc::new(LocalPushQueue::new(100)),
+        Arc::new(OwnsEverything),
+    )
+}
+
 fn caller(user: &str) -> Caller {
     Caller {
         user_id: user.into(),
@@ -195,22 +238,8 @@ fn caller(user: &str) -> Caller {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_append_leaves_no_gap_behind_the_batches_after_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(FlakyStore {
-        inner: SqliteStore::open(&SqliteConfig::new(dir.path().join("chat.db"))).unwrap(),
-        fail_next: AtomicBool::new(false),
-        appending: AtomicUsize::new(0),
-        most_appending: AtomicUsize::new(0),
-    });
-    let bus = Arc::new(LocalBus::new());
-    let presence = Arc::new(LocalPresence::new(store.clone(), bus.clone()));
-    let chat = ChatService::start(
-        ChatConfig::default(),
-        store.clone(),
-        bus,
-        presence,
-        Arc::new(LocalPushQueue::new(100)),
-        Arc::new(OwnsEverything),
-    );
+    let store = FlakyStore::open(dir.path());
+    let chat = start(&store);
     let group = CreateChat {
         kind: ChatKind::Group,
         title: Some("g".into()),
@@ -300,4 +329,90 @@ async fn a_failed_append_leaves_no_gap_behind_the_batches_after_it() {
             m.client_msg_id
         );
     }
+}
+
+/// Sixteen direct chats of alice's, created through `chat`.
+async fn sixteen_chats(chat: &ChatService) -> Vec<ChatId> {
+    let mut chats = Vec::new();
+    for i in 0..16 {
+        let direct = CreateChat {
+            kind: ChatKind::Direct,
+            title: None,
+            members: vec![format!("friend{i}").as_str().into()],
+        };
+        let created = chat.create_chat(&caller("alice"), direct).await.unwrap();
+        chats.push(created.chat.chat_id);
+    }
+    chats
+}
+
+/// One send from `user` to each chat, all at once; their answers, in chat order.
+async fn send_to_each(
+    chat: &Arc<ChatService>,
+    user: &str,
+    chats: &[ChatId],
+) -> Vec<Result<u64, String>> {
+    let sends: Vec<_> = chats
+        .iter()
+        .map(|chat_id| {
+            let (chat, user) = (chat.clone(), caller(user));
+            let request = SendRequest {
+                chat_id: chat_id.clone(),
+                client_msg_id: "first".into(),
+                body: "hi".into(),
+            };
+            tokio::spawn(async move { chat.send(&user, request).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for sent in sends {
+        answers.push(
+            sent.await
+                .unwrap()
+                .map(|o| o.seq)
+                .map_err(|e| format!("{e:?}")),
+        );
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_chats_of_a_batch_are_read_several_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FlakyStore::open(dir.path());
+    let chat = start(&store);
+    let chats = sixteen_chats(&chat).await;
+    store.slow_state_reads.store(true, Ordering::SeqCst);
+
+    // The first send may make a batch alone; the rest queue behind its 20 ms read and are
+    // sequenced together, their chats all cold.
+    let answers = send_to_each(&chat, "alice", &chats).await;
+    assert!(answers.iter().all(|a| a == &Ok(1)), "{answers:?}");
+    assert_eq!(
+        store.state_reads.load(Ordering::SeqCst),
+        16,
+        "one read a chat"
+    );
+    let most = store.most_reading_state.load(Ordering::SeqCst);
+    assert!(
+        most >= 2,
+        "state reads never overlapped (at most {most} at once)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_to_chats_the_sender_is_not_in_read_no_order_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FlakyStore::open(dir.path());
+    let chat = start(&store);
+    let chats = sixteen_chats(&chat).await;
+
+    let answers = send_to_each(&chat, "mallory", &chats).await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.as_ref().is_err_and(|e| e.contains("not a member"))),
+        "{answers:?}"
+    );
+    assert_eq!(store.state_reads.load(Ordering::SeqCst), 0);
 }
