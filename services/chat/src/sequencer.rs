@@ -19,6 +19,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -266,12 +267,12 @@ impl Sequencer {
         if self.tick.is_multiple_of(PRUNE_EVERY_BATCHES) {
             self.prune_expired_dedup();
         }
-        self.warm(&commands).await;
+        let missing = self.warm(&commands).await;
         let mut pending: Vec<Pending> = Vec::new();
         let mut repeats: Vec<Repeat> = Vec::new();
         let mut touched: HashSet<ChatId, FastHash> = HashSet::default();
         for command in commands {
-            match self.accept(command, ticket).await {
+            match self.accept(command, ticket, &missing).await {
                 Ok(Accepted::New(p)) => {
                     touched.insert(p.message.chat_id.clone());
                     pending.push(p);
@@ -400,6 +401,7 @@ impl Sequencer {
         &mut self,
         command: SendCommand,
         ticket: u64,
+        missing: &HashSet<ChatId, FastHash>,
     ) -> Result<Accepted, (oneshot::Sender<Result<SendOutcome, ChatError>>, ChatError)> {
         let SendCommand {
             sender_id,
@@ -410,6 +412,9 @@ impl Sequencer {
         let Some(generation) = self.ownership.owns(&request.chat_id) else {
             return Err((reply, ChatError::moved()));
         };
+        if missing.contains(&request.chat_id) {
+            return Err((reply, ChatError::no_chat()));
+        }
         let chat = match self
             .chats
             .get(self.store.as_ref(), &request.chat_id, generation)
@@ -488,48 +493,87 @@ impl Sequencer {
     /// Reads, several at a time, what `accept` would otherwise read one chat after another
     /// for the chats of `commands` whose order is not held: the chat, its block state and
     /// its order state. After a start or a failover every chat is cold at once, and reading
-    /// them in turn in this task held the first sends of 100 chats up to ~30 ms (the
-    /// latency timeline's first windows). Only for a chat the command's sender is a member
-    /// of, so sends to made-up chats load nothing more than they did; a failed read is
-    /// left for `accept` to meet again and answer.
-    async fn warm(&mut self, commands: &[SendCommand]) {
-        let mut seen: HashSet<&ChatId, FastHash> = HashSet::default();
-        let mut cold: Vec<(ChatId, UserId, u64)> = Vec::new();
+    /// them in turn in this task held the first sends of 100 chats for 30–40 ms (the
+    /// latency timeline's first windows). Returns the chats found not to exist, which
+    /// `accept` answers without reading them again. Order and block state are read only
+    /// where one of the chat's senders in the batch is a member. After a failed read no
+    /// more are started (a failing store would otherwise pay each timeout twice): `accept`
+    /// meets the failure again and answers it.
+    async fn warm(&mut self, commands: &[SendCommand]) -> HashSet<ChatId, FastHash> {
+        let mut cold: HashMap<&ChatId, (u64, Vec<&UserId>), FastHash> = HashMap::default();
         for command in commands {
             let chat_id = &command.request.chat_id;
-            if !seen.insert(chat_id) {
+            if let Some((_, senders)) = cold.get_mut(chat_id) {
+                if !senders.contains(&&command.sender_id) {
+                    senders.push(&command.sender_id);
+                }
                 continue;
             }
             let Some(generation) = self.ownership.owns(chat_id) else {
                 continue;
             };
             if !self.holds_order(chat_id, generation) {
-                cold.push((chat_id.clone(), command.sender_id.clone(), generation));
+                cold.insert(chat_id, (generation, vec![&command.sender_id]));
             }
         }
         if cold.len() < 2 {
-            return;
+            return HashSet::default();
         }
         let since = self.dedup_since();
-        let loaded: Vec<_> = futures_util::stream::iter(cold)
-            .map(|(chat_id, sender, generation)| {
-                let (store, chats, blocks) =
-                    (self.store.clone(), self.chats.clone(), self.blocks.clone());
+        let failed = Arc::new(AtomicBool::new(false));
+        let owned: Vec<(ChatId, u64, Vec<UserId>)> = cold
+            .into_iter()
+            .map(|(chat_id, (generation, senders))| {
+                let senders = senders.into_iter().cloned().collect();
+                (chat_id.clone(), generation, senders)
+            })
+            .collect();
+        let warmed: Vec<Warmed> = futures_util::stream::iter(owned)
+            .map(|(chat_id, generation, senders)| {
+                let (store, chats, blocks, failed) = (
+                    self.store.clone(),
+                    self.chats.clone(),
+                    self.blocks.clone(),
+                    failed.clone(),
+                );
                 async move {
-                    let chat = chats.get(store.as_ref(), &chat_id, generation).await;
-                    let Ok(Some(chat)) = chat else { return None };
-                    chat.member(&sender)?;
-                    let _ = blocks.blocked(store.as_ref(), &chat, generation).await;
-                    let state = store.sequencer_state(&chat_id, since).await.ok()?;
-                    Some((chat_id, generation, state))
+                    let read = async {
+                        if failed.load(Ordering::Relaxed) {
+                            return Ok(Warmed::Nothing);
+                        }
+                        let Some(chat) = chats.get(store.as_ref(), &chat_id, generation).await?
+                        else {
+                            return Ok(Warmed::Missing(chat_id));
+                        };
+                        if !senders.iter().any(|sender| chat.member(sender).is_some()) {
+                            return Ok(Warmed::Nothing);
+                        }
+                        blocks.blocked(store.as_ref(), &chat, generation).await?;
+                        let state = store.sequencer_state(&chat_id, since).await?;
+                        Ok(Warmed::Order(chat_id, generation, state))
+                    };
+                    read.await.unwrap_or_else(|_: chat_store::StoreError| {
+                        failed.store(true, Ordering::Relaxed);
+                        Warmed::Nothing
+                    })
                 }
             })
             .buffer_unordered(WARM_AT_ONCE)
             .collect()
             .await;
-        for (chat_id, generation, state) in loaded.into_iter().flatten() {
-            self.hold_order(chat_id, generation, state);
+        let mut missing = HashSet::default();
+        for warmed in warmed {
+            match warmed {
+                Warmed::Order(chat_id, generation, state) => {
+                    self.remember_order(chat_id, generation, state)
+                }
+                Warmed::Missing(chat_id) => {
+                    missing.insert(chat_id);
+                }
+                Warmed::Nothing => {}
+            }
         }
+        missing
     }
 
     /// Client_msg_ids older than this (ms) are past the dedup window.
@@ -547,11 +591,11 @@ impl Sequencer {
             .sequencer_state(chat_id, self.dedup_since())
             .await
             .map_err(store_error)?;
-        self.hold_order(chat_id.clone(), generation, state);
+        self.remember_order(chat_id.clone(), generation, state);
         Ok(())
     }
 
-    fn hold_order(&mut self, chat_id: ChatId, generation: u64, state: SequencerState) {
+    fn remember_order(&mut self, chat_id: ChatId, generation: u64, state: SequencerState) {
         let recent = state
             .recent
             .into_iter()
@@ -597,6 +641,14 @@ impl Sequencer {
             order.recent.retain(|_, remembered| remembered.ts >= oldest);
         }
     }
+}
+
+/// What `Sequencer::warm` learned about one cold chat.
+enum Warmed {
+    Order(ChatId, u64, SequencerState),
+    Missing(ChatId),
+    /// Nothing to keep: no sender of the batch is a member, or a read failed or was skipped.
+    Nothing,
 }
 
 enum Event {

@@ -29,9 +29,11 @@ struct FlakyStore {
     fail_next: AtomicBool,
     appending: AtomicUsize,
     most_appending: AtomicUsize,
-    /// Sequencer state reads take a while (so overlapping ones can be seen), and are counted.
+    /// Sequencer state reads take a while (so overlapping ones can be seen); state and
+    /// chat reads are counted.
     slow_state_reads: AtomicBool,
     state_reads: AtomicUsize,
+    chat_reads: AtomicUsize,
     reading_state: AtomicUsize,
     most_reading_state: AtomicUsize,
 }
@@ -45,6 +47,7 @@ impl FlakyStore {
             most_appending: AtomicUsize::new(0),
             slow_state_reads: AtomicBool::new(false),
             state_reads: AtomicUsize::new(0),
+            chat_reads: AtomicUsize::new(0),
             reading_state: AtomicUsize::new(0),
             most_reading_state: AtomicUsize::new(0),
         })
@@ -75,6 +78,7 @@ impl MessageStore for FlakyStore {
         self.inner.create_chat(chat).await
     }
     async fn get_chat(&self, chat_id: &ChatId) -> StoreResult<Option<Chat>> {
+        self.chat_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.get_chat(chat_id).await
     }
     async fn add_members(&self, chat_id: &ChatId, members: &[Member]) -> StoreResult<()> {
@@ -400,19 +404,71 @@ async fn cold_chats_of_a_batch_are_read_several_at_a_time() {
     );
 }
 
+/// Sends `user`'s first message to each of `chats` while alice's first send to the cold
+/// chat `ahead` waits on its slow state read, so that they queue and make one batch.
+async fn behind_a_slow_read(
+    chat: &Arc<ChatService>,
+    store: &FlakyStore,
+    ahead: &ChatId,
+    user: &str,
+    chats: &[ChatId],
+) -> Vec<Result<u64, String>> {
+    store.slow_state_reads.store(true, Ordering::SeqCst);
+    let first = {
+        let chat = chat.clone();
+        let request = SendRequest {
+            chat_id: ahead.clone(),
+            client_msg_id: "ahead".into(),
+            body: "hi".into(),
+        };
+        tokio::spawn(async move { chat.send(&caller("alice"), request).await })
+    };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let answers = send_to_each(chat, user, chats).await;
+    assert_eq!(first.await.unwrap().unwrap().seq, 1);
+    answers
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_to_chats_the_sender_is_not_in_read_no_order_state() {
     let dir = tempfile::tempdir().unwrap();
     let store = FlakyStore::open(dir.path());
     let chat = start(&store);
-    let chats = sixteen_chats(&chat).await;
+    let mut chats = sixteen_chats(&chat).await;
+    let ahead = chats.pop().unwrap();
 
-    let answers = send_to_each(&chat, "mallory", &chats).await;
+    let answers = behind_a_slow_read(&chat, &store, &ahead, "mallory", &chats).await;
     assert!(
         answers
             .iter()
             .all(|a| a.as_ref().is_err_and(|e| e.contains("not a member"))),
         "{answers:?}"
     );
-    assert_eq!(store.state_reads.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        store.state_reads.load(Ordering::SeqCst),
+        1,
+        "alice's chat only"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_to_chats_that_do_not_exist_read_each_chat_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FlakyStore::open(dir.path());
+    let chat = start(&store);
+    let ahead = sixteen_chats(&chat).await.remove(0);
+    let made_up: Vec<ChatId> = (0..16)
+        .map(|i| format!("no-such-chat-{i}").as_str().into())
+        .collect();
+    let before = store.chat_reads.load(Ordering::SeqCst);
+
+    let answers = behind_a_slow_read(&chat, &store, &ahead, "alice", &made_up).await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.as_ref().is_err_and(|e| e.contains("NotFound"))),
+        "{answers:?}"
+    );
+    // Each made-up chat once (not again when its send is answered), and alice's chat.
+    assert_eq!(store.chat_reads.load(Ordering::SeqCst) - before, 17);
 }
