@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_api::{Caller, ChatApi, CreateChat, SendRequest};
+use chat_api::{Caller, ChatApi, ChatError, CreateChat, SendOutcome, SendRequest};
 use chat_bus::LocalBus;
 use chat_presence::LocalPresence;
 use chat_protocol::ids::{ChatId, DeviceId, UserId};
@@ -350,6 +350,37 @@ async fn sixteen_chats(chat: &ChatService) -> Vec<ChatId> {
     chats
 }
 
+/// A store slow to read order state when asked, a service over it and sixteen of alice's
+/// chats (the directory must outlive them).
+async fn sixteen_chats_on_a_flaky_store() -> (
+    tempfile::TempDir,
+    Arc<FlakyStore>,
+    Arc<ChatService>,
+    Vec<ChatId>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FlakyStore::open(dir.path());
+    let chat = start(&store);
+    let chats = sixteen_chats(&chat).await;
+    (dir, store, chat, chats)
+}
+
+/// Sends `user`'s message `client_msg_id` to `chat_id` on a task of its own.
+fn spawn_send(
+    chat: &Arc<ChatService>,
+    user: &str,
+    chat_id: &ChatId,
+    client_msg_id: &str,
+) -> tokio::task::JoinHandle<Result<SendOutcome, ChatError>> {
+    let (chat, user) = (chat.clone(), caller(user));
+    let request = SendRequest {
+        chat_id: chat_id.clone(),
+        client_msg_id: client_msg_id.into(),
+        body: "hi".into(),
+    };
+    tokio::spawn(async move { chat.send(&user, request).await })
+}
+
 /// One send from `user` to each chat, all at once; their answers, in chat order.
 async fn send_to_each(
     chat: &Arc<ChatService>,
@@ -358,15 +389,7 @@ async fn send_to_each(
 ) -> Vec<Result<u64, String>> {
     let sends: Vec<_> = chats
         .iter()
-        .map(|chat_id| {
-            let (chat, user) = (chat.clone(), caller(user));
-            let request = SendRequest {
-                chat_id: chat_id.clone(),
-                client_msg_id: "first".into(),
-                body: "hi".into(),
-            };
-            tokio::spawn(async move { chat.send(&user, request).await })
-        })
+        .map(|chat_id| spawn_send(chat, user, chat_id, "first"))
         .collect();
     let mut answers = Vec::new();
     for sent in sends {
@@ -382,10 +405,7 @@ async fn send_to_each(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_chats_of_a_batch_are_read_several_at_a_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FlakyStore::open(dir.path());
-    let chat = start(&store);
-    let chats = sixteen_chats(&chat).await;
+    let (_dir, store, chat, chats) = sixteen_chats_on_a_flaky_store().await;
     store.slow_state_reads.store(true, Ordering::SeqCst);
 
     // The first send may make a batch alone; the rest queue behind its 20 ms read and are
@@ -414,15 +434,7 @@ async fn behind_a_slow_read(
     chats: &[ChatId],
 ) -> Vec<Result<u64, String>> {
     store.slow_state_reads.store(true, Ordering::SeqCst);
-    let first = {
-        let chat = chat.clone();
-        let request = SendRequest {
-            chat_id: ahead.clone(),
-            client_msg_id: "ahead".into(),
-            body: "hi".into(),
-        };
-        tokio::spawn(async move { chat.send(&caller("alice"), request).await })
-    };
+    let first = spawn_send(chat, "alice", ahead, "ahead");
     tokio::time::sleep(Duration::from_millis(5)).await;
     let answers = send_to_each(chat, user, chats).await;
     assert_eq!(first.await.unwrap().unwrap().seq, 1);
@@ -431,10 +443,7 @@ async fn behind_a_slow_read(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_to_chats_the_sender_is_not_in_read_no_order_state() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FlakyStore::open(dir.path());
-    let chat = start(&store);
-    let mut chats = sixteen_chats(&chat).await;
+    let (_dir, store, chat, mut chats) = sixteen_chats_on_a_flaky_store().await;
     let ahead = chats.pop().unwrap();
 
     let answers = behind_a_slow_read(&chat, &store, &ahead, "mallory", &chats).await;
@@ -453,10 +462,8 @@ async fn sends_to_chats_the_sender_is_not_in_read_no_order_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_to_chats_that_do_not_exist_read_each_chat_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = FlakyStore::open(dir.path());
-    let chat = start(&store);
-    let ahead = sixteen_chats(&chat).await.remove(0);
+    let (_dir, store, chat, mut chats) = sixteen_chats_on_a_flaky_store().await;
+    let ahead = chats.remove(0);
     let made_up: Vec<ChatId> = (0..16)
         .map(|i| format!("no-such-chat-{i}").as_str().into())
         .collect();

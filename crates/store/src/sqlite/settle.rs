@@ -310,9 +310,9 @@ impl DrainPlan {
 
     /// Copies whole chats after `after` until about `rows` messages are copied, in the
     /// plan's order (by chat) so each chat's pages are written in one pass. Returns what
-    /// was copied and the last chat, or `None` when no chat is left. One statement: inside the batch's savepoint each
-    /// statement that writes opens and releases a statement journal of its own, which a
-    /// statement per row made most of a step's cost.
+    /// was copied and the last chat, or `None` when no chat is left. One statement: inside
+    /// the batch's savepoint each statement that writes opens and releases a statement
+    /// journal of its own, which a statement per row made most of a step's cost.
     fn copy_chats_after(
         &self,
         conn: &Connection,

@@ -106,7 +106,16 @@ pub(crate) struct LocalTimeline {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
+
+    /// A timeline for a run of `duration`, written to `timeline.csv` in `dir`.
+    fn timeline_in(dir: &tempfile::TempDir, duration: Duration) -> (Timeline, PathBuf) {
+        let path = dir.path().join("timeline.csv");
+        let out = std::fs::File::create(&path).unwrap();
+        (Timeline::new(duration, out), path)
+    }
 
     fn written(timeline: &Timeline, path: &std::path::Path) -> String {
         timeline.write().unwrap();
@@ -116,11 +125,7 @@ mod tests {
     #[test]
     fn windows_count_from_the_first_send_and_merge_receivers_by_count_and_worst() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("timeline.csv");
-        let timeline = Timeline::new(
-            Duration::from_secs(1),
-            std::fs::File::create(&path).unwrap(),
-        );
+        let (timeline, path) = timeline_in(&dir, Duration::from_secs(1));
         timeline.start_at(5_000);
         let (mut one, mut other) = (timeline.local(), timeline.local());
         timeline.observe(&mut one, 5_000, 300);
@@ -137,17 +142,13 @@ mod tests {
     #[test]
     fn late_messages_count_in_the_last_window_and_an_empty_run_writes_only_the_header() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("timeline.csv");
-        let timeline = Timeline::new(
-            Duration::from_millis(20),
-            std::fs::File::create(&path).unwrap(),
-        );
+        let (timeline, _) = timeline_in(&dir, Duration::from_millis(20));
         let mut local = timeline.local();
         timeline.observe(&mut local, 3_600_000_000, 7);
         assert_eq!(local.windows.len(), timeline.windows);
         assert_eq!(local.windows.last().unwrap().messages, 1);
 
-        let empty = Timeline::new(Duration::MAX, std::fs::File::create(&path).unwrap());
+        let (empty, path) = timeline_in(&dir, Duration::MAX);
         assert_eq!(empty.windows as u64, MOST_WINDOWS + 1);
         assert_eq!(written(&empty, &path), "ms,messages,worst_us\n");
     }
