@@ -345,7 +345,9 @@ impl Sequencer {
                     // the client retries at the new owner, whose dedup state (loaded from
                     // the store) knows this message.
                     if !self.ownership.holds(&p.message.chat_id, p.generation) {
-                        self.orders.remove(&p.message.chat_id);
+                        // The order of a newer hold stays: appends of its own may be in
+                        // flight, which a reload from the store would not see.
+                        self.forget_order(&p.message.chat_id, p.generation);
                         let _ = p.reply.send(Err(ChatError::moved()));
                         continue;
                     }
@@ -488,6 +490,13 @@ impl Sequencer {
         self.orders
             .get(chat_id)
             .is_some_and(|o| o.generation == generation)
+    }
+
+    /// Forgets the chat's order if it was loaded under `generation`.
+    fn forget_order(&mut self, chat_id: &ChatId, generation: u64) {
+        if self.holds_order(chat_id, generation) {
+            self.orders.remove(chat_id);
+        }
     }
 
     /// Reads, several at a time, what `accept` would otherwise read one chat after another
