@@ -17,11 +17,13 @@
 //! scanning and sorting the whole table twice each (a third of a step's time in `chatd`;
 //! with two processes on one file a step's cold page reads dominate and it cost the same).
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::ffi;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
@@ -49,6 +51,12 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Readies the writer's connection for settling. It may insert into `messages`: schema
 /// v7's trigger calls `chat_store_v7_writer`, which only this store's writers register
 /// (see schema.sql). And a step passes the row ids it copies as one `rarray` parameter.
+///
+/// Triggers are off on this connection (only): the one on `messages` is there to stop
+/// other binaries, and here it only cost. SQLite ran it for every row copied, and an
+/// `INSERT ... SELECT` into a table with a trigger first copies every selected row into a
+/// temporary table: together about a third of a step's instructions (BENCHMARKS.md).
+/// The function stays registered, for a connection that has them on.
 pub(crate) fn ready_writer(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function(
         "chat_store_v7_writer",
@@ -56,6 +64,7 @@ pub(crate) fn ready_writer(conn: &Connection) -> rusqlite::Result<()> {
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |_| Ok(1),
     )?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)?;
     rusqlite::vtab::array::load_module(conn)
 }
 
@@ -264,18 +273,29 @@ impl DrainPlan {
             ))?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        let mut statement = conn.prepare_cached(&format!(
-            "SELECT chat_id, id FROM {table} ORDER BY chat_id, seq"
-        ))?;
+        // Grouped here rather than by `ORDER BY chat_id, seq`: SQLite's sorter, comparing
+        // records of 36-byte text keys, was a quarter of a drain's instructions. A
+        // `String`'s order is its bytes', as SQLite compares text.
+        let mut by_chat: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+        let mut statement =
+            conn.prepare_cached(&format!("SELECT chat_id, seq, id FROM {table}"))?;
         let mut rows = statement.query([])?;
-        let (mut ids, mut chats) = (Vec::new(), Vec::<(String, usize)>::new());
         while let Some(row) = rows.next()? {
             let chat_id = row.get_ref(0)?.as_str()?;
-            ids.push(row.get(1)?);
-            match chats.last_mut() {
-                Some((chat, end)) if chat == chat_id => *end = ids.len(),
-                _ => chats.push((chat_id.to_owned(), ids.len())),
+            let seq_and_id = (row.get(1)?, row.get(2)?);
+            match by_chat.get_mut(chat_id) {
+                Some(rows) => rows.push(seq_and_id),
+                None => {
+                    by_chat.insert(chat_id.to_owned(), vec![seq_and_id]);
+                }
             }
+        }
+        let (mut ids, mut chats) = (Vec::new(), Vec::with_capacity(by_chat.len()));
+        for (chat_id, mut rows) in by_chat {
+            // In seq order already (a chat's appends commit in seq order); cheap to make sure.
+            rows.sort_unstable();
+            ids.extend(rows.iter().map(|&(_, id)| id));
+            chats.push((chat_id, ids.len()));
         }
         Ok(DrainPlan {
             table,
