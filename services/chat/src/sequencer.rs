@@ -345,9 +345,7 @@ impl Sequencer {
                     // the client retries at the new owner, whose dedup state (loaded from
                     // the store) knows this message.
                     if !self.ownership.holds(&p.message.chat_id, p.generation) {
-                        // The order of a newer hold stays: appends of its own may be in
-                        // flight, which a reload from the store would not see.
-                        self.forget_order(&p.message.chat_id, p.generation);
+                        self.forget_order(&p.message.chat_id);
                         let _ = p.reply.send(Err(ChatError::moved()));
                         continue;
                     }
@@ -492,9 +490,12 @@ impl Sequencer {
             .is_some_and(|o| o.generation == generation)
     }
 
-    /// Forgets the chat's order if it was loaded under `generation`.
-    fn forget_order(&mut self, chat_id: &ChatId, generation: u64) {
-        if self.holds_order(chat_id, generation) {
+    /// Forgets the chat's order, to be read again from the store, unless a batch in flight
+    /// holds messages of it: a reload would miss them (as in `evict_if_full`). A chat
+    /// retaken under a newer hold with appends of its own in flight keeps their seqs; one
+    /// whose order was read before an older hold's message was stored reads it again.
+    fn forget_order(&mut self, chat_id: &ChatId) {
+        if !self.in_flight.iter().any(|b| b.touched.contains(chat_id)) {
             self.orders.remove(chat_id);
         }
     }

@@ -134,6 +134,8 @@ CREATE TABLE IF NOT EXISTS chat_heads (
 -- Only this store's writer inserts into messages (v7): it registers the function the
 -- trigger calls, so a binary from before v7 still running on the file fails its appends
 -- loudly instead of writing where v7 no longer looks for new messages.
+-- The store's own writer runs with triggers off (sqlite/settle.rs, ready_writer): a
+-- trigger added here would not fire for its writes, migrations included.
 CREATE TRIGGER IF NOT EXISTS messages_only_by_settling BEFORE INSERT ON messages
 BEGIN
     SELECT chat_store_v7_writer();

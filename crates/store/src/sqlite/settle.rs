@@ -242,7 +242,8 @@ pub(crate) enum Step {
 }
 
 /// The rows of a table being drained, chat by chat in the order steps copy them. Memory:
-/// 8 bytes a row of the draining table and each of its chats' ids once. That table holds
+/// 8 bytes a row of the draining table and each of its chats' ids once (while it is read,
+/// 16 bytes a row more, and a vector per chat). That table holds
 /// about `CHAT_SQLITE_SETTLE_AFTER` messages, more only if it kept filling while the drain
 /// before it was failing.
 struct DrainPlan {
@@ -279,22 +280,24 @@ impl DrainPlan {
         let mut by_chat: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
         let mut statement =
             conn.prepare_cached(&format!("SELECT chat_id, seq, id FROM {table}"))?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
+        let mut table_rows = statement.query([])?;
+        let mut rows = 0;
+        while let Some(row) = table_rows.next()? {
             let chat_id = row.get_ref(0)?.as_str()?;
             let seq_and_id = (row.get(1)?, row.get(2)?);
+            rows += 1;
             match by_chat.get_mut(chat_id) {
-                Some(rows) => rows.push(seq_and_id),
+                Some(of_chat) => of_chat.push(seq_and_id),
                 None => {
                     by_chat.insert(chat_id.to_owned(), vec![seq_and_id]);
                 }
             }
         }
-        let (mut ids, mut chats) = (Vec::new(), Vec::with_capacity(by_chat.len()));
-        for (chat_id, mut rows) in by_chat {
+        let (mut ids, mut chats) = (Vec::with_capacity(rows), Vec::with_capacity(by_chat.len()));
+        for (chat_id, mut of_chat) in by_chat {
             // In seq order already (a chat's appends commit in seq order); cheap to make sure.
-            rows.sort_unstable();
-            ids.extend(rows.iter().map(|&(_, id)| id));
+            of_chat.sort_unstable();
+            ids.extend(of_chat.iter().map(|&(_, id)| id));
             chats.push((chat_id, ids.len()));
         }
         Ok(DrainPlan {

@@ -23,8 +23,8 @@ use tokio::sync::{Mutex, Notify};
 
 /// SQLite, except that an armed append waits a little (so later batches queue up behind
 /// it) and then fails without writing, and another can be held back once written; counts
-/// how many appends overlap. Appends are written one at a time in the order they came, as
-/// SQLite's single writer takes them, so that a test holding `writes` queues them in order.
+/// how many appends overlap. Each append passes `writes` on its way to the writer: a test
+/// holding it holds the appends back, queued in the order they came.
 pub struct FlakyStore {
     inner: SqliteStore,
     pub fail_next: AtomicBool,
@@ -37,7 +37,8 @@ pub struct FlakyStore {
     pub chat_reads: AtomicUsize,
     pub reading_state: AtomicUsize,
     pub most_reading_state: AtomicUsize,
-    /// Taken by each append around its write; a test holding it holds every write back.
+    /// Taken and let go by each append before it writes (a fair lock: first come, first
+    /// served); a test holding it holds every write back.
     pub writes: Mutex<()>,
     /// The next append, once written, waits for `release` before it answers.
     pub hold_after_write: AtomicBool,
@@ -75,10 +76,10 @@ impl MessageStore for FlakyStore {
             tokio::time::sleep(Duration::from_millis(200)).await;
             Err(StoreError::Unavailable("injected failure".into()))
         } else {
-            let written = {
-                let _turn = self.writes.lock().await;
-                self.inner.append(messages).await
-            };
+            // A gate, not held while writing: SQLite's writer still takes several appends
+            // into one transaction, but while a test holds `writes` they queue in order.
+            drop(self.writes.lock().await);
+            let written = self.inner.append(messages).await;
             if self.hold_after_write.swap(false, Ordering::SeqCst) {
                 self.held.fetch_add(1, Ordering::SeqCst);
                 self.release.notified().await;
