@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
 use crate::ids::{ChatId, DeviceId, UserId};
+use crate::message_frames;
 use crate::objects::{
     ChatChange, ChatEvent, ChatHeader, Message, PresenceEntry, ReceiptKind, SyncedChat,
 };
@@ -172,8 +173,27 @@ impl ServerFrame {
     }
 
     /// The frame as JSON text. Serializing these types cannot fail (string keys, no maps of non-strings).
+    /// The frames of every message are written by hand (`message_frames`), the rest by serde.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("server frames always serialize")
+        match self {
+            ServerFrame::Msg(message) => message_frames::msg(message),
+            ServerFrame::Sent {
+                re,
+                chat_id,
+                client_msg_id,
+                msg_id,
+                seq,
+                ts,
+            } => message_frames::sent(&message_frames::Sent {
+                re,
+                chat_id,
+                client_msg_id,
+                msg_id,
+                seq: *seq,
+                ts: *ts,
+            }),
+            _ => serde_json::to_string(self).expect("server frames always serialize"),
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod fuzzing;
 pub mod ids;
 #[cfg(any(feature = "sqlite", feature = "scylla"))]
 mod ids_db;
+mod message_frames;
 pub mod objects;
 pub mod rest;
 
