@@ -8,7 +8,9 @@ use crate::{Bus, BusEvent, Handler, Topic};
 
 #[derive(Default)]
 pub struct LocalBus {
-    topics: RwLock<HashSet<Topic>>,
+    /// Looked up on every publish: seeded foldhash, several times cheaper than SipHash on
+    /// topic names, and seeded per process so names cannot be chosen to collide.
+    topics: RwLock<HashSet<Topic, foldhash::fast::RandomState>>,
     handler: RwLock<Option<Handler>>,
 }
 

@@ -18,7 +18,8 @@ use crate::{PresenceView, SessionTracker};
 pub struct LocalPresence {
     /// A user's sessions are one per device and few, so a vector: a hash set per online
     /// user cost ~100 bytes more per connection (BENCHMARKS.md, idle connections).
-    sessions: Mutex<HashMap<UserId, Vec<Uuid>>>,
+    /// Looked up for every recipient of every message (are they online?): seeded foldhash.
+    sessions: Mutex<HashMap<UserId, Vec<Uuid>, foldhash::fast::RandomState>>,
     store: Arc<dyn MessageStore>,
     bus: Arc<dyn Bus>,
 }
@@ -26,7 +27,7 @@ pub struct LocalPresence {
 impl LocalPresence {
     pub fn new(store: Arc<dyn MessageStore>, bus: Arc<dyn Bus>) -> Self {
         LocalPresence {
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::default()),
             store,
             bus,
         }
