@@ -184,14 +184,7 @@ impl ServerFrame {
                 msg_id,
                 seq,
                 ts,
-            } => message_frames::sent(&message_frames::Sent {
-                re,
-                chat_id,
-                client_msg_id,
-                msg_id,
-                seq: *seq,
-                ts: *ts,
-            }),
+            } => message_frames::sent(re, chat_id, client_msg_id, msg_id, *seq, *ts),
             _ => serde_json::to_string(self).expect("server frames always serialize"),
         }
     }

@@ -28,31 +28,28 @@ pub(crate) fn msg(m: &Message) -> String {
     out
 }
 
-/// The fields of a `sent` frame.
-pub(crate) struct Sent<'a> {
-    pub re: &'a str,
-    pub chat_id: &'a str,
-    pub client_msg_id: &'a str,
-    pub msg_id: &'a str,
-    pub seq: u64,
-    pub ts: i64,
-}
-
 /// `{"type":"sent", ...}`.
-pub(crate) fn sent(s: &Sent) -> String {
+pub(crate) fn sent(
+    re: &str,
+    chat_id: &str,
+    client_msg_id: &str,
+    msg_id: &str,
+    seq: u64,
+    ts: i64,
+) -> String {
     let mut out = String::with_capacity(160);
     out.push_str(r#"{"type":"sent","re":"#);
-    push_string(&mut out, s.re);
+    push_string(&mut out, re);
     out.push_str(r#","chat_id":"#);
-    push_string(&mut out, s.chat_id);
+    push_string(&mut out, chat_id);
     out.push_str(r#","client_msg_id":"#);
-    push_string(&mut out, s.client_msg_id);
+    push_string(&mut out, client_msg_id);
     out.push_str(r#","msg_id":"#);
-    push_string(&mut out, s.msg_id);
+    push_string(&mut out, msg_id);
     out.push_str(r#","seq":"#);
-    push_number(&mut out, s.seq);
+    push_number(&mut out, seq);
     out.push_str(r#","ts":"#);
-    push_number(&mut out, s.ts);
+    push_number(&mut out, ts);
     out.push('}');
     out
 }

@@ -280,12 +280,10 @@ impl DrainPlan {
         let mut by_chat: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
         let mut statement =
             conn.prepare_cached(&format!("SELECT chat_id, seq, id FROM {table}"))?;
-        let mut table_rows = statement.query([])?;
-        let mut rows = 0;
-        while let Some(row) = table_rows.next()? {
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
             let chat_id = row.get_ref(0)?.as_str()?;
             let seq_and_id = (row.get(1)?, row.get(2)?);
-            rows += 1;
             match by_chat.get_mut(chat_id) {
                 Some(of_chat) => of_chat.push(seq_and_id),
                 None => {
@@ -293,6 +291,7 @@ impl DrainPlan {
                 }
             }
         }
+        let rows = by_chat.values().map(Vec::len).sum();
         let (mut ids, mut chats) = (Vec::with_capacity(rows), Vec::with_capacity(by_chat.len()));
         for (chat_id, mut of_chat) in by_chat {
             // In seq order already (a chat's appends commit in seq order); cheap to make sure.
