@@ -1,7 +1,9 @@
 //! `chatctl limits`: the physical limits the benchmarks are compared with, measured on the
 //! same machine — how fast this disk makes a write durable, and how fast a bare WebSocket
-//! relay with no persistence moves messages (run `bench direct` against `limits relay`).
+//! relay with no persistence moves messages (run `bench direct` against `limits relay`),
+//! or with nothing but an fsynced log.
 
+mod durable_log;
 mod fsync;
 mod relay;
 
@@ -24,12 +26,19 @@ pub enum Limit {
     Relay {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: SocketAddr,
+        /// Ack and forward each message only once it is appended to DIR/relay.log (64 MiB,
+        /// written in place round and round) and fdatasynced, group-committed.
+        #[arg(long, value_name = "DIR")]
+        durable_dir: Option<PathBuf>,
     },
 }
 
 pub async fn run(limit: Limit) -> anyhow::Result<()> {
     match limit {
         Limit::Fsync { dir, count } => fsync::run(&dir, count),
-        Limit::Relay { listen } => relay::run(listen).await,
+        Limit::Relay {
+            listen,
+            durable_dir,
+        } => relay::run(listen, durable_dir.as_deref()).await,
     }
 }

@@ -2,10 +2,13 @@
 //! routing. It answers `POST /v1/chats` (a direct chat's id names its pair; a group's its
 //! members), greets with `hello`, acks `send` at once and forwards a `msg` to the chat's
 //! other members. What the real server does on top of this is what durability, order and
-//! authorization cost.
+//! authorization cost. With `--durable-dir`, each ack and forward waits for the message to
+//! be appended to a file and fdatasynced, group-committed (`durable_log.rs`): the floor of
+//! any durable path on this disk, with none of the store's structure.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -18,12 +21,36 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::durable_log::DurableLog;
+
+type Outbound = mpsc::UnboundedSender<Message>;
+
 #[derive(Default)]
 struct Relay {
     /// user -> outbound queues of their connections
-    users: Mutex<HashMap<String, Vec<mpsc::UnboundedSender<Message>>>>,
+    users: Mutex<HashMap<String, Vec<Outbound>>>,
     /// chat id -> members
     chats: Mutex<HashMap<String, Vec<String>>>,
+    /// Set with `--durable-dir`: deliveries wait for their message's fsync.
+    log: Option<DurableLog<Delivery>>,
+}
+
+/// What one `send` makes: the ack to its sender and the message to the chat's other
+/// members' connections.
+struct Delivery {
+    sender: Outbound,
+    ack: Message,
+    msg: Message,
+    readers: Vec<Outbound>,
+}
+
+impl Delivery {
+    fn deliver(self) {
+        let _ = self.sender.send(self.ack);
+        for reader in &self.readers {
+            let _ = reader.send(self.msg.clone());
+        }
+    }
 }
 
 /// The user a bench token names (its `sub`), read without verifying: the relay checks nothing.
@@ -61,8 +88,15 @@ mod base64_free {
     }
 }
 
-pub(super) async fn run(listen: SocketAddr) -> anyhow::Result<()> {
-    let relay = Arc::new(Relay::default());
+pub(super) async fn run(listen: SocketAddr, durable_dir: Option<&Path>) -> anyhow::Result<()> {
+    let log = match durable_dir {
+        Some(dir) => Some(DurableLog::start(dir, Delivery::deliver)?),
+        None => None,
+    };
+    let relay = Arc::new(Relay {
+        log,
+        ..Relay::default()
+    });
     let router = Router::new()
         .route("/v1/chats", post(create_chat))
         .route("/v1/ws", get(upgrade))
@@ -158,14 +192,8 @@ async fn connection(relay: Arc<Relay>, user: String, socket: WebSocket) {
             Some("send") => {
                 seq += 1;
                 let chat = frame["chat_id"].as_str().unwrap_or_default().to_owned();
-                let _ = tx.send(Message::Text(
-                    json!({"type": "sent", "re": frame["id"], "chat_id": chat, "seq": seq})
-                        .to_string()
-                        .into(),
-                ));
-                let msg = Message::Text(
-                    json!({"type": "msg", "chat_id": chat, "seq": seq, "sender_id": user, "body": frame["body"]}).to_string().into(),
-                );
+                let ack = json!({"type": "sent", "re": frame["id"], "chat_id": chat, "seq": seq});
+                let msg = json!({"type": "msg", "chat_id": chat, "seq": seq, "sender_id": user, "body": frame["body"]}).to_string();
                 let members = relay
                     .chats
                     .lock()
@@ -173,11 +201,24 @@ async fn connection(relay: Arc<Relay>, user: String, socket: WebSocket) {
                     .get(&chat)
                     .cloned()
                     .unwrap_or_default();
-                let users = relay.users.lock().unwrap();
-                for member in members.iter().filter(|m| **m != user) {
-                    for conn in users.get(member).into_iter().flatten() {
-                        let _ = conn.send(msg.clone());
-                    }
+                let readers = {
+                    let users = relay.users.lock().unwrap();
+                    members
+                        .iter()
+                        .filter(|m| **m != user)
+                        .flat_map(|m| users.get(m).into_iter().flatten().cloned())
+                        .collect()
+                };
+                let record = relay.log.as_ref().map(|_| format!("{msg}\n").into_bytes());
+                let delivery = Delivery {
+                    sender: tx.clone(),
+                    ack: Message::Text(ack.to_string().into()),
+                    msg: Message::Text(msg.into()),
+                    readers,
+                };
+                match (&relay.log, record) {
+                    (Some(log), Some(record)) => log.append(record, delivery),
+                    _ => delivery.deliver(),
                 }
             }
             Some("sync") => {
