@@ -52,7 +52,10 @@ fn preallocated(path: &Path) -> std::io::Result<File> {
         .write(true)
         .open(path)?;
     if file.metadata()?.len() < LOG_BYTES {
-        let zeros = vec![0u8; 1024 * 1024];
+        // A page at a time: filled in 1 MiB writes, the file sat in the page cache in
+        // large folios, and every small record dirtied and wrote back a whole folio
+        // (6.8 GB reached the disk in a 5 s run instead of ~35 MB).
+        let zeros = vec![0u8; 4096];
         for _ in 0..LOG_BYTES / zeros.len() as u64 {
             file.write_all(&zeros)?;
         }
