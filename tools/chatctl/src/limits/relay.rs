@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
@@ -21,7 +21,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::durable_log::DurableLog;
+use super::durable_log::{DurableLog, LOG_BYTES};
 
 type Outbound = mpsc::UnboundedSender<Message>;
 
@@ -39,16 +39,16 @@ struct Relay {
 /// members' connections.
 struct Delivery {
     sender: Outbound,
-    ack: Message,
-    msg: Message,
+    ack: Utf8Bytes,
+    msg: Utf8Bytes,
     readers: Vec<Outbound>,
 }
 
 impl Delivery {
     fn deliver(self) {
-        let _ = self.sender.send(self.ack);
+        let _ = self.sender.send(Message::Text(self.ack));
         for reader in &self.readers {
-            let _ = reader.send(self.msg.clone());
+            let _ = reader.send(Message::Text(self.msg.clone()));
         }
     }
 }
@@ -90,7 +90,11 @@ mod base64_free {
 
 pub(super) async fn run(listen: SocketAddr, durable_dir: Option<&Path>) -> anyhow::Result<()> {
     let log = match durable_dir {
-        Some(dir) => Some(DurableLog::start(dir, Delivery::deliver)?),
+        Some(dir) => Some(DurableLog::start(
+            &dir.join("relay.log"),
+            LOG_BYTES,
+            Delivery::deliver,
+        )?),
         None => None,
     };
     let relay = Arc::new(Relay {
@@ -209,16 +213,18 @@ async fn connection(relay: Arc<Relay>, user: String, socket: WebSocket) {
                         .flat_map(|m| users.get(m).into_iter().flatten().cloned())
                         .collect()
                 };
-                let record = relay.log.as_ref().map(|_| format!("{msg}\n").into_bytes());
                 let delivery = Delivery {
                     sender: tx.clone(),
-                    ack: Message::Text(ack.to_string().into()),
-                    msg: Message::Text(msg.into()),
+                    ack: ack.to_string().into(),
+                    msg: msg.into(),
                     readers,
                 };
-                match (&relay.log, record) {
-                    (Some(log), Some(record)) => log.append(record, delivery),
-                    _ => delivery.deliver(),
+                match &relay.log {
+                    Some(log) => {
+                        let record = [delivery.msg.as_bytes(), b"\n"].concat();
+                        log.append(record, delivery);
+                    }
+                    None => delivery.deliver(),
                 }
             }
             Some("sync") => {
