@@ -1,32 +1,13 @@
 //! `chatctl bench` against a real chatd process: the JSON report carries throughput and
 //! latency percentiles, and every acked message was received.
 
-use chat_testkit::{binary, ChatdProcess, TEST_SECRET};
+mod common;
+
+use chat_testkit::{binary, ChatdProcess};
 
 async fn bench(server: &ChatdProcess, scenario_args: &[&str]) -> serde_json::Value {
     let url = format!("http://{}", server.addr);
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_chatctl"))
-        .args(["bench"])
-        .args(scenario_args)
-        .args([
-            "--url",
-            &url,
-            "--duration",
-            "1s",
-            "--json",
-            "--sources",
-            "4",
-        ])
-        .env("CHAT_JWT_SECRET", TEST_SECRET)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON report on stdout")
+    common::bench_report(&url, scenario_args, &["--sources", "4"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! `chatctl limits relay`, the yardstick the latency benchmarks compare chatd with: `bench
 //! direct` runs against it, and with `--durable-dir` every acked message is in its log.
 
+mod common;
+
 use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -25,19 +27,7 @@ async fn start_relay(extra: &[&str]) -> (Child, String) {
 }
 
 async fn bench_direct(url: &str) -> serde_json::Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_chatctl"))
-        .args(["bench", "direct", "--url", url, "--pairs", "4"])
-        .args(["--inflight", "4", "--duration", "1s", "--json"])
-        .env("CHAT_JWT_SECRET", "relay-test")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("JSON report on stdout")
+    common::bench_report(url, &["direct", "--pairs", "4", "--inflight", "4"], &[]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
