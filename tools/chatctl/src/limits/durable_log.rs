@@ -81,14 +81,13 @@ fn write_forever<T>(
     let mut offset = 0u64;
     while let Ok(first) = appended.recv() {
         bytes.clear();
-        bytes.extend_from_slice(&first.0);
-        batch.push(first);
-        while bytes.len() < batch_bytes {
-            let Ok(next) = appended.try_recv() else {
-                break;
-            };
-            bytes.extend_from_slice(&next.0);
-            batch.push(next);
+        let mut next = Some(first);
+        while let Some(record) = next {
+            bytes.extend_from_slice(&record.0);
+            batch.push(record);
+            next = (bytes.len() < batch_bytes)
+                .then(|| appended.try_recv().ok())
+                .flatten();
         }
         if offset + bytes.len() as u64 > file_bytes {
             offset = 0;
