@@ -57,10 +57,23 @@ async fn direct_bench_reports_throughput_and_percentiles() {
         "about 200 msgs in 1 s at 200/s: {open}"
     );
     assert_eq!(open["extra"]["mode"], "open");
+    let lag = &open["extra"]["send_lag"];
+    assert_eq!(
+        lag["samples"], open["sent"],
+        "every open-loop send's lag is counted: {open}"
+    );
+    assert!(
+        lag["p99_us"].as_u64().unwrap() <= open["latency"]["max_us"].as_u64().unwrap(),
+        "a send goes out before its message arrives: {open}"
+    );
     assert_timeline_covers(&timeline, &open);
 
     let group = bench(&server, &["group", "--members", "20", "--rate", "50"]).await;
     assert_eq!(group["extra"]["delivered_fraction"], 1.0, "{group}");
+    assert_eq!(
+        group["extra"]["send_lag"]["samples"], group["sent"],
+        "{group}"
+    );
     server.kill().await;
 }
 

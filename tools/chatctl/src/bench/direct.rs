@@ -118,7 +118,11 @@ pub(super) async fn run(args: &BenchArgs, pairs: usize, inflight: usize) -> anyh
         throughput_msgs_per_s: Stats::count(&stats.acked) as f64 / secs,
         delivered_frames_per_s: Stats::count(&stats.received) as f64 / secs,
         latency: Latency::of(&stats.latency()),
-        extra: json!({"pairs": pairs, "mode": if args.rate.is_some() { "open" } else { "closed" }, "target_rate": args.rate, "inflight": inflight}),
+        extra: match args.rate {
+            Some(rate) => json!({"pairs": pairs, "mode": "open", "target_rate": rate,
+                                 "send_lag": Latency::of(&stats.send_lag())}),
+            None => json!({"pairs": pairs, "mode": "closed", "inflight": inflight}),
+        },
     })
 }
 
@@ -230,7 +234,8 @@ impl Sender {
     }
 
     /// Sends message k at `start + (k * senders + offset) * every / senders`, spreading the
-    /// senders' schedules evenly; latency counts from that scheduled time.
+    /// senders' schedules evenly; latency counts from that scheduled time. How late each
+    /// send reached its socket goes to the stats' send lag.
     pub(super) async fn open_loop(
         mut self,
         start_us: u64,
@@ -240,6 +245,7 @@ impl Sender {
     ) {
         let every_us = every.as_micros() as u64;
         let mut k = 0u64;
+        let mut lag = super::stats::histogram();
         loop {
             let due_us = start_us + k * every_us + offset * every_us / senders.max(1);
             let due = self.stats.started + Duration::from_micros(due_us);
@@ -249,13 +255,15 @@ impl Sender {
             tokio::select! {
                 _ = tokio::time::sleep_until(due.into()) => {
                     if !self.send_one(due_us).await {
-                        return;
+                        break;
                     }
+                    let _ = lag.record(self.stats.now_us().saturating_sub(due_us).max(1));
                     k += 1;
                 }
-                alive = self.on_reply(), if self.outstanding > 0 => if !alive { return },
+                alive = self.on_reply(), if self.outstanding > 0 => if !alive { break },
             }
         }
+        self.stats.merge_send_lag(&lag);
         self.drain().await;
     }
 

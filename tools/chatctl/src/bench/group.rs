@@ -114,6 +114,7 @@ pub(super) async fn run(
         delivered_frames_per_s: received as f64 / secs,
         latency: Latency::of(&stats.latency()),
         extra: json!({"members": members, "senders": senders, "rate": rate,
-                      "expected_frames": expected, "delivered_fraction": received as f64 / expected.max(1) as f64}),
+                      "expected_frames": expected, "delivered_fraction": received as f64 / expected.max(1) as f64,
+                      "send_lag": Latency::of(&stats.send_lag())}),
     })
 }

@@ -1,6 +1,6 @@
 //! What a running scenario counts: messages sent, acked, received, errors, and latency
-//! histograms (one per receiver task, merged at the end) and, when asked for, a latency
-//! timeline; plus a progress bar.
+//! histograms (one per receiver task, merged at the end), how late the open loop's own
+//! sends went out, and, when asked for, a latency timeline; plus a progress bar.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -18,6 +18,10 @@ pub(crate) struct Stats {
     pub(crate) received: AtomicU64,
     pub(crate) errors: AtomicU64,
     latency: Mutex<Histogram<u64>>,
+    /// Open loop: how long after its scheduled time each send was written to its socket.
+    /// That part of a message's latency is the generator's (a CPU it did not get, a
+    /// coarse timer), not the server's.
+    send_lag: Mutex<Histogram<u64>>,
     timeline: Option<Timeline>,
 }
 
@@ -36,6 +40,7 @@ impl Stats {
             received: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             latency: Mutex::new(histogram()),
+            send_lag: Mutex::new(histogram()),
             timeline,
         }
     }
@@ -66,6 +71,18 @@ impl Stats {
 
     pub(crate) fn latency(&self) -> Histogram<u64> {
         self.latency.lock().expect("stats lock").clone()
+    }
+
+    pub(crate) fn merge_send_lag(&self, local: &Histogram<u64>) {
+        self.send_lag
+            .lock()
+            .expect("stats lock")
+            .add(local)
+            .expect("same bounds");
+    }
+
+    pub(crate) fn send_lag(&self) -> Histogram<u64> {
+        self.send_lag.lock().expect("stats lock").clone()
     }
 
     pub(crate) fn count(counter: &AtomicU64) -> u64 {
