@@ -48,6 +48,8 @@ const PRUNE_EVERY_BATCHES: u64 = 4096;
 const WARM_AT_ONCE: usize = 16;
 
 pub(crate) struct SendCommand {
+    /// When the send was queued for the sequencer.
+    pub(crate) queued: Instant,
     pub(crate) sender_id: UserId,
     pub(crate) session: Option<Uuid>,
     pub(crate) request: SendRequest,
@@ -261,6 +263,11 @@ impl Sequencer {
     /// the store as one append.
     async fn sequence(&mut self, commands: Vec<SendCommand>) {
         let taken = Instant::now();
+        if let Some(oldest) = commands.first() {
+            // Once a batch: how far the sequencer (and the store behind it) lags the sends.
+            metrics::histogram!("chat_send_queue_seconds")
+                .record(taken.duration_since(oldest.queued).as_secs_f64());
+        }
         self.tick += 1;
         let ticket = self.tick;
         self.evict_if_full();
@@ -404,6 +411,7 @@ impl Sequencer {
         missing: &HashSet<ChatId, FastHash>,
     ) -> Result<Accepted, (oneshot::Sender<Result<SendOutcome, ChatError>>, ChatError)> {
         let SendCommand {
+            queued: _,
             sender_id,
             session,
             request,

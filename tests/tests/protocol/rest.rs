@@ -255,6 +255,8 @@ async fn health_readiness_and_metrics_on_their_own_listener() {
         "chat_ws_frames_in_total",
         "chat_http_requests_total",
         "chat_store_commit_seconds",
+        "chat_send_queue_seconds_count",
+        "chat_send_fanout_seconds_count",
         // The process's own figures, read at each scrape.
         "process_resident_memory_bytes",
         "process_open_fds",

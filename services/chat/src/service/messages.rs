@@ -31,6 +31,7 @@ impl ChatService {
         }
         let (reply, outcome) = oneshot::channel();
         let command = SendCommand {
+            queued: std::time::Instant::now(),
             sender_id: caller.user_id.clone(),
             session: caller.session,
             request,
