@@ -263,10 +263,11 @@ impl Sequencer {
     /// the store as one append.
     async fn sequence(&mut self, commands: Vec<SendCommand>) {
         let taken = Instant::now();
-        if let Some(oldest) = commands.first() {
-            // Once a batch: how far the sequencer (and the store behind it) lags the sends.
+        // Once a batch: how far the sequencer (and the store behind it) lags the sends. The
+        // earliest stamp, not the first command's: many tasks stamp and queue at once.
+        if let Some(oldest) = commands.iter().map(|c| c.queued).min() {
             metrics::histogram!("chat_send_queue_seconds")
-                .record(taken.duration_since(oldest.queued).as_secs_f64());
+                .record(taken.duration_since(oldest).as_secs_f64());
         }
         self.tick += 1;
         let ticket = self.tick;

@@ -254,10 +254,15 @@ impl Sender {
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(due.into()) => {
-                    if !self.send_one(due_us).await {
+                    let queued = self.queue_one(due_us).await;
+                    let flushed = queued && self.flush().await;
+                    if queued {
+                        // Counted as sent: its lag counts too, even if the flush failed.
+                        let _ = lag.record(self.stats.now_us().saturating_sub(due_us).max(1));
+                    }
+                    if !flushed {
                         break;
                     }
-                    let _ = lag.record(self.stats.now_us().saturating_sub(due_us).max(1));
                     k += 1;
                 }
                 alive = self.on_reply(), if self.outstanding > 0 => if !alive { break },
