@@ -7,6 +7,7 @@ mod common;
 mod defaults;
 mod health;
 pub mod http;
+mod kept_counter;
 mod log_every;
 mod logging;
 pub mod metrics;
@@ -18,6 +19,7 @@ pub mod trace_context;
 pub use common::CommonArgs;
 pub use defaults::defaults_of;
 pub use health::{ops_routes, ready_check, ReadyCheck};
+pub use kept_counter::KeptCounter;
 pub use log_every::LogEvery;
 pub use logging::{
     exporting, init_logging, init_telemetry, install_crypto_provider, LogFormat, Telemetry,

@@ -9,12 +9,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chat_api::{ChatId, UserId};
 use chat_bus::{Bus, BusEvent, BusMessage, Topic};
+use chat_ops::KeptCounter;
 use chat_presence::PresenceView;
 use chat_protocol::{
     Chat, ChatChange, ChatEvent, ChatHeader, ChatKind, Message, ReceiptKind, ServerFrame,
 };
 use chat_push::{Enqueued, PushJob, PushQueue};
 use uuid::Uuid;
+
+/// Bus publishes (one per recipient user per event): kept, as it counts every message.
+static PUBLISHES: KeptCounter = KeptCounter::new("chat_fanout_publishes_total");
 
 /// How many users one presence lookup asks about (one pipelined Redis round trip).
 const PRESENCE_CHUNK: usize = 1024;
@@ -84,7 +88,7 @@ impl Fanout {
                 &Topic::Group(chat.chat_id.clone()),
                 BusEvent::Frame(message),
             );
-            metrics::counter!("chat_fanout_publishes_total").increment(1);
+            PUBLISHES.increment(1);
             return;
         }
         for member in &chat.members {
@@ -103,7 +107,7 @@ impl Fanout {
         };
         self.bus
             .publish(&Topic::User(user_id.clone()), BusEvent::Frame(message));
-        metrics::counter!("chat_fanout_publishes_total").increment(1);
+        PUBLISHES.increment(1);
     }
 
     /// A new message: every member's devices but the sending session get it.

@@ -11,10 +11,14 @@ use std::sync::{Arc, RwLock};
 use axum::extract::ws::Utf8Bytes;
 use chat_api::{ChatId, DeviceId, UserId};
 use chat_bus::{Bus, BusEvent, Topic};
+use chat_ops::KeptCounter;
 use uuid::Uuid;
 
 use crate::limits::{record_hit, MemoryBudget, Reservation};
 use crate::outbound::{OutboundQueue, Refused, Stop};
+
+/// Frames queued to connections: kept, as it counts every frame.
+static FRAMES_OUT: KeptCounter = KeptCounter::new("chat_ws_frames_out_total");
 
 /// One connected session as the registry sees it.
 pub(crate) struct Connection {
@@ -402,7 +406,7 @@ impl Registry {
         }
         let bytes = frame.as_str().len();
         match self.enqueue(conn, frame, lingers) {
-            Ok(()) => metrics::counter!("chat_ws_frames_out_total").increment(1),
+            Ok(()) => FRAMES_OUT.increment(1),
             Err(refusal) => {
                 conn.written(bytes);
                 if let Refusal::OverLimit(limit) = refusal {

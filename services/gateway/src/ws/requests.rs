@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
 use chat_api::{Caller, ChatError, HistoryQuery, SendRequest, SyncRequest, UserId};
+use chat_ops::KeptCounter;
 use chat_protocol::{now_ms, ClientFrame, ErrorCode, ServerFrame};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -73,8 +74,32 @@ fn ack(re: Option<String>, result: Result<(), ChatError>) -> Vec<Utf8Bytes> {
     }
 }
 
+/// `chat_ws_frames_in_total` by frame type, kept: counted for every frame.
+static FRAMES_IN: [KeptCounter; 8] = {
+    const fn of(kind: &'static str) -> KeptCounter {
+        KeptCounter::labelled("chat_ws_frames_in_total", "type", kind)
+    }
+    [
+        of("send"),
+        of("recv"),
+        of("read"),
+        of("sync"),
+        of("history"),
+        of("typing"),
+        of("presence_sub"),
+        of("ping"),
+    ]
+};
+
+fn count_frame_in(kind: &'static str) {
+    match FRAMES_IN.iter().find(|c| c.label_value() == Some(kind)) {
+        Some(counter) => counter.increment(1),
+        None => metrics::counter!("chat_ws_frames_in_total", "type" => kind).increment(1),
+    }
+}
+
 pub(crate) fn handle(session: &Arc<Session>, frame: ClientFrame) -> Reply {
-    metrics::counter!("chat_ws_frames_in_total", "type" => frame.kind()).increment(1);
+    count_frame_in(frame.kind());
     let chat = session.state.chat.clone();
     let caller = session.caller.clone();
     match frame {
