@@ -31,11 +31,6 @@ impl KeptCounter {
         }
     }
 
-    /// The label's value, if it has one.
-    pub fn label_value(&self) -> Option<&'static str> {
-        self.label.map(|(_, value)| value)
-    }
-
     pub fn increment(&self, by: u64) {
         self.counter
             .get_or_init(|| {
@@ -74,7 +69,5 @@ mod tests {
         metrics::counter!("chat_test_kept_total").increment(4);
         assert_eq!(shown("chat_test_kept_total "), 7);
         assert_eq!(shown("chat_test_kept_by_type_total{type=\"send\"} "), 5);
-        assert_eq!(SENDS.label_value(), Some("send"));
-        assert_eq!(PLAIN.label_value(), None);
     }
 }

@@ -16,17 +16,6 @@ pub struct DecodeError {
     pub message: String,
 }
 
-const KNOWN_TYPES: &[&str] = &[
-    "send",
-    "recv",
-    "read",
-    "sync",
-    "history",
-    "typing",
-    "presence_sub",
-    "ping",
-];
-
 /// Decodes one text frame. The fast path parses straight into the typed frame; only a
 /// frame that fails is parsed again loosely, to find its `id` and say what is wrong.
 pub fn decode_client_frame(text: &str) -> Result<ClientFrame, DecodeError> {
@@ -67,7 +56,7 @@ fn diagnose(text: &str, typed_err: serde_json::Error) -> DecodeError {
         .map(str::to_owned);
     match object.get("type") {
         None => bad(re, "missing field `type`".into()),
-        Some(Value::String(t)) if !KNOWN_TYPES.contains(&t.as_str()) => {
+        Some(Value::String(t)) if !ClientFrame::KINDS.contains(&t.as_str()) => {
             bad(re, format!("unknown type `{t}`"))
         }
         Some(Value::String(_)) => bad(re, strip_position(&typed_err.to_string())),

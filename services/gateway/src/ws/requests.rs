@@ -2,7 +2,7 @@
 //! service. A request's outcome is the list of frames to write back.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::extract::ws::Utf8Bytes;
 use chat_api::{Caller, ChatError, HistoryQuery, SendRequest, SyncRequest, UserId};
@@ -74,32 +74,14 @@ fn ack(re: Option<String>, result: Result<(), ChatError>) -> Vec<Utf8Bytes> {
     }
 }
 
-/// `chat_ws_frames_in_total` by frame type, kept: counted for every frame.
-static FRAMES_IN: [KeptCounter; 8] = {
-    const fn of(kind: &'static str) -> KeptCounter {
-        KeptCounter::labelled("chat_ws_frames_in_total", "type", kind)
-    }
-    [
-        of("send"),
-        of("recv"),
-        of("read"),
-        of("sync"),
-        of("history"),
-        of("typing"),
-        of("presence_sub"),
-        of("ping"),
-    ]
-};
-
-fn count_frame_in(kind: &'static str) {
-    match FRAMES_IN.iter().find(|c| c.label_value() == Some(kind)) {
-        Some(counter) => counter.increment(1),
-        None => metrics::counter!("chat_ws_frames_in_total", "type" => kind).increment(1),
-    }
-}
+/// `chat_ws_frames_in_total` by frame type (`ClientFrame::KINDS`), kept: counted for every
+/// frame.
+static FRAMES_IN: LazyLock<[KeptCounter; ClientFrame::KINDS.len()]> = LazyLock::new(|| {
+    ClientFrame::KINDS.map(|kind| KeptCounter::labelled("chat_ws_frames_in_total", "type", kind))
+});
 
 pub(crate) fn handle(session: &Arc<Session>, frame: ClientFrame) -> Reply {
-    count_frame_in(frame.kind());
+    FRAMES_IN[frame.kind_index()].increment(1);
     let chat = session.state.chat.clone();
     let caller = session.caller.clone();
     match frame {

@@ -117,10 +117,10 @@ pub(super) async fn run(args: &BenchArgs, pairs: usize, inflight: usize) -> anyh
         errors: Stats::count(&stats.errors),
         throughput_msgs_per_s: Stats::count(&stats.acked) as f64 / secs,
         delivered_frames_per_s: Stats::count(&stats.received) as f64 / secs,
-        latency: Latency::of(&stats.latency()),
+        latency: Latency::of(&stats.latency.snapshot()),
         extra: match args.rate {
             Some(rate) => json!({"pairs": pairs, "mode": "open", "target_rate": rate,
-                                 "send_lag": Latency::of(&stats.send_lag())}),
+                                 "send_lag": Latency::of(&stats.send_lag.snapshot())}),
             None => json!({"pairs": pairs, "mode": "closed", "inflight": inflight}),
         },
     })
@@ -268,7 +268,7 @@ impl Sender {
                 alive = self.on_reply(), if self.outstanding > 0 => if !alive { break },
             }
         }
-        self.stats.merge_send_lag(&lag);
+        self.stats.send_lag.merge(&lag);
         self.drain().await;
     }
 

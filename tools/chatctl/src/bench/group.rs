@@ -112,9 +112,9 @@ pub(super) async fn run(
         errors: Stats::count(&stats.errors),
         throughput_msgs_per_s: acked as f64 / secs,
         delivered_frames_per_s: received as f64 / secs,
-        latency: Latency::of(&stats.latency()),
+        latency: Latency::of(&stats.latency.snapshot()),
         extra: json!({"members": members, "senders": senders, "rate": rate,
                       "expected_frames": expected, "delivered_fraction": received as f64 / expected.max(1) as f64,
-                      "send_lag": Latency::of(&stats.send_lag())}),
+                      "send_lag": Latency::of(&stats.send_lag.snapshot())}),
     })
 }

@@ -66,7 +66,7 @@ async fn receive(mut ws: Ws, stats: Arc<Stats>, mut stopped: watch::Receiver<boo
             }
         }
     }
-    stats.merge(&latency);
+    stats.latency.merge(&latency);
     if let (Some(shared), Some(local)) = (stats.timeline(), &timeline) {
         shared.merge(local);
     }

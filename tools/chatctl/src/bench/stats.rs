@@ -17,11 +17,12 @@ pub(crate) struct Stats {
     pub(crate) acked: AtomicU64,
     pub(crate) received: AtomicU64,
     pub(crate) errors: AtomicU64,
-    latency: Mutex<Histogram<u64>>,
+    /// Send→receive latency, from the receivers.
+    pub(crate) latency: MergedHistogram,
     /// Open loop: how long after its scheduled time each send was written to its socket.
     /// That part of a message's latency is the generator's (a CPU it did not get, a
     /// coarse timer), not the server's.
-    send_lag: Mutex<Histogram<u64>>,
+    pub(crate) send_lag: MergedHistogram,
     timeline: Option<Timeline>,
 }
 
@@ -39,8 +40,8 @@ impl Stats {
             acked: AtomicU64::new(0),
             received: AtomicU64::new(0),
             errors: AtomicU64::new(0),
-            latency: Mutex::new(histogram()),
-            send_lag: Mutex::new(histogram()),
+            latency: MergedHistogram::new(),
+            send_lag: MergedHistogram::new(),
             timeline,
         }
     }
@@ -61,32 +62,30 @@ impl Stats {
         }
     }
 
-    pub(crate) fn merge(&self, local: &Histogram<u64>) {
-        self.latency
-            .lock()
-            .expect("stats lock")
-            .add(local)
-            .expect("same bounds");
-    }
-
-    pub(crate) fn latency(&self) -> Histogram<u64> {
-        self.latency.lock().expect("stats lock").clone()
-    }
-
-    pub(crate) fn merge_send_lag(&self, local: &Histogram<u64>) {
-        self.send_lag
-            .lock()
-            .expect("stats lock")
-            .add(local)
-            .expect("same bounds");
-    }
-
-    pub(crate) fn send_lag(&self) -> Histogram<u64> {
-        self.send_lag.lock().expect("stats lock").clone()
-    }
-
     pub(crate) fn count(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+}
+
+/// A histogram every task records into a local copy of, merged here when the task ends
+/// (a shared one would be a contended lock per message).
+pub(crate) struct MergedHistogram(Mutex<Histogram<u64>>);
+
+impl MergedHistogram {
+    fn new() -> Self {
+        MergedHistogram(Mutex::new(histogram()))
+    }
+
+    pub(crate) fn merge(&self, local: &Histogram<u64>) {
+        self.0
+            .lock()
+            .expect("stats lock")
+            .add(local)
+            .expect("same bounds");
+    }
+
+    pub(crate) fn snapshot(&self) -> Histogram<u64> {
+        self.0.lock().expect("stats lock").clone()
     }
 }
 
