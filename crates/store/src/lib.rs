@@ -79,7 +79,9 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Appends the sequencer may have in flight at once. More than one is safe only when
     /// `append` also refuses (with `Conflict`, writing nothing) a message that does not
     /// directly follow its chat's stored head: then a batch that failed cannot leave a
-    /// gap under the batches sent after it.
+    /// gap under the batches sent after it. And the store must apply appends in the order
+    /// their futures were first polled (the sequencer polls each once as it makes it),
+    /// or a later one would be refused for a gap that the earlier one was about to fill.
     fn appends_in_flight(&self) -> usize {
         1
     }

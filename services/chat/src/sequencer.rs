@@ -308,7 +308,8 @@ impl Sequencer {
         let store = self.store.clone();
         let mut append: Pin<Box<dyn Future<Output = StoreResult<()>> + Send>> =
             Box::pin(async move { store.append(messages).await });
-        // Polled once now, so the store takes the appends in the order they were sequenced.
+        // Polled once now, so the store takes the appends in the order they were sequenced
+        // (`MessageStore::appends_in_flight` says why it must).
         let early = futures_util::poll!(append.as_mut());
         let mut batch = Batch {
             ticket,

@@ -6,6 +6,9 @@
 //! first and then writes without one (`write_checked`, the append path: a savepoint per
 //! job cost a statement journal per batch); if such a job's write fails anyway, the whole
 //! transaction is rolled back and every job in it fails.
+//!
+//! Checked jobs (appends) reach the queue in the order their futures were first polled,
+//! even while they wait for room: the sequencer relies on it (see `write_checked`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,6 +38,9 @@ const MAX_BATCH: usize = 4096;
 
 pub(crate) struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
+    /// Held by a checked job from its first poll until it is queued; waiters are served
+    /// first come, first served.
+    checked_turn: tokio::sync::Mutex<()>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -54,6 +60,7 @@ impl Writer {
             .spawn(move || run(conn, rx, checkpoint_wanted, settler))?;
         Ok(Writer {
             jobs: Some(jobs),
+            checked_turn: tokio::sync::Mutex::new(()),
             thread: Some(thread),
         })
     }
@@ -65,44 +72,57 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.submit(move |conn, reply| {
-            let (result, sound) = in_savepoint(conn, f);
-            Ran {
-                complete: answer_after_commit(result, reply),
-                sound,
-            }
-        })
-        .await
+        let outcome = self
+            .enqueue(move |conn, reply| {
+                let (result, sound) = in_savepoint(conn, f);
+                Ran {
+                    complete: answer_after_commit(result, reply),
+                    sound,
+                }
+            })
+            .await?;
+        answer(outcome).await
     }
 
     /// Runs `check` (which must not write) and then `apply` with what it found, without a
     /// savepoint, in the next batch transaction; resolves once that transaction is
     /// durable. A failed check writes nothing and fails this job alone.
+    ///
+    /// Checked jobs are queued in the order their futures were first polled. The sequencer
+    /// polls each append once as it makes it and then only the oldest one in flight; with
+    /// the queue full, tokio hands room to waiters in order but a waiter only takes it when
+    /// polled, so without a turn a later append could find room first, reach the writer
+    /// ahead of an earlier one of its chat and fail its check against the head.
     pub(crate) async fn write_checked<P, C, A>(&self, check: C, apply: A) -> StoreResult<()>
     where
         P: 'static,
         C: FnOnce(&Connection) -> rusqlite::Result<P> + Send + 'static,
         A: FnOnce(&Connection, P) -> rusqlite::Result<()> + Send + 'static,
     {
-        self.submit(move |conn, reply| match check(conn) {
-            Err(e) => Ran {
-                complete: answer_after_commit(Err(e.into()), reply),
-                sound: true,
-            },
-            Ok(plan) => {
-                let applied = apply(conn, plan).map_err(StoreError::from);
-                let sound = applied.is_ok();
-                Ran {
-                    complete: answer_after_commit(applied, reply),
-                    sound,
+        let outcome = {
+            let _turn = self.checked_turn.lock().await;
+            self.enqueue(move |conn, reply| match check(conn) {
+                Err(e) => Ran {
+                    complete: answer_after_commit(Err(e.into()), reply),
+                    sound: true,
+                },
+                Ok(plan) => {
+                    let applied = apply(conn, plan).map_err(StoreError::from);
+                    let sound = applied.is_ok();
+                    Ran {
+                        complete: answer_after_commit(applied, reply),
+                        sound,
+                    }
                 }
-            }
-        })
-        .await
+            })
+            .await?
+        };
+        answer(outcome).await
     }
 
-    /// Queues a job and waits for its answer.
-    async fn submit<T, F>(&self, run: F) -> StoreResult<T>
+    /// Queues a job (waiting for room when the queue is full); returns where its answer
+    /// will come.
+    async fn enqueue<T, F>(&self, run: F) -> StoreResult<oneshot::Receiver<StoreResult<T>>>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, oneshot::Sender<StoreResult<T>>) -> Ran + Send + 'static,
@@ -118,11 +138,7 @@ impl Writer {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(StoreError::Closed),
         }
-        // A job dropped unrun (the transaction could not begin, or was rolled back before
-        // its turn) closes its reply channel.
-        outcome
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Unavailable("write was not applied".into())))
+        Ok(outcome)
     }
 
     /// Stops taking jobs, finishes the queued ones and joins the thread.
@@ -218,6 +234,14 @@ fn finish_checkpoint(conn: &Connection) {
     }
 }
 
+/// Waits for a queued job's answer. A job dropped unrun (the transaction could not begin,
+/// or was rolled back before its turn) closes its reply channel.
+async fn answer<T>(outcome: oneshot::Receiver<StoreResult<T>>) -> StoreResult<T> {
+    outcome
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("write was not applied".into())))
+}
+
 /// The answer to a job's caller: its own result if it failed, else the commit's.
 fn answer_after_commit<T: Send + 'static>(
     result: StoreResult<T>,
@@ -256,6 +280,10 @@ pub(super) fn in_savepoint<T>(
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Poll;
+
     use super::*;
 
     fn writer() -> Writer {
@@ -309,6 +337,75 @@ mod tests {
             "{after:?}"
         );
         assert_eq!(rows(&writer).await, 0);
+    }
+
+    /// Appends `k` if it directly follows the table's largest key, as the append path
+    /// checks a message's seq against its chat's head.
+    fn append_next(writer: &Writer, k: i64) -> impl Future<Output = StoreResult<()>> + '_ {
+        writer.write_checked(
+            move |c| {
+                let head: i64 =
+                    c.query_row("SELECT COALESCE(MAX(k), 0) FROM t", [], |r| r.get(0))?;
+                if head + 1 == k {
+                    Ok(())
+                } else {
+                    Err(rusqlite::Error::InvalidParameterName(format!(
+                        "{k} after {head}"
+                    )))
+                }
+            },
+            move |c, ()| c.execute("INSERT INTO t VALUES (?1)", [k]).map(|_| ()),
+        )
+    }
+
+    async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *future).poll(cx))).await
+    }
+
+    /// The sequencer polls each append once as it makes it, then only the oldest until
+    /// that one is durable. With the queue full, the appends waiting for room must still
+    /// reach the writer in that order: one that overtook an earlier append of its chat
+    /// would fail its check against the head.
+    #[tokio::test]
+    async fn checked_jobs_are_queued_in_the_order_they_were_first_polled() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+            .unwrap();
+        let writer =
+            Arc::new(Writer::start(conn, 2, Arc::default(), Settler::new(usize::MAX)).unwrap());
+        // The writer busy with one job and its queue of two full.
+        let mut fillers = Vec::new();
+        for pause in [300, 0, 0] {
+            let writer = writer.clone();
+            fillers.push(tokio::spawn(async move {
+                writer
+                    .write(move |_| {
+                        std::thread::sleep(std::time::Duration::from_millis(pause));
+                        Ok(())
+                    })
+                    .await
+            }));
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let queue = writer.jobs.as_ref().unwrap();
+        assert_eq!(queue.capacity(), 0, "the queue is full");
+        let mut first = Box::pin(append_next(&writer, 1));
+        let mut second = Box::pin(append_next(&writer, 2));
+        assert!(poll_once(&mut first).await.is_pending());
+        assert!(poll_once(&mut second).await.is_pending());
+        // The writer takes the two queued jobs at once: room for both appends, but only the
+        // first is polled (as the oldest batch) until it is durable.
+        for filler in fillers {
+            filler.await.unwrap().unwrap();
+        }
+        first.await.unwrap();
+        // A third append, made now, finds room in the queue at once.
+        let mut third = Box::pin(append_next(&writer, 3));
+        let _ = poll_once(&mut third).await;
+        let (second, third) = tokio::join!(second, third);
+        second.unwrap();
+        third.unwrap();
+        assert_eq!(rows(&writer).await, 3);
     }
 
     /// A failed check writes nothing and fails only its own job.
