@@ -3,6 +3,12 @@
 //! those users are in, who watches whose presence (bounded per connection and per user),
 //! and the bus handler that hands each event to the right connections' outbound queues
 //! without ever blocking — a queue over its bytes marks its connection as too slow.
+//!
+//! Bus subscriptions change while the registry's lock is held. The bus keeps a set of
+//! topics, not counts, so a subscribe and an unsubscribe must reach it in the order they
+//! were decided: applied after the lock, a user's last connection leaving and their next
+//! one arriving could reach it the other way round, and leave a connected user
+//! unsubscribed (no live frames until they reconnect).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -142,7 +148,7 @@ impl Registry {
         &self,
         connection: Arc<Connection>,
     ) -> Result<Option<Arc<Connection>>, TooManyDevices> {
-        let (first, replaced) = {
+        let replaced = {
             let mut maps = self.maps.write().expect("registry lock");
             let conns = maps.by_user.entry(connection.user_id.clone()).or_default();
             let same_device = conns
@@ -160,11 +166,11 @@ impl Registry {
                 None => None,
             };
             conns.push(connection.clone());
-            (conns.len() == 1 && replaced.is_none(), replaced)
+            if conns.len() == 1 && replaced.is_none() {
+                self.bus.subscribe(&Topic::User(connection.user_id.clone()));
+            }
+            replaced
         };
-        if first {
-            self.bus.subscribe(&Topic::User(connection.user_id.clone()));
-        }
         if let Some(old) = &replaced {
             metrics::counter!("chat_ws_replaced_total").increment(1);
             old.outbound.stop(Stop::Replaced);
@@ -207,9 +213,9 @@ impl Registry {
                     }
                 }
             }
-        }
-        for topic in unsubscribe {
-            self.bus.unsubscribe(&topic);
+            for topic in unsubscribe {
+                self.bus.unsubscribe(&topic);
+            }
         }
         metrics::gauge!("chat_ws_connections").decrement(1.0);
     }
@@ -234,21 +240,18 @@ impl Registry {
                     .or_default()
                     .insert(chat_id.clone());
             }
-        }
-        for topic in subscribe {
-            self.bus.subscribe(&topic);
+            for topic in subscribe {
+                self.bus.subscribe(&topic);
+            }
         }
     }
 
     fn leave_group(&self, user_id: &UserId, chat_id: &ChatId) {
-        let empty = {
-            let mut maps = self.maps.write().expect("registry lock");
-            if let Some(groups) = maps.groups_of_user.get_mut(user_id) {
-                groups.remove(chat_id);
-            }
-            leave_group(&mut maps, chat_id, user_id)
-        };
-        if empty {
+        let mut maps = self.maps.write().expect("registry lock");
+        if let Some(groups) = maps.groups_of_user.get_mut(user_id) {
+            groups.remove(chat_id);
+        }
+        if leave_group(&mut maps, chat_id, user_id) {
             self.bus.unsubscribe(&Topic::Group(chat_id.clone()));
         }
     }
@@ -301,9 +304,9 @@ impl Registry {
                 .watches_of_user
                 .entry(connection.user_id.clone())
                 .or_default() += new;
-        }
-        for topic in subscribe {
-            self.bus.subscribe(&topic);
+            for topic in subscribe {
+                self.bus.subscribe(&topic);
+            }
         }
         Ok(())
     }
@@ -338,9 +341,9 @@ impl Registry {
                 }
             }
             release_watches(&mut maps, watcher, ended);
-        }
-        if unsubscribe {
-            self.bus.unsubscribe(&Topic::Presence(watched.clone()));
+            if unsubscribe {
+                self.bus.unsubscribe(&Topic::Presence(watched.clone()));
+            }
         }
     }
 
@@ -473,4 +476,74 @@ fn leave_group(maps: &mut Maps, chat_id: &ChatId, user_id: &UserId) -> bool {
         return true;
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use chat_bus::Handler;
+
+    use super::*;
+
+    /// A bus that keeps the topics it was asked for and is slow to unsubscribe: long
+    /// enough for another thread to register meanwhile.
+    #[derive(Default)]
+    struct SlowToUnsubscribe {
+        topics: Mutex<HashSet<Topic>>,
+    }
+
+    impl Bus for SlowToUnsubscribe {
+        fn publish(&self, _: &Topic, _: BusEvent) {}
+        fn subscribe(&self, topic: &Topic) {
+            self.topics.lock().unwrap().insert(topic.clone());
+        }
+        fn unsubscribe(&self, topic: &Topic) {
+            std::thread::sleep(Duration::from_millis(100));
+            self.topics.lock().unwrap().remove(topic);
+        }
+        fn set_handler(&self, _: Handler) {}
+    }
+
+    fn connection(user: &str, device: &str) -> Arc<Connection> {
+        Arc::new(Connection {
+            session: Uuid::new_v4(),
+            user_id: UserId::from(user),
+            device_id: DeviceId::from(device),
+            outbound: OutboundQueue::new(8),
+            queued_bytes: AtomicUsize::new(0),
+        })
+    }
+
+    /// A user's last connection leaving while their next one arrives: whichever order
+    /// the bus calls take, the user stays subscribed while connected.
+    #[test]
+    fn a_connection_arriving_as_the_last_one_leaves_keeps_its_subscription() {
+        let bus = Arc::new(SlowToUnsubscribe::default());
+        let registry = Registry::new(
+            bus.clone(),
+            RegistryLimits {
+                max_devices_per_user: 4,
+                outbound_queue_bytes: 1 << 20,
+                max_watches: 16,
+                max_watches_per_user: 16,
+            },
+            MemoryBudget::new("test", 1 << 20),
+        );
+        let old = connection("alice", "phone");
+        registry.register(old.clone()).unwrap();
+        let leaving = {
+            let registry = registry.clone();
+            std::thread::spawn(move || registry.unregister(&old))
+        };
+        std::thread::sleep(Duration::from_millis(30));
+        registry.register(connection("alice", "laptop")).unwrap();
+        leaving.join().unwrap();
+        assert!(bus
+            .topics
+            .lock()
+            .unwrap()
+            .contains(&Topic::User(UserId::from("alice"))));
+    }
 }
