@@ -169,3 +169,34 @@ async fn a_large_groups_frames_linger_and_any_other_frame_takes_them_along() {
     let took = sent_at.elapsed();
     assert!(took < linger / 2, "the direct message waited {took:?}");
 }
+
+/// A request held back because the connection owes too many bytes, when all it owes is a
+/// large group's lingering frames, is answered once the linger writes them: nothing else
+/// may ever come along to wake it.
+#[tokio::test]
+async fn a_request_held_behind_lingering_frames_is_answered_once_they_are_written() {
+    let linger = Duration::from_secs(1);
+    let server = TestServer::start_with(|a| {
+        a.chat.large_group_members = 2;
+        a.gateway.group_linger = linger;
+        // Less than a sync's reply estimate: any byte owed holds a sync back.
+        a.gateway.limits.reply_budget_bytes = 1024;
+    })
+    .await;
+    let mut bob = server.connect("bob", "phone").await;
+    let group = group_chat(&server, "alice", &["bob", "carol"]).await;
+    bob.wait_for(|f| f["type"] == "chat").await;
+    let mut alice = server.connect("alice", "phone").await;
+
+    alice.send_message(&group, "g1", "hello group").await;
+    // The frame is queued on bob's connection, lingering, well before the linger ends.
+    tokio::time::sleep(linger / 3).await;
+    bob.send_json(json!({"type": "sync", "id": "s1", "cursors": {}, "limit": 10}))
+        .await;
+    bob.wait_for(|f| is_msg_of(&group)(f) && f["client_msg_id"] == "g1")
+        .await;
+    let synced = bob
+        .try_wait_for(linger * 3, |f| f["type"] == "synced" && f["re"] == "s1")
+        .await;
+    assert!(synced.is_some(), "the held sync was never answered");
+}

@@ -244,7 +244,10 @@ impl Link {
                     {
                         return End::ClientGone;
                     }
-                    if self.held.as_ref().and_then(|h| h.until).is_some_and(|t| t <= now) {
+                    // A frame held over a rate whose time has come, or one held for the
+                    // budget: the lingering frames just written may be all it owed, and
+                    // nothing else may come along to retry it.
+                    if self.held.as_ref().is_some_and(|h| h.until.is_none_or(|t| t <= now)) {
                         Box::pin(self.admit_held(session)).await;
                     }
                 }
