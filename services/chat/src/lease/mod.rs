@@ -344,7 +344,10 @@ impl PartitionLeases {
                 Held {
                     value,
                     generation,
-                    serve_from: started + wait,
+                    // From the answer, not the round's start: the wait is for the previous
+                    // owner's writes, which may land until about `wait` after its lease
+                    // ended, no earlier than this answer; a slow round must not shorten it.
+                    serve_from: Instant::now() + wait,
                     valid_until: started + self.config.ttl - self.config.margin(),
                     draining: false,
                     vouched: false,
