@@ -58,6 +58,10 @@ pub enum BusEvent {
 /// Called for every event on a subscribed topic, with the topic it came on.
 pub type Handler = Arc<dyn Fn(&Topic, &BusEvent) + Send + Sync>;
 
+/// Called when events on subscribed topics may have been lost: the bus was cut off from
+/// its broker and has just subscribed again.
+pub type GapHandler = Arc<dyn Fn() + Send + Sync>;
+
 /// Publish/subscribe between chat services and gateways. Publishing never blocks.
 pub trait Bus: Send + Sync + 'static {
     fn publish(&self, topic: &Topic, event: BusEvent);
@@ -66,4 +70,7 @@ pub trait Bus: Send + Sync + 'static {
     fn unsubscribe(&self, topic: &Topic);
     /// Sets the one handler that receives this node's subscribed topics.
     fn set_handler(&self, handler: Handler);
+    /// Sets what to do after a gap (see `GapHandler`): subscribers recover what they
+    /// missed from the store. A bus that cannot lose events never calls it.
+    fn set_gap_handler(&self, _handler: GapHandler) {}
 }

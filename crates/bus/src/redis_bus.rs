@@ -2,7 +2,8 @@
 //! task that pipelines PUBLISH commands in order; subscribing is a second task that keeps
 //! the set of wanted channels and, whenever the connection drops (Redis restart, network),
 //! reconnects with backoff and subscribes the whole set again. Redis may drop messages
-//! meanwhile; clients recover them with `sync`.
+//! meanwhile; once subscribed again the bus calls its gap handler, so that subscribers
+//! have their clients recover them with `sync`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
@@ -14,7 +15,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::{wire, Bus, BusEvent, Handler, Topic};
+use crate::{wire, Bus, BusEvent, GapHandler, Handler, Topic};
 
 /// Channel names are namespaced so the bus can share a Redis with other data.
 const CHANNEL_PREFIX: &str = "chat:";
@@ -30,12 +31,14 @@ enum Control {
 }
 
 type SharedHandler = Arc<RwLock<Option<Handler>>>;
+type SharedGapHandler = Arc<RwLock<Option<GapHandler>>>;
 
 pub struct RedisBus {
     publishes: mpsc::Sender<(String, Bytes)>,
     control: mpsc::UnboundedSender<Control>,
     wanted: Arc<Mutex<HashSet<Topic>>>,
     handler: SharedHandler,
+    gap_handler: SharedGapHandler,
     _stop: DropGuard,
 }
 
@@ -49,12 +52,16 @@ impl RedisBus {
         let (control, control_rx) = mpsc::unbounded_channel();
         let wanted = Arc::new(Mutex::new(HashSet::new()));
         let handler: SharedHandler = Arc::new(RwLock::new(None));
+        let gap_handler: SharedGapHandler = Arc::new(RwLock::new(None));
         tokio::spawn(publish_loop(publisher, publish_rx, stop.clone()));
         tokio::spawn(subscribe_loop(
             client,
             control_rx,
             wanted.clone(),
-            handler.clone(),
+            Handlers {
+                events: handler.clone(),
+                gaps: gap_handler.clone(),
+            },
             stop.clone(),
         ));
         Ok(RedisBus {
@@ -62,6 +69,7 @@ impl RedisBus {
             control,
             wanted,
             handler,
+            gap_handler,
             _stop: stop.drop_guard(),
         })
     }
@@ -99,6 +107,16 @@ impl Bus for RedisBus {
     fn set_handler(&self, handler: Handler) {
         *self.handler.write().expect("bus lock") = Some(handler);
     }
+
+    fn set_gap_handler(&self, handler: GapHandler) {
+        *self.gap_handler.write().expect("bus lock") = Some(handler);
+    }
+}
+
+/// What the subscriber task calls: for each event, and after each gap.
+struct Handlers {
+    events: SharedHandler,
+    gaps: SharedGapHandler,
 }
 
 async fn publish_loop(
@@ -132,18 +150,21 @@ async fn subscribe_loop(
     client: redis::Client,
     mut control: mpsc::UnboundedReceiver<Control>,
     wanted: Arc<Mutex<HashSet<Topic>>>,
-    handler: SharedHandler,
+    handlers: Handlers,
     stop: CancellationToken,
 ) {
     let mut backoff = FIRST_BACKOFF;
+    // Every subscription after the first follows a gap.
+    let mut subscribed_before = false;
     while !stop.is_cancelled() {
         match run_subscription(
             &client,
             &mut control,
             &wanted,
-            &handler,
+            &handlers,
             &stop,
             &mut backoff,
+            &mut subscribed_before,
         )
         .await
         {
@@ -161,16 +182,18 @@ async fn subscribe_loop(
     }
 }
 
-/// One connection's life: subscribe everything wanted, then follow control and messages.
-/// Returns Ok on shutdown, Err when the connection fails. Once subscribed, the next
-/// failure starts again from the first backoff: each outage is waited out afresh.
+/// One connection's life: subscribe everything wanted (then report the gap, if this
+/// follows one), then follow control and messages. Returns Ok on shutdown, Err when the
+/// connection fails. Once subscribed, the next failure starts again from the first
+/// backoff: each outage is waited out afresh.
 async fn run_subscription(
     client: &redis::Client,
     control: &mut mpsc::UnboundedReceiver<Control>,
     wanted: &Mutex<HashSet<Topic>>,
-    handler: &SharedHandler,
+    handlers: &Handlers,
     stop: &CancellationToken,
     backoff: &mut Duration,
+    subscribed_before: &mut bool,
 ) -> redis::RedisResult<()> {
     let (mut sink, mut stream) = client.get_async_pubsub().await?.split();
     // Anything queued in `control` is already reflected in `wanted`.
@@ -186,6 +209,15 @@ async fn run_subscription(
     }
     tracing::info!("redis subscription established");
     *backoff = FIRST_BACKOFF;
+    if std::mem::replace(subscribed_before, true) {
+        // After subscribing: whatever is published from here on arrives, and what the
+        // subscribers' clients sync from now on covers everything before.
+        metrics::counter!("chat_bus_gaps_total").increment(1);
+        let gaps = handlers.gaps.read().expect("bus lock").clone();
+        if let Some(gaps) = gaps {
+            gaps();
+        }
+    }
     loop {
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
@@ -206,7 +238,7 @@ async fn run_subscription(
                     metrics::counter!("chat_bus_dropped_total", "reason" => "undecodable").increment(1);
                     continue;
                 };
-                let current = handler.read().expect("bus lock").clone();
+                let current = handlers.events.read().expect("bus lock").clone();
                 if let Some(handler) = current {
                     handler(&topic, &decoded);
                 }

@@ -1,6 +1,7 @@
 //! The Redis bus against a real redis-server: delivery, order, unsubscribe, and
 //! resubscription after Redis is killed and restarted.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,6 +48,11 @@ async fn delivers_in_order_and_resubscribes_after_a_redis_restart() {
     let subscriber = RedisBus::connect(&redis.url()).await.unwrap();
     let publisher = RedisBus::connect(&redis.url()).await.unwrap();
     let inbox = listen(&subscriber);
+    let gaps = Arc::new(AtomicUsize::new(0));
+    let counted = gaps.clone();
+    subscriber.set_gap_handler(Arc::new(move || {
+        counted.fetch_add(1, Ordering::Relaxed);
+    }));
     let bob = Topic::User("bob".into());
     subscriber.subscribe(&bob);
     publish_until_seen(&publisher, &inbox, &bob, "warm-up").await;
@@ -93,8 +99,13 @@ async fn delivers_in_order_and_resubscribes_after_a_redis_restart() {
         assert!(got.iter().all(|(t, _)| *t == bob));
     }
 
+    assert_eq!(gaps.load(Ordering::Relaxed), 0, "no gap before the restart");
     redis.restart().await;
     publish_until_seen(&publisher, &inbox, &bob, "after restart").await;
+    assert!(
+        gaps.load(Ordering::Relaxed) >= 1,
+        "the gap is reported once subscribed again"
+    );
 
     subscriber.unsubscribe(&bob);
     tokio::time::sleep(Duration::from_millis(200)).await;

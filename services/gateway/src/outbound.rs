@@ -33,7 +33,8 @@ pub(crate) enum Stop {
     TooSlow,
     /// A newer connection of the same device took its place.
     Replaced,
-    /// The server is shutting down: write what is owed, then tell the client to reconnect.
+    /// The server is shutting down, or its bus lost events the client must sync: write
+    /// what is owed, then tell the client to reconnect (and sync).
     Drain,
 }
 

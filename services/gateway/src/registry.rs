@@ -118,7 +118,31 @@ impl Registry {
                 registry.dispatch(topic, event);
             }
         }));
+        let weak = Arc::downgrade(&registry);
+        bus.set_gap_handler(Arc::new(move || {
+            if let Some(registry) = weak.upgrade() {
+                registry.resync_all();
+            }
+        }));
         registry
+    }
+
+    /// After the bus lost events (its subscription was cut, and is back): every
+    /// connection is told to reconnect and sync, which recovers what it missed, and
+    /// subscribes its large groups again (a lost `LargeGroup` event is how a gateway
+    /// would miss a group's topic). Nothing else would tell a connected client to look.
+    fn resync_all(&self) {
+        let maps = self.maps.read().expect("registry lock");
+        let mut told = 0u64;
+        for conn in maps.by_user.values().flatten() {
+            conn.outbound.stop(Stop::Drain);
+            told += 1;
+        }
+        metrics::counter!("chat_ws_resyncs_total").increment(told);
+        tracing::warn!(
+            connections = told,
+            "the bus may have lost events; every connection is told to reconnect and sync"
+        );
     }
 
     /// Tells every registered connection to end for `stop` (at shutdown).

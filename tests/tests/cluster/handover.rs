@@ -2,6 +2,7 @@
 //! its chats over while a client keeps sending, and a Redis that lost its data finds the
 //! same owners, presence and partition count again. Each test times the worst send.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chat_testkit::{token, Cluster, WsClient, LEASE_TTL};
@@ -21,16 +22,27 @@ struct Sends {
     /// The longest a message took from its first send to its ack, and when it was sent.
     worst: Duration,
     worst_sent_at: Option<Instant>,
+    /// Times the gateway told the sender to reconnect (and sync).
+    rejoins: usize,
+}
+
+/// Where a steady sender reconnects when its gateway tells it to: as the same device of
+/// the same user.
+struct Rejoin {
+    gateway: SocketAddr,
+    user: &'static str,
 }
 
 /// Sends to `chat` three pipelined messages at a time until `until` resolves, then `extra`
 /// more rounds. A refused send is retried (same client_msg_id) after its hint, as clients
-/// do.
+/// do; told to reconnect, the sender does so (when it may: `rejoin`) and sends the
+/// unanswered ones again, their repeats answered like the originals.
 async fn send_steadily(
     client: &mut WsClient,
     chat: &str,
     until: &mut tokio::task::JoinHandle<()>,
     extra: usize,
+    rejoin: Option<Rejoin>,
 ) -> Sends {
     let mut sends = Sends::default();
     let mut finished = false;
@@ -57,21 +69,52 @@ async fn send_steadily(
                 .await;
             requests.push(id);
         }
+        // Requests still waiting on the connection they were sent on (none once the sender
+        // has reconnected: it sends the rest again).
+        let mut waiting = true;
         for (request, cmid) in requests.iter().zip(&ids) {
-            let mut reply = client.reply_to(request).await;
-            while reply["type"] != "sent" {
-                let wait = reply["retry_after_ms"].as_u64().unwrap_or(100);
-                sends.refusals.push(reply);
-                assert!(
-                    first_sent.elapsed() < Duration::from_secs(15),
-                    "never acked: {:?}",
-                    sends.refusals
-                );
-                tokio::time::sleep(Duration::from_millis(wait)).await;
-                reply = client
-                    .request(json!({"type": "send", "chat_id": chat, "client_msg_id": cmid, "body": "x"}))
-                    .await;
-            }
+            let mut pending = waiting.then(|| request.clone());
+            let reply = loop {
+                let reply = match pending.take() {
+                    Some(id) => {
+                        client
+                            .try_wait_for(Duration::from_secs(10), |f| {
+                                f["re"] == id.as_str() || f["type"] == "reconnect"
+                            })
+                            .await
+                    }
+                    None => {
+                        let id = client.id();
+                        client
+                            .send_json(json!({"type": "send", "id": id, "chat_id": chat, "client_msg_id": cmid, "body": "x"}))
+                            .await;
+                        pending = Some(id);
+                        continue;
+                    }
+                };
+                match reply {
+                    Some(reply) if reply["type"] == "sent" => break reply,
+                    Some(reply) if reply["type"] != "reconnect" => {
+                        let wait = reply["retry_after_ms"].as_u64().unwrap_or(100);
+                        sends.refusals.push(reply);
+                        assert!(
+                            first_sent.elapsed() < Duration::from_secs(15),
+                            "never acked: {:?}",
+                            sends.refusals
+                        );
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                    }
+                    // Told to reconnect, or cut off: reconnect and send again.
+                    _ => {
+                        let rejoin = rejoin.as_ref().expect("told to reconnect, or cut off");
+                        *client = WsClient::connect(rejoin.gateway, rejoin.user, Some("phone"))
+                            .await
+                            .expect("reconnects");
+                        sends.rejoins += 1;
+                        waiting = false;
+                    }
+                }
+            };
             sends.seqs.push(reply["seq"].as_u64().unwrap());
         }
         let took = first_sent.elapsed();
@@ -118,7 +161,7 @@ async fn an_owner_stopped_with_sigterm_hands_its_chats_over_without_unavailable(
         tokio::time::sleep(Duration::from_millis(300)).await;
     });
     let sender = tokio::spawn(async move {
-        let sends = send_steadily(&mut alice, &chat, &mut after_exit, 0).await;
+        let sends = send_steadily(&mut alice, &chat, &mut after_exit, 0, None).await;
         (sends, chat)
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -149,8 +192,12 @@ async fn after_redis_loses_its_data_chats_keep_their_owners_and_are_served_withi
     let mut cluster = Cluster::start(1, 2).await;
     let chat = cluster.direct_chat(0, "alice", "bob").await;
     let mut alice = cluster.connect(0, "alice", "phone").await;
-    let _bob = cluster.connect(0, "bob", "phone").await;
+    let mut bob = cluster.connect(0, "bob", "phone").await;
     let owner = cluster.owner_of(&chat).await;
+    let rejoin = Rejoin {
+        gateway: cluster.gateway_addr(0),
+        user: "alice",
+    };
 
     // Alice keeps sending through the restart, and for a while after it.
     let (restarted_tx, restarted_rx) = tokio::sync::oneshot::channel::<()>();
@@ -159,7 +206,7 @@ async fn after_redis_loses_its_data_chats_keep_their_owners_and_are_served_withi
         tokio::time::sleep(LEASE_TTL * 2).await;
     });
     let sender = tokio::spawn(async move {
-        let sends = send_steadily(&mut alice, &chat, &mut restart_done, 20).await;
+        let sends = send_steadily(&mut alice, &chat, &mut restart_done, 20, Some(rejoin)).await;
         (sends, chat)
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -167,9 +214,17 @@ async fn after_redis_loses_its_data_chats_keep_their_owners_and_are_served_withi
     let restarted = Instant::now();
     let _ = restarted_tx.send(());
 
-    // Presence comes back by itself: the gateway registers its sessions again.
+    // Presence comes back: the gateway registers its sessions again, and bob reconnects
+    // when told to (the gateway's subscription lost events while Redis was away).
     let http = cluster.http(0);
     let presence_back = loop {
+        if bob
+            .try_wait_for(Duration::from_millis(1), |f| f["type"] == "reconnect")
+            .await
+            .is_some()
+        {
+            bob = cluster.connect(0, "bob", "phone").await;
+        }
         let (_, presence) = http
             .get("/v1/presence?user_ids=bob", Some(&token("alice", None)))
             .await;
@@ -184,11 +239,12 @@ async fn after_redis_loses_its_data_chats_keep_their_owners_and_are_served_withi
     };
     let (sends, chat) = sender.await.unwrap();
     println!(
-        "Redis restart: worst send {:?}, {} sends, {} refusals {:?}; presence back after {presence_back:?}",
+        "Redis restart: worst send {:?}, {} sends, {} refusals {:?}, {} reconnects; presence back after {presence_back:?}",
         sends.worst,
         sends.seqs.len(),
         sends.refusals.len(),
-        sends.refusals
+        sends.refusals,
+        sends.rejoins
     );
     assert!(
         sends.worst <= Duration::from_secs(3),
@@ -226,7 +282,7 @@ async fn a_rolling_restart_of_the_chat_services_goes_unnoticed_by_a_sending_clie
         let _ = done_rx.await;
     });
     let sender = tokio::spawn(async move {
-        let sends = send_steadily(&mut alice, &chat, &mut rolled, 20).await;
+        let sends = send_steadily(&mut alice, &chat, &mut rolled, 20, None).await;
         (sends, chat)
     });
     // Each instance in turn: SIGTERM (it hands its partitions over), start it again (the
