@@ -33,9 +33,10 @@ pub(crate) enum Stop {
     TooSlow,
     /// A newer connection of the same device took its place.
     Replaced,
-    /// The server is shutting down, or its bus lost events the client must sync: write
-    /// what is owed, then tell the client to reconnect (and sync).
+    /// The server is shutting down: write what is owed, then tell the client to reconnect.
     Drain,
+    /// The server's bus lost events the client must sync: as `Drain`, for that reason.
+    Resync,
 }
 
 /// Why an item was not queued.

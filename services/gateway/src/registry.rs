@@ -135,7 +135,7 @@ impl Registry {
         let maps = self.maps.read().expect("registry lock");
         let mut told = 0u64;
         for conn in maps.by_user.values().flatten() {
-            conn.outbound.stop(Stop::Drain);
+            conn.outbound.stop(Stop::Resync);
             told += 1;
         }
         metrics::counter!("chat_ws_resyncs_total").increment(told);
@@ -511,11 +511,13 @@ mod tests {
 
     use super::*;
 
-    /// A bus that keeps the topics it was asked for and is slow to unsubscribe: long
-    /// enough for another thread to register meanwhile.
+    /// A bus that keeps the topics it was asked for and is slow to unsubscribe: it says
+    /// when an unsubscribe has begun, and takes long enough for another thread to register
+    /// meanwhile.
     #[derive(Default)]
     struct SlowToUnsubscribe {
         topics: Mutex<HashSet<Topic>>,
+        unsubscribing: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     }
 
     impl Bus for SlowToUnsubscribe {
@@ -524,6 +526,9 @@ mod tests {
             self.topics.lock().unwrap().insert(topic.clone());
         }
         fn unsubscribe(&self, topic: &Topic) {
+            if let Some(begun) = self.unsubscribing.lock().unwrap().take() {
+                let _ = begun.send(());
+            }
             std::thread::sleep(Duration::from_millis(100));
             self.topics.lock().unwrap().remove(topic);
         }
@@ -557,11 +562,14 @@ mod tests {
         );
         let old = connection("alice", "phone");
         registry.register(old.clone()).unwrap();
+        let (begun, unsubscribing) = std::sync::mpsc::channel();
+        *bus.unsubscribing.lock().unwrap() = Some(begun);
         let leaving = {
             let registry = registry.clone();
             std::thread::spawn(move || registry.unregister(&old))
         };
-        std::thread::sleep(Duration::from_millis(30));
+        // The last connection has decided to unsubscribe; the next one registers now.
+        unsubscribing.recv().unwrap();
         registry.register(connection("alice", "laptop")).unwrap();
         leaving.join().unwrap();
         assert!(bus

@@ -214,8 +214,10 @@ async fn after_redis_loses_its_data_chats_keep_their_owners_and_are_served_withi
     let restarted = Instant::now();
     let _ = restarted_tx.send(());
 
-    // Presence comes back: the gateway registers its sessions again, and bob reconnects
-    // when told to (the gateway's subscription lost events while Redis was away).
+    // Presence comes back. Bob is told to reconnect (the gateway's subscription lost events
+    // while Redis was away) and does, so his new session counts too: this no longer shows
+    // the gateway re-registering old sessions by itself (the presence service's own
+    // restart test does).
     let http = cluster.http(0);
     let presence_back = loop {
         if bob

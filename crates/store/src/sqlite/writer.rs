@@ -373,26 +373,37 @@ mod tests {
             .unwrap();
         let writer =
             Arc::new(Writer::start(conn, 2, Arc::default(), Settler::new(usize::MAX)).unwrap());
-        // The writer busy with one job and its queue of two full.
-        let mut fillers = Vec::new();
-        for pause in [300, 0, 0] {
+        // The writer busy with one job (until released) and its queue of two full.
+        let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let blocker = {
             let writer = writer.clone();
-            fillers.push(tokio::spawn(async move {
+            tokio::spawn(async move {
                 writer
                     .write(move |_| {
-                        std::thread::sleep(std::time::Duration::from_millis(pause));
+                        entered_tx.send(()).unwrap();
+                        release_rx.recv().unwrap();
                         Ok(())
                     })
                     .await
-            }));
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            })
+        };
+        tokio::task::spawn_blocking(move || entered.recv().unwrap())
+            .await
+            .unwrap();
+        let mut fillers = vec![blocker];
+        for _ in 0..2 {
+            let writer = writer.clone();
+            fillers.push(tokio::spawn(async move { writer.write(|_| Ok(())).await }));
         }
-        let queue = writer.jobs.as_ref().unwrap();
-        assert_eq!(queue.capacity(), 0, "the queue is full");
+        while writer.jobs.as_ref().unwrap().capacity() > 0 {
+            tokio::task::yield_now().await;
+        }
         let mut first = Box::pin(append_next(&writer, 1));
         let mut second = Box::pin(append_next(&writer, 2));
         assert!(poll_once(&mut first).await.is_pending());
         assert!(poll_once(&mut second).await.is_pending());
+        release.send(()).unwrap();
         // The writer takes the two queued jobs at once: room for both appends, but only the
         // first is polled (as the oldest batch) until it is durable.
         for filler in fillers {

@@ -286,7 +286,8 @@ impl PartitionLeases {
                         // The answer came back after our validity ended: someone may have
                         // held the key meanwhile. Start over as a new owner would.
                         h.generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-                        h.serve_from = started + self.config.takeover_wait;
+                        // From the answer, as a new owner's wait (see `acquire`).
+                        h.serve_from = Instant::now() + self.config.takeover_wait;
                     }
                     h.valid_until = valid_until;
                     reclaimed += 1;

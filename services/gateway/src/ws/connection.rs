@@ -51,7 +51,8 @@ enum End {
     /// The client sent a close frame: answer it (RFC 6455 §5.5.1) and send nothing else.
     ClientClosed,
     Close(u16, &'static str),
-    Drain,
+    /// Write what is owed, then `reconnect` and close with 1012, for this reason.
+    Drain(&'static str),
 }
 
 /// Large-group frames waiting for the timer (or for a frame that may not wait) to be
@@ -217,7 +218,8 @@ impl Link {
                         Err(Stop::Replaced) => {
                             return End::Close(close_code::REPLACED, "replaced by a newer connection of this device");
                         }
-                        Err(Stop::Drain) => return End::Drain,
+                        Err(Stop::Drain) => return End::Drain("server restarting"),
+                        Err(Stop::Resync) => return End::Drain("live events were lost; reconnect and sync"),
                     };
                     let Some(item) = self.linger(item, config.group_linger) else {
                         continue;
@@ -484,7 +486,7 @@ impl Link {
                 let _ = tokio::time::timeout(WRITE_TIMEOUT, self.sink.close()).await;
                 return;
             }
-            End::Close(..) | End::Drain => {}
+            End::Close(..) | End::Drain(_) => {}
         }
         let owed_written = tokio::time::timeout(WRITE_TIMEOUT, async {
             if let Some(lingering) = self.lingering.take() {
@@ -513,12 +515,12 @@ impl Link {
         match end {
             End::ClientGone | End::ClientClosed => return,
             End::Close(code, reason) => close(&mut self.sink, code, reason).await,
-            End::Drain => {
+            End::Drain(reason) => {
                 let jitter = state.config.reconnect_jitter.as_millis() as u64;
                 let after_ms = rand::rng().random_range(0..=jitter);
                 let reconnect = text(&ServerFrame::Reconnect { after_ms });
                 let _ = write_frames(&mut self.sink, vec![reconnect]).await;
-                close(&mut self.sink, close_code::RESTART, "server restarting").await;
+                close(&mut self.sink, close_code::RESTART, reason).await;
             }
         }
         let _ = tokio::time::timeout(CLOSE_LINGER, async {
