@@ -556,8 +556,16 @@ pub async fn push_devices_register_and_remove(store: Arc<dyn MessageStore>) {
     store.upsert_push_device(&replaced).await.unwrap();
     assert_eq!(
         store.push_devices(&UserId::from("bob")).await.unwrap(),
-        vec![replaced]
+        vec![replaced.clone()]
     );
+    // A dead token removes only itself: the device registered another one since.
+    assert!(!store.delete_push_token(&device).await.unwrap());
+    assert_eq!(
+        store.push_devices(&UserId::from("bob")).await.unwrap(),
+        vec![replaced.clone()]
+    );
+    assert!(store.delete_push_token(&replaced).await.unwrap());
+    store.upsert_push_device(&replaced).await.unwrap();
     assert!(store
         .delete_push_device(&UserId::from("bob"), &DeviceId::from("phone"))
         .await

@@ -137,6 +137,10 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Returns true when the device was registered.
     async fn delete_push_device(&self, user_id: &UserId, device_id: &DeviceId)
         -> StoreResult<bool>;
+    /// Removes `device` only while it is still registered with `device.token`: a token a
+    /// provider called dead must not take down the one the device registered since.
+    /// Returns true when it was removed.
+    async fn delete_push_token(&self, device: &PushDevice) -> StoreResult<bool>;
     async fn push_devices(&self, user_id: &UserId) -> StoreResult<Vec<PushDevice>>;
 
     async fn set_last_seen(&self, user_id: &UserId, ts_ms: i64) -> StoreResult<()>;

@@ -403,11 +403,8 @@ impl PushWorker {
             Err(SendError::BadToken) => {
                 metrics::counter!("chat_push_failed_total", "reason" => "bad_token").increment(1);
                 metrics::counter!("chat_push_tokens_removed_total").increment(1);
-                if let Err(e) = self
-                    .store
-                    .delete_push_device(&device.user_id, &device.device_id)
-                    .await
-                {
+                // Only this token: the device may have registered a new one since.
+                if let Err(e) = self.store.delete_push_token(device).await {
                     tracing::warn!(error = %e, "cannot remove dead push token");
                 }
                 DeviceResult::Removed

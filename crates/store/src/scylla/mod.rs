@@ -722,6 +722,18 @@ impl MessageStore for ScyllaStore {
         Ok(was.is_some())
     }
 
+    async fn delete_push_token(&self, device: &PushDevice) -> StoreResult<bool> {
+        self.applied(
+            &self.statements.delete_push_token,
+            (
+                device.user_id.as_str(),
+                device.device_id.as_str(),
+                device.token.as_str(),
+            ),
+        )
+        .await
+    }
+
     async fn push_devices(&self, user_id: &UserId) -> StoreResult<Vec<PushDevice>> {
         let rows: Vec<(String, String, String)> = self
             .all_rows(&self.statements.select_push_devices, (user_id,))

@@ -44,6 +44,7 @@ pub(crate) struct Statements {
     pub(crate) upsert_push_device: PreparedStatement,
     pub(crate) select_push_device: PreparedStatement,
     pub(crate) delete_push_device: PreparedStatement,
+    pub(crate) delete_push_token: PreparedStatement,
     pub(crate) select_push_devices: PreparedStatement,
     pub(crate) raise_last_seen: PreparedStatement,
     pub(crate) select_last_seen: PreparedStatement,
@@ -242,6 +243,9 @@ impl Statements {
                 .await?,
             delete_push_device: p
                 .prepare("DELETE FROM {ks}.push_devices WHERE user_id = ? AND device_id = ?", true)
+                .await?,
+            delete_push_token: p
+                .prepare("DELETE FROM {ks}.push_devices WHERE user_id = ? AND device_id = ? IF token = ?", false)
                 .await?,
             select_push_devices: p
                 .prepare("SELECT device_id, platform, token FROM {ks}.push_devices WHERE user_id = ?", true)

@@ -480,6 +480,12 @@ impl MessageStore for SqliteStore {
             .await
     }
 
+    async fn delete_push_token(&self, device: &PushDevice) -> StoreResult<bool> {
+        let device = device.clone();
+        self.write(move |c| queries::delete_push_token(c, &device))
+            .await
+    }
+
     async fn push_devices(&self, user_id: &UserId) -> StoreResult<Vec<PushDevice>> {
         let user_id = user_id.to_owned();
         self.reads

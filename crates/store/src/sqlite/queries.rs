@@ -644,6 +644,19 @@ pub(crate) fn delete_push_device(
         > 0)
 }
 
+pub(crate) fn delete_push_token(conn: &Connection, device: &PushDevice) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM push_devices WHERE user_id = ?1 AND device_id = ?2 AND token = ?3",
+        )?
+        .execute(params![
+            device.user_id.as_str(),
+            device.device_id.as_str(),
+            device.token
+        ])?
+        > 0)
+}
+
 pub(crate) fn push_devices(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<PushDevice>> {
     conn.prepare_cached(
         "SELECT device_id, platform, token FROM push_devices WHERE user_id = ?1 ORDER BY device_id",

@@ -229,6 +229,9 @@ impl MessageStore for FlakyStore {
     ) -> StoreResult<bool> {
         self.inner.delete_push_device(user_id, device_id).await
     }
+    async fn delete_push_token(&self, device: &PushDevice) -> StoreResult<bool> {
+        self.inner.delete_push_token(device).await
+    }
     async fn push_devices(&self, user_id: &UserId) -> StoreResult<Vec<PushDevice>> {
         self.inner.push_devices(user_id).await
     }
