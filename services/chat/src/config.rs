@@ -18,6 +18,10 @@ pub struct ChatConfig {
     #[arg(long, env = "CHAT_MAX_BLOCKS", default_value_t = 1000)]
     pub max_blocks: usize,
 
+    /// Most devices one user may register for push (each push goes to all of them).
+    #[arg(long, env = "CHAT_MAX_PUSH_DEVICES", default_value_t = 20)]
+    pub max_push_devices: usize,
+
     /// How long a client_msg_id is remembered for idempotent resends.
     #[arg(long, env = "CHAT_DEDUP_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
     pub dedup_window: Duration,

@@ -1,7 +1,10 @@
 //! A burst into a big group must not flood the push queue (or the log): one job per
-//! recipient per chat burst, drops counted and logged once per interval.
+//! recipient per chat burst, drops counted and logged once per interval. And a user who
+//! registers device after device for push: every push would go to each, so the list
+//! stops at `CHAT_MAX_PUSH_DEVICES`.
 
-use chat_testkit::{binary, ChatdProcess, WsClient};
+use chat_testkit::{binary, token, ChatdProcess, WsClient};
+use serde_json::json;
 
 use crate::helpers::group;
 
@@ -54,5 +57,58 @@ async fn a_burst_into_a_big_group_is_bounded_in_queue_and_log() {
         (1..=2).contains(&logged.len()),
         "{} log lines for {dropped} drops",
         logged.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_registrations_per_user_are_bounded() {
+    let data = tempfile::tempdir().unwrap();
+    let chatd = ChatdProcess::spawn(
+        &binary("chatd"),
+        data.path(),
+        &["--max-push-devices", "3", "--limit-devices", "off"],
+    )
+    .await;
+    let http = chatd.http();
+    let mallory = token("mallory", None);
+    let register = |device: String| json!({"device_id": device, "platform": "fcm", "token": "t"});
+    let mut refused = 0;
+    for i in 0..20 {
+        let (status, body) = http
+            .post("/v1/devices", Some(&mallory), register(format!("d{i}")))
+            .await;
+        match status {
+            204 => {}
+            413 => {
+                assert_eq!(body["error"]["code"], "too_large", "{body}");
+                refused += 1;
+            }
+            other => panic!("device {i}: {other} {body}"),
+        }
+    }
+    assert_eq!(refused, 17, "three devices kept, the rest refused");
+    // A registered device may still replace its token at the cap; removing one frees a slot.
+    let again = http
+        .post("/v1/devices", Some(&mallory), register("d0".into()))
+        .await;
+    assert_eq!(again.0, 204, "{:?}", again.1);
+    assert_eq!(http.delete("/v1/devices/d0", Some(&mallory)).await.0, 204);
+    let newcomer = http
+        .post("/v1/devices", Some(&mallory), register("new".into()))
+        .await;
+    assert_eq!(newcomer.0, 204, "{:?}", newcomer.1);
+    // Another user is not affected.
+    let other = http
+        .post(
+            "/v1/devices",
+            Some(&token("alice", None)),
+            register("phone".into()),
+        )
+        .await;
+    assert_eq!(other.0, 204, "{:?}", other.1);
+    let metrics = chatd.metrics().await;
+    assert!(
+        metrics.contains(r#"chat_limit_hits_total{limit="push_devices_per_user"} 17"#),
+        "the refusals are counted"
     );
 }

@@ -111,6 +111,21 @@ impl ChatService {
         if token.is_empty() || token.len() > MAX_PUSH_TOKEN_BYTES {
             return Err(ChatError::bad_request("token must be 1-4096 bytes"));
         }
+        // Counted before the write, so two registrations at once may pass one over: the
+        // bound is on what one user can make every push fan out to, not exact.
+        let max = self.config.max_push_devices;
+        let registered = self
+            .store
+            .push_devices(&caller.user_id)
+            .await
+            .map_err(store_error)?;
+        if registered.len() >= max && !registered.iter().any(|d| d.device_id == *device_id) {
+            metrics::counter!("chat_limit_hits_total", "limit" => "push_devices_per_user")
+                .increment(1);
+            return Err(ChatError::too_large(format!(
+                "at most {max} devices registered for push"
+            )));
+        }
         let device = PushDevice {
             user_id: caller.user_id.clone(),
             device_id: device_id.clone(),
