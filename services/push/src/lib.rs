@@ -6,6 +6,7 @@ mod local_queue;
 mod policy_args;
 pub mod providers;
 mod redis_queue;
+mod user_rate;
 mod worker;
 
 use std::time::Duration;

@@ -8,20 +8,19 @@
 //! dead-lettered. `try_execute_task` does one job so tests can drain the queue
 //! deterministically; `run` works `concurrency` jobs at a time until shutdown.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chat_presence::PresenceView;
-use chat_protocol::ids::{DeviceId, UserId};
+use chat_protocol::ids::DeviceId;
 use chat_protocol::PushPlatform;
 use chat_store::{MessageStore, PushDevice};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use crate::providers::Notification;
+use crate::user_rate::UserRate;
 use crate::{ClaimedJob, PushJob, PushQueue, SendRight};
 
 /// How long one claim waits for a job.
@@ -122,7 +121,7 @@ pub struct PushWorker {
     presence: Arc<dyn PresenceView>,
     providers: Vec<Arc<dyn PushProvider>>,
     policy: PushPolicy,
-    per_user: DefaultKeyedRateLimiter<UserId>,
+    per_user: UserRate,
 }
 
 /// What became of one device of a job.
@@ -151,13 +150,12 @@ impl PushWorker {
         providers: Vec<Arc<dyn PushProvider>>,
         policy: PushPolicy,
     ) -> Self {
-        let rate = NonZeroU32::new(policy.user_rate_per_minute.max(1)).expect("non-zero");
         PushWorker {
             queue,
             store,
             presence,
             providers,
-            per_user: RateLimiter::keyed(Quota::per_minute(rate)),
+            per_user: UserRate::per_minute(policy.user_rate_per_minute),
             policy,
         }
     }
@@ -208,7 +206,7 @@ impl PushWorker {
             metrics::counter!("chat_push_skipped_total", "reason" => "no_devices").increment(1);
             return Outcome::NoDevices;
         }
-        if self.per_user.check_key(&job.user_id).is_err() {
+        if !self.per_user.allows(&job.user_id) {
             metrics::counter!("chat_push_skipped_total", "reason" => "rate_limited").increment(1);
             return Outcome::RateLimited;
         }
