@@ -293,9 +293,12 @@ impl PushWorker {
                         tracing::info!(reason = %last_reason, attempt, ?delay, "push failed for now; re-queued");
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "push retry not queued; dead-lettering");
-                        dead_lettered += later.len();
-                        self.dead_letter(claimed, later, &last_reason).await;
+                        // Not acked either: the job is claimed again later, and the devices
+                        // reached this time are skipped then. (Dead-lettering instead would
+                        // need the same queue that just failed, and an ack after a failed
+                        // dead letter lost these devices' notification.)
+                        tracing::warn!(error = %e, "push retry not queued; the job will be re-claimed");
+                        return Outcome::Deferred;
                     }
                 }
             }

@@ -40,10 +40,26 @@ impl PushProvider for Recorder {
     }
 }
 
-/// A queue that hands out one job and remembers deliveries, like a re-claim would see them.
+/// A queue that hands out one job and remembers deliveries, like a re-claim would see them;
+/// it counts acks and dead letters, and may refuse retries (as Redis does while away).
 struct Reclaimed {
     inner: LocalPushQueue,
     delivered: Mutex<Vec<DeviceId>>,
+    refuse_retries: bool,
+    acked: Mutex<usize>,
+    dead: Mutex<usize>,
+}
+
+impl Reclaimed {
+    fn new(delivered: Vec<DeviceId>, refuse_retries: bool) -> Self {
+        Reclaimed {
+            inner: LocalPushQueue::new(16),
+            delivered: Mutex::new(delivered),
+            refuse_retries,
+            acked: Mutex::new(0),
+            dead: Mutex::new(0),
+        }
+    }
 }
 
 #[async_trait]
@@ -55,12 +71,17 @@ impl PushQueue for Reclaimed {
         self.inner.claim(wait).await
     }
     async fn ack(&self, job: &ClaimedJob) -> Result<(), QueueError> {
+        *self.acked.lock().unwrap() += 1;
         self.inner.ack(job).await
     }
     async fn dead_letter(&self, job: &PushJob, reason: &str) -> Result<(), QueueError> {
+        *self.dead.lock().unwrap() += 1;
         self.inner.dead_letter(job, reason).await
     }
     async fn retry(&self, job: PushJob, delay: Duration) -> Result<(), QueueError> {
+        if self.refuse_retries {
+            return Err(QueueError::Unavailable("redis is away".into()));
+        }
         self.inner.retry(job, delay).await
     }
     async fn keep_claim(&self, job: &ClaimedJob) -> Result<bool, QueueError> {
@@ -99,10 +120,7 @@ async fn worker_tries_each_device_once_and_skips_what_it_cannot_reach() {
     let store: Arc<dyn MessageStore> =
         Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path().join("chat.db"))).unwrap());
     let presence = Arc::new(LocalPresence::new(store.clone(), Arc::new(LocalBus::new())));
-    let queue = Arc::new(Reclaimed {
-        inner: LocalPushQueue::new(16),
-        delivered: Mutex::new(vec!["tablet".into()]),
-    });
+    let queue = Arc::new(Reclaimed::new(vec!["tablet".into()], false));
     let recorder = Arc::new(Recorder {
         sent: Mutex::new(Vec::new()),
     });
@@ -157,4 +175,51 @@ async fn worker_tries_each_device_once_and_skips_what_it_cannot_reach() {
         recorder.sent.lock().unwrap().last(),
         Some(&("t".to_string(), 8))
     );
+}
+
+/// Fails every send, as a provider does while it is unavailable.
+struct Unavailable;
+
+#[async_trait]
+impl PushProvider for Unavailable {
+    fn platform(&self) -> PushPlatform {
+        PushPlatform::Apns
+    }
+
+    async fn send(&self, _: &PushDevice, _: &Notification) -> Result<(), SendError> {
+        Err(SendError::Transient {
+            reason: "503".into(),
+            retry_after: None,
+        })
+    }
+}
+
+/// A device worth another try, when the retry cannot be queued: the job is neither acked
+/// nor dead-lettered, so the queue hands it out again instead of dropping the device.
+#[tokio::test]
+async fn a_retry_the_queue_cannot_take_leaves_the_job_to_be_claimed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn MessageStore> =
+        Arc::new(SqliteStore::open(&SqliteConfig::new(dir.path().join("chat.db"))).unwrap());
+    let presence = Arc::new(LocalPresence::new(store.clone(), Arc::new(LocalBus::new())));
+    let queue = Arc::new(Reclaimed::new(Vec::new(), true));
+    let worker = PushWorker::new(
+        queue.clone(),
+        store.clone(),
+        presence,
+        vec![Arc::new(Unavailable)],
+        PushPolicy::default(),
+    );
+    let device = PushDevice {
+        user_id: "bob".into(),
+        device_id: "phone".into(),
+        platform: PushPlatform::Apns,
+        token: "p".into(),
+    };
+    store.upsert_push_device(&device).await.unwrap();
+    queue.enqueue(job("bob", 1, None)).await.unwrap();
+    let outcome = worker.try_execute_task(Duration::from_millis(200)).await;
+    assert_eq!(outcome, Outcome::Deferred);
+    assert_eq!(*queue.acked.lock().unwrap(), 0, "not acked");
+    assert_eq!(*queue.dead.lock().unwrap(), 0, "not dead-lettered");
 }
