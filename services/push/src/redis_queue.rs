@@ -146,7 +146,14 @@ pub struct RedisPushQueue {
     /// Only for the blocking XREADGROUP, which would hold up other commands on a shared
     /// multiplexed connection.
     blocking: ConnectionManager,
+    /// Where the next re-claim scan starts in the pending list: Redis scans a few entries
+    /// per call, so starting from the front each time would only ever see the first ones
+    /// (jobs that keep failing there would hide a dead worker's jobs behind them).
+    reclaim_from: std::sync::Mutex<String>,
 }
+
+/// The start of a stream's pending list, for XAUTOCLAIM.
+const START_OF_PENDING: &str = "0-0";
 
 fn unavailable(e: redis::RedisError) -> QueueError {
     metrics::counter!("chat_redis_errors_total", "op" => "push_queue").increment(1);
@@ -169,6 +176,7 @@ impl RedisPushQueue {
             config,
             commands,
             blocking,
+            reclaim_from: std::sync::Mutex::new(START_OF_PENDING.to_owned()),
         };
         queue.ensure_group().await?;
         Ok(queue)
@@ -218,8 +226,10 @@ impl RedisPushQueue {
         }
     }
 
-    /// Takes over one job left pending too long by another (presumably dead) worker.
+    /// Takes over one job left pending too long by another (presumably dead) worker, going
+    /// round the pending list across calls.
     async fn reclaim(&self) -> redis::RedisResult<Option<ClaimedJob>> {
+        let from = self.reclaim_from.lock().expect("reclaim cursor").clone();
         let reply: StreamAutoClaimReply = self
             .commands
             .clone()
@@ -228,10 +238,12 @@ impl RedisPushQueue {
                 GROUP,
                 &self.config.consumer,
                 self.config.reclaim_after.as_millis() as u64,
-                "0-0",
+                from.as_str(),
                 StreamAutoClaimOptions::default().count(1),
             )
             .await?;
+        // "0-0" once the scan has gone round.
+        *self.reclaim_from.lock().expect("reclaim cursor") = reply.next_stream_id.clone();
         Ok(reply.claimed.first().and_then(Self::parse).inspect(|_| {
             metrics::counter!("chat_push_reclaimed_total").increment(1);
         }))

@@ -234,3 +234,30 @@ async fn the_queue_recreates_its_group_after_redis_loses_it() {
     }
     assert_eq!(delivered.expect("queue recovered").job.seq, 9);
 }
+
+/// Jobs that keep failing at the front of the pending list (never acked, idle again before
+/// the next claim) do not hide the jobs behind them: re-claims go round the list.
+#[tokio::test]
+async fn reclaims_go_round_the_pending_list() {
+    let redis = RedisServer::start().await;
+    let reclaim_after = Duration::from_millis(100);
+    let dying = queue(&redis, "worker-dying", reclaim_after).await;
+    for seq in 1..=15 {
+        dying.enqueue(job(seq)).await.unwrap();
+    }
+    for _ in 1..=15 {
+        assert!(dying.claim(WAIT).await.unwrap().is_some());
+    }
+    drop(dying);
+    let survivor = queue(&redis, "worker-survivor", reclaim_after).await;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..30 {
+        // Slower than `reclaim_after`: every job claimed so far is idle again, as a job
+        // that keeps failing would be. None is acked.
+        tokio::time::sleep(reclaim_after + Duration::from_millis(50)).await;
+        if let Some(claimed) = survivor.claim(Duration::from_millis(10)).await.unwrap() {
+            seen.insert(claimed.job.seq);
+        }
+    }
+    assert_eq!(seen.len(), 15, "every pending job re-claimed: {seen:?}");
+}
