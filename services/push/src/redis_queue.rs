@@ -244,9 +244,32 @@ impl RedisPushQueue {
             .await?;
         // "0-0" once the scan has gone round.
         *self.reclaim_from.lock().expect("reclaim cursor") = reply.next_stream_id.clone();
-        Ok(reply.claimed.first().and_then(Self::parse).inspect(|_| {
+        let Some(entry) = reply.claimed.first() else {
+            return Ok(None);
+        };
+        Ok(self.decoded(entry).await.inspect(|_| {
             metrics::counter!("chat_push_reclaimed_total").increment(1);
         }))
+    }
+
+    /// The job of a claimed entry. One that cannot be decoded never will be: it is acked
+    /// and deleted (and counted), or it would be re-claimed for ever.
+    async fn decoded(&self, entry: &StreamId) -> Option<ClaimedJob> {
+        let claimed = Self::parse(entry);
+        if claimed.is_none() {
+            metrics::counter!("chat_push_dropped_total", "reason" => "undecodable").increment(1);
+            let removed: redis::RedisResult<()> = redis::pipe()
+                .xack(&self.config.stream, GROUP, &[&entry.id])
+                .ignore()
+                .xdel(&self.config.stream, &[&entry.id])
+                .ignore()
+                .query_async(&mut self.commands.clone())
+                .await;
+            if let Err(e) = removed {
+                tracing::warn!(error = %e, id = %entry.id, "undecodable push job not removed");
+            }
+        }
+        claimed
     }
 
     /// After a failed read: a missing group (Redis lost its data) is created again and the
@@ -356,9 +379,13 @@ impl PushQueue for RedisPushQueue {
             Ok(reply) => reply,
             Err(e) => return self.recover(e).await,
         };
-        let claimed = reply
+        let entry = reply
             .and_then(|r| r.keys.into_iter().next())
-            .and_then(|k| k.ids.first().and_then(Self::parse));
+            .and_then(|k| k.ids.into_iter().next());
+        let claimed = match entry {
+            Some(entry) => self.decoded(&entry).await,
+            None => None,
+        };
         Ok(self.release(claimed).await)
     }
 

@@ -261,3 +261,42 @@ async fn reclaims_go_round_the_pending_list() {
     }
     assert_eq!(seen.len(), 15, "every pending job re-claimed: {seen:?}");
 }
+
+/// An entry that is not a job (written by something else, or an older format) is removed
+/// when claimed, instead of being handed out again and again.
+#[tokio::test]
+async fn an_undecodable_entry_is_removed_not_claimed_for_ever() {
+    let redis = RedisServer::start().await;
+    let q = queue(&redis, "worker", Duration::from_millis(100)).await;
+    q.enqueue(job(1)).await.unwrap();
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg("chat:push:jobs")
+        .arg("*")
+        .arg("job")
+        .arg("not json")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let first = q.claim(WAIT).await.unwrap().expect("the job");
+    q.ack(&first).await.unwrap();
+    assert!(
+        q.claim(WAIT).await.unwrap().is_none(),
+        "the undecodable entry is no job"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        q.claim(WAIT).await.unwrap().is_none(),
+        "nor is it re-claimed"
+    );
+    let left: u64 = redis::cmd("XLEN")
+        .arg("chat:push:jobs")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "removed from the stream");
+}
