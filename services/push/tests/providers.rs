@@ -430,6 +430,27 @@ async fn expired_credentials_are_renewed_once() {
     assert_eq!(f.apns.accepted().len(), 2);
 }
 
+/// Sends refused together with the same expired token renew it once, not once each.
+#[tokio::test]
+async fn sends_refused_together_renew_the_access_token_once() {
+    let f = fixture(policy()).await;
+    f.device("pixel", PushPlatform::Fcm, "ftok1").await;
+    f.device("tablet", PushPlatform::Fcm, "ftok2").await;
+    let unauthenticated = FcmReply {
+        status: 401,
+        error_status: "UNAUTHENTICATED",
+        error_code: None,
+        retry_after_secs: None,
+    };
+    f.fcm.script([unauthenticated.clone(), unauthenticated]);
+    assert_eq!(f.push(1).await, delivered(2));
+    assert_eq!(
+        f.fcm.tokens_issued(),
+        2,
+        "one new access token for both 401s"
+    );
+}
+
 #[tokio::test]
 async fn no_push_when_the_user_is_online_or_over_the_rate() {
     let f = fixture(PushPolicy {

@@ -80,14 +80,20 @@ impl FcmProvider {
         })
     }
 
-    /// A valid access token; `force_new` after Google refused the last one (the source is
-    /// made anew, since it would hand out its cached token again).
-    async fn access_token(&self, force_new: bool) -> Result<String, SendError> {
+    /// A valid access token. After Google `refused` one, the source is made anew (it would
+    /// hand out its cached token again), unless another send has done so already: sends
+    /// refused together renew once. The credentials were good at start, so a failure to
+    /// renew (a metadata server timing out) is worth another attempt later.
+    async fn access_token(&self, refused: Option<&str>) -> Result<String, SendError> {
         let mut tokens = self.tokens.lock().await;
-        if force_new {
-            tokens.0 = token_source(&self.config.credentials)
-                .await
-                .map_err(|e| SendError::Permanent(format!("FCM credentials: {e}")))?;
+        if refused.is_some_and(|refused| refused == tokens.1) {
+            tokens.0 =
+                token_source(&self.config.credentials)
+                    .await
+                    .map_err(|e| SendError::Transient {
+                        reason: format!("FCM credentials: {e}"),
+                        retry_after: None,
+                    })?;
         }
         let token = tokens
             .0
@@ -172,10 +178,10 @@ impl PushProvider for FcmProvider {
             self.project_id
         );
         let body = Self::message(device, notification);
-        let mut force_new_token = false;
+        let mut refused: Option<String> = None;
         // One retry with a fresh access token if Google says ours is no longer good.
         for _ in 0..2 {
-            let token = self.access_token(force_new_token).await?;
+            let token = self.access_token(refused.as_deref()).await?;
             let response = self
                 .client
                 .post(&url)
@@ -198,7 +204,7 @@ impl PushProvider for FcmProvider {
             }
             let (error_status, code) = fcm_error(&error);
             match (status, error_status.as_str(), code.as_str()) {
-                (401, _, _) if !force_new_token => force_new_token = true,
+                (401, _, _) if refused.is_none() => refused = Some(token),
                 (429, _, _) | (500..=599, _, _) => {
                     return Err(SendError::Transient {
                         reason: format!("FCM {status} {error_status} {code}"),
