@@ -132,25 +132,24 @@ impl Registry {
     /// subscribes its large groups again (a lost `LargeGroup` event is how a gateway
     /// would miss a group's topic). Nothing else would tell a connected client to look.
     fn resync_all(&self) {
-        let maps = self.maps.read().expect("registry lock");
-        let mut told = 0u64;
-        for conn in maps.by_user.values().flatten() {
-            conn.outbound.stop(Stop::Resync);
-            told += 1;
-        }
-        metrics::counter!("chat_ws_resyncs_total").increment(told);
+        let told = self.stop_all(Stop::Resync);
+        metrics::counter!("chat_ws_resyncs_total").increment(told as u64);
         tracing::warn!(
             connections = told,
             "the bus may have lost events; every connection is told to reconnect and sync"
         );
     }
 
-    /// Tells every registered connection to end for `stop` (at shutdown).
-    pub(crate) fn stop_all(&self, stop: Stop) {
+    /// Tells every registered connection to end for `stop` (at shutdown, or after a bus
+    /// gap); returns how many were told.
+    pub(crate) fn stop_all(&self, stop: Stop) -> usize {
         let maps = self.maps.read().expect("registry lock");
+        let mut told = 0;
         for conn in maps.by_user.values().flatten() {
             conn.outbound.stop(stop);
+            told += 1;
         }
+        told
     }
 
     /// Whether `device_id` of `user_id` may connect: it is connected already (the new

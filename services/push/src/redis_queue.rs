@@ -258,18 +258,22 @@ impl RedisPushQueue {
         let claimed = Self::parse(entry);
         if claimed.is_none() {
             metrics::counter!("chat_push_dropped_total", "reason" => "undecodable").increment(1);
-            let removed: redis::RedisResult<()> = redis::pipe()
-                .xack(&self.config.stream, GROUP, &[&entry.id])
-                .ignore()
-                .xdel(&self.config.stream, &[&entry.id])
-                .ignore()
-                .query_async(&mut self.commands.clone())
-                .await;
-            if let Err(e) = removed {
+            if let Err(e) = self.remove(&entry.id).await {
                 tracing::warn!(error = %e, id = %entry.id, "undecodable push job not removed");
             }
         }
         claimed
+    }
+
+    /// Acks and deletes an entry: the stream holds only work still to do.
+    async fn remove(&self, id: &str) -> redis::RedisResult<()> {
+        redis::pipe()
+            .xack(&self.config.stream, GROUP, &[id])
+            .ignore()
+            .xdel(&self.config.stream, &[id])
+            .ignore()
+            .query_async(&mut self.commands.clone())
+            .await
     }
 
     /// After a failed read: a missing group (Redis lost its data) is created again and the
@@ -390,17 +394,7 @@ impl PushQueue for RedisPushQueue {
     }
 
     async fn ack(&self, job: &ClaimedJob) -> Result<(), QueueError> {
-        let mut conn = self.commands.clone();
-        // Acked and deleted: the stream holds only work still to do.
-        let _: () = redis::pipe()
-            .xack(&self.config.stream, GROUP, &[&job.receipt])
-            .ignore()
-            .xdel(&self.config.stream, &[&job.receipt])
-            .ignore()
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.remove(&job.receipt).await.map_err(unavailable)
     }
 
     async fn dead_letter(&self, job: &PushJob, reason: &str) -> Result<(), QueueError> {

@@ -60,61 +60,25 @@ async fn send_steadily(
         // Three sends at a time, pipelined: their seqs must follow the order they were
         // sent in, through any owner change.
         let first_sent = Instant::now();
-        let ids: Vec<String> = (0..3).map(|k| format!("m{i}-{k}")).collect();
+        let rejoins_before = sends.rejoins;
+        let cmids: Vec<String> = (0..3).map(|k| format!("m{i}-{k}")).collect();
         let mut requests = Vec::new();
-        for cmid in &ids {
-            let id = format!("r-{cmid}");
-            client
-                .send_json(json!({"type": "send", "id": id, "chat_id": chat, "client_msg_id": cmid, "body": "x"}))
-                .await;
-            requests.push(id);
+        for cmid in &cmids {
+            requests.push(send(client, chat, cmid).await);
         }
-        // Requests still waiting on the connection they were sent on (none once the sender
-        // has reconnected: it sends the rest again).
-        let mut waiting = true;
-        for (request, cmid) in requests.iter().zip(&ids) {
-            let mut pending = waiting.then(|| request.clone());
-            let reply = loop {
-                let reply = match pending.take() {
-                    Some(id) => {
-                        client
-                            .try_wait_for(Duration::from_secs(10), |f| {
-                                f["re"] == id.as_str() || f["type"] == "reconnect"
-                            })
-                            .await
-                    }
-                    None => {
-                        let id = client.id();
-                        client
-                            .send_json(json!({"type": "send", "id": id, "chat_id": chat, "client_msg_id": cmid, "body": "x"}))
-                            .await;
-                        pending = Some(id);
-                        continue;
-                    }
-                };
-                match reply {
-                    Some(reply) if reply["type"] == "sent" => break reply,
-                    Some(reply) if reply["type"] != "reconnect" => {
-                        let wait = reply["retry_after_ms"].as_u64().unwrap_or(100);
-                        sends.refusals.push(reply);
-                        assert!(
-                            first_sent.elapsed() < Duration::from_secs(15),
-                            "never acked: {:?}",
-                            sends.refusals
-                        );
-                        tokio::time::sleep(Duration::from_millis(wait)).await;
-                    }
-                    // Told to reconnect, or cut off: reconnect and send again.
-                    _ => {
-                        let rejoin = rejoin.as_ref().expect("told to reconnect, or cut off");
-                        *client = WsClient::connect(rejoin.gateway, rejoin.user, Some("phone"))
-                            .await
-                            .expect("reconnects");
-                        sends.rejoins += 1;
-                        waiting = false;
-                    }
-                }
-            };
+        for (request, cmid) in requests.into_iter().zip(&cmids) {
+            // After a reconnect, what was sent on the old connection is sent again.
+            let sent_as = (sends.rejoins == rejoins_before).then_some(request);
+            let reply = acked(
+                client,
+                chat,
+                cmid,
+                sent_as,
+                rejoin.as_ref(),
+                &mut sends,
+                first_sent,
+            )
+            .await;
             sends.seqs.push(reply["seq"].as_u64().unwrap());
         }
         let took = first_sent.elapsed();
@@ -125,6 +89,64 @@ async fn send_steadily(
         tokio::time::sleep(PACE).await;
     }
     sends
+}
+
+/// Sends `cmid` to `chat`; returns the request's id.
+async fn send(client: &mut WsClient, chat: &str, cmid: &str) -> String {
+    let id = client.id();
+    client
+        .send_json(
+            json!({"type": "send", "id": id, "chat_id": chat, "client_msg_id": cmid, "body": "x"}),
+        )
+        .await;
+    id
+}
+
+/// The `sent` answer to `cmid`, whose send went out as `sent_as` on this connection (if it
+/// did). A refusal is recorded and the send made again after its hint (for up to 15 s
+/// from `first_sent`); told to reconnect
+/// (or cut off), the sender reconnects as `rejoin` says and sends again: a repeat is
+/// answered like the original.
+async fn acked(
+    client: &mut WsClient,
+    chat: &str,
+    cmid: &str,
+    mut sent_as: Option<String>,
+    rejoin: Option<&Rejoin>,
+    sends: &mut Sends,
+    first_sent: Instant,
+) -> Value {
+    loop {
+        let id = match sent_as.take() {
+            Some(id) => id,
+            None => send(client, chat, cmid).await,
+        };
+        let reply = client
+            .try_wait_for(Duration::from_secs(10), |f| {
+                f["re"] == id.as_str() || f["type"] == "reconnect"
+            })
+            .await;
+        match reply {
+            Some(reply) if reply["type"] == "sent" => return reply,
+            Some(reply) if reply["type"] != "reconnect" => {
+                let wait = reply["retry_after_ms"].as_u64().unwrap_or(100);
+                sends.refusals.push(reply);
+                assert!(
+                    first_sent.elapsed() < Duration::from_secs(15),
+                    "never acked: {:?}",
+                    sends.refusals
+                );
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            _ => {
+                let rejoin = rejoin.expect("told to reconnect, or cut off");
+                *client = WsClient::connect(rejoin.gateway, rejoin.user, Some("phone"))
+                    .await
+                    .expect("reconnects");
+                sends.rejoins += 1;
+            }
+        }
+    }
 }
 
 /// A clean owner change: no error, no send slower than half a second, order kept.

@@ -17,6 +17,23 @@ pub async fn group(http: &Http, owner: &str, members: &[String]) -> String {
     .await
 }
 
+/// Answers to requests past a per-user cap: each is 204, or 413 `too_large` (anything else
+/// fails the test); returns how many were refused.
+pub fn refusals(answers: &[(u16, Value)]) -> usize {
+    let mut refused = 0;
+    for (i, (status, body)) in answers.iter().enumerate() {
+        match status {
+            204 => {}
+            413 => {
+                assert_eq!(body["error"]["code"], "too_large", "{body}");
+                refused += 1;
+            }
+            other => panic!("request {i}: {other} {body}"),
+        }
+    }
+    refused
+}
+
 /// True once the server has closed `socket` (EOF or reset) within `wait`.
 pub async fn closed_within(socket: &mut TcpStream, wait: Duration) -> bool {
     let mut buf = [0u8; 1024];
